@@ -1,0 +1,323 @@
+"""DynamoDB storage: the fact log, entity lifecycles, period control, plans and close results.
+
+One table, ``pk``/``sk`` strings (see docs/architecture.md for the access patterns):
+
+========================  ===============================  ==================================
+pk                        sk                               item
+========================  ===============================  ==================================
+F#{acct}#{period}#{nn}    {at:013d}#{fact id}              a fact of period ``period``, shard nn
+E#{acct}                  {entity}#{at:013d}#{fact id}     a lifecycle fact (recording, number..)
+P#{period}                A#{acct}                         the account has usage in the period
+P#{period}                ADJ#{acct}#{prior period}        late facts of a closed prior period
+P#{period}                STATUS                           frozen / closed
+P#{period}                R#{acct}                         close result of one account
+CONTROL                   FROZEN                           the set of frozen periods
+ACCOUNTS                  {acct}                           the account has a price plan
+PLAN#{acct}               {effective period}               the price plan document
+========================  ===============================  ==================================
+
+A fact's item is derived only from the event, so a redelivered event writes an identical
+item: one unconditional put per event, idempotent, in batches of 25. Late facts (their
+period is frozen) are the exception: a conditional put that never overwrites, tagged with
+the period whose invoice adjusts for them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from billing.domain.facts import Fact, shard_of
+from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR, Period
+
+FACT_RETENTION_DAYS = 400  # the fact log outlives the period by 13 months (adjustments, audit)
+ENTITY_UNIT = "E"
+
+
+def fact_pk(account: str, period: Period | str, shard: int | str) -> str:
+    label = shard if isinstance(shard, str) else f"{shard:02d}"
+    return f"F#{account}#{period}#{label}"
+
+
+def shard_labels(shards: int) -> list[str]:
+    """Every unit of work of one account and period: the shards and the entity partition."""
+    return [f"{n:02d}" for n in range(shards)] + [ENTITY_UNIT]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFact:
+    fact: Fact
+    adj: str | None  # the period whose close adjusts for this late fact; None if on time
+
+
+def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:
+    item = fact.to_item()
+    if fact.entity is not None:
+        item["pk"] = f"E#{account}"
+        item["sk"] = f"{fact.entity}#{fact.at:013d}#{fact.id}"
+    else:
+        item["pk"] = fact_pk(account, fact.period, shard_of(fact.key, shards))
+        item["sk"] = f"{fact.at:013d}#{fact.id}"
+        item["expires_at"] = fact.period.end_ms // 1000 + FACT_RETENTION_DAYS * 86_400
+    if adj is not None:
+        item["adj"] = adj
+    return dict(_to_dynamo(item))
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+class WriteFailed(Exception):
+    """Some items could not be written after retries (throttling); the caller retries."""
+
+    def __init__(self, failed: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(failed)} items not written")
+        self.failed = failed
+
+
+class UsageStore:
+    def __init__(self, table: Any, shards: int) -> None:
+        self.table = table
+        self.client = table.meta.client
+        self.shards = shards
+        self.write_units = 0  # write request units this instance consumed (counted)
+
+    # --- ingest -------------------------------------------------------------------
+
+    def put_items(self, items: Sequence[dict[str, Any]], attempts: int = 6) -> None:
+        """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff."""
+        pending = list(items)
+        for attempt in range(attempts):
+            unprocessed: list[dict[str, Any]] = []
+            for start in range(0, len(pending), 25):
+                chunk = pending[start : start + 25]
+                try:
+                    resp = self.client.batch_write_item(
+                        RequestItems={self.table.name: [{"PutRequest": {"Item": i}} for i in chunk]}
+                    )
+                except ClientError as err:
+                    if not _throttled(err):
+                        raise
+                    unprocessed.extend(chunk)
+                    continue
+                left = resp.get("UnprocessedItems", {}).get(self.table.name, [])
+                unprocessed.extend(r["PutRequest"]["Item"] for r in left)
+                self.write_units += sum(item_write_units(i) for i in chunk) - sum(
+                    item_write_units(r["PutRequest"]["Item"]) for r in left
+                )
+            if not unprocessed:
+                return
+            pending = unprocessed
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        raise WriteFailed(pending)
+
+    def put_late(self, item: dict[str, Any]) -> bool:
+        """Write a late fact unless a version of it is already stored. True if written."""
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                self.write_units += item_write_units(item)  # a failed condition still costs
+                return False
+            raise
+        self.write_units += item_write_units(item)
+        return True
+
+    def frozen_periods(self) -> frozenset[str]:
+        item = self.table.get_item(Key={"pk": "CONTROL", "sk": "FROZEN"}).get("Item")
+        return frozenset(item.get("periods", ())) if item else frozenset()
+
+    # --- close --------------------------------------------------------------------
+
+    def freeze(self, period: str, at: str) -> None:
+        self.table.update_item(
+            Key={"pk": "CONTROL", "sk": "FROZEN"},
+            UpdateExpression="ADD periods :p",
+            ExpressionAttributeValues={":p": {period}},
+        )
+        self.table.update_item(
+            Key={"pk": f"P#{period}", "sk": "STATUS"},
+            UpdateExpression=(
+                "SET #s = if_not_exists(#s, :f), frozen_at = if_not_exists(frozen_at, :t)"
+            ),
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":f": "frozen", ":t": at},
+        )
+
+    def mark_closed(self, period: str, at: str) -> None:
+        self.table.update_item(
+            Key={"pk": f"P#{period}", "sk": "STATUS"},
+            UpdateExpression="SET #s = :c, closed_at = if_not_exists(closed_at, :t)",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":c": "closed", ":t": at},
+        )
+
+    def period_status(self, period: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": f"P#{period}", "sk": "STATUS"}).get("Item")
+        return dict(item) if item else None
+
+    def _query(self, **kw: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            resp = self.table.query(**kw)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kw["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def accounts_page(
+        self, period: str, cursor: str | None, limit: int = 100
+    ) -> tuple[list[str], str | None]:
+        """Accounts to close: every account with a plan, usage or adjustments in the period.
+
+        Paged by account name: ``cursor`` is the last account of the previous page.
+        """
+        names: set[str] = set()
+        after = cursor or ""
+        for item in self._query(
+            KeyConditionExpression=Key("pk").eq("ACCOUNTS") & Key("sk").gt(after)
+        ):
+            names.add(item["sk"])
+        period_key = Key("pk").eq(f"P#{period}")
+        for prefix in ("A#", "ADJ#"):
+            cond = period_key & Key("sk").between(f"{prefix}{after}\x00", f"{prefix}\uffff")
+            for item in self._query(KeyConditionExpression=cond, ProjectionExpression="sk"):
+                names.add(item["sk"][len(prefix) :].split("#", 1)[0])
+        ordered = sorted(n for n in names if n > after)
+        page = ordered[:limit]
+        return page, (page[-1] if len(ordered) > limit else None)
+
+    def adjustment_periods(self, period: str, account: str) -> list[str]:
+        cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with(f"ADJ#{account}#")
+        return sorted(i["sk"].rsplit("#", 1)[1] for i in self._query(KeyConditionExpression=cond))
+
+    def read_unit(
+        self, account: str, period: Period, unit: str, lookback_hours: int
+    ) -> list[StoredFact]:
+        """Every stored fact one unit of work needs: a shard of the period plus the look-back
+        tail of the previous period, or the account's entity partition."""
+        if unit == ENTITY_UNIT:
+            items = self._query(KeyConditionExpression=Key("pk").eq(f"E#{account}"))
+            return [_stored(i) for i in items]
+        out = [
+            _stored(i)
+            for i in self._query(
+                KeyConditionExpression=Key("pk").eq(fact_pk(account, period, unit))
+            )
+        ]
+        since = period.start_ms - lookback_hours * MS_PER_HOUR
+        prev = period.prev()
+        cond = Key("pk").eq(fact_pk(account, prev, unit)) & Key("sk").gte(f"{since:013d}")
+        out.extend(_stored(i) for i in self._query(KeyConditionExpression=cond))
+        return out
+
+    def put_result(self, period: str, account: str, result: Mapping[str, Any]) -> None:
+        self.table.put_item(
+            Item={"pk": f"P#{period}", "sk": f"R#{account}", **_to_dynamo(dict(result))}
+        )
+
+    def results(self, period: str) -> list[dict[str, Any]]:
+        cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with("R#")
+        return [dict(i) for i in self._query(KeyConditionExpression=cond)]
+
+    # --- plans ----------------------------------------------------------------------
+
+    def put_plan(self, account: str, effective_from: str, document: Mapping[str, Any]) -> None:
+        body = json.dumps(document, sort_keys=True, default=str)
+        self.table.put_item(Item={"pk": f"PLAN#{account}", "sk": effective_from, "doc": body})
+        self.table.put_item(Item={"pk": "ACCOUNTS", "sk": account})
+
+    def plan_document(self, account: str, period: str) -> dict[str, Any] | None:
+        """The plan in force for ``period``: the latest one effective on or before it."""
+        cond = Key("pk").eq(f"PLAN#{account}") & Key("sk").lte(period)
+        resp = self.table.query(KeyConditionExpression=cond, ScanIndexForward=False, Limit=1)
+        items = resp.get("Items", [])
+        return json.loads(items[0]["doc"]) if items else None
+
+
+def _stored(item: Mapping[str, Any]) -> StoredFact:
+    return StoredFact(Fact.from_item(item), item.get("adj"))
+
+
+def _throttled(err: ClientError) -> bool:
+    return err.response["Error"]["Code"] in {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    }
+
+
+def item_write_units(item: Mapping[str, Any]) -> int:
+    """Write request units of a put by DynamoDB's rule: 1 per started KB of item size."""
+    size = sum(len(k.encode()) + _size(v) for k, v in item.items())
+    return max(1, -(-size // 1024))
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, int | Decimal | float):
+        return len(str(value)) // 2 + 1
+    if isinstance(value, Mapping):
+        return 3 + sum(len(k.encode()) + _size(v) + 1 for k, v in value.items())
+    if isinstance(value, list | set | frozenset | tuple):
+        return 3 + sum(_size(v) + 1 for v in value)
+    return len(str(value))
+
+
+def affected_periods(fact: Fact, frozen: Iterable[str], lookback_hours: int) -> list[str]:
+    """The frozen periods whose invoices a late fact changes.
+
+    A period fact changes its own period and, if it falls in the look-back window of the
+    next period, that one too; a lifecycle fact changes every frozen period from its own
+    on (a seat held since September is in October's peak too).
+    """
+    frozen_set = set(frozen)
+    own = fact.period
+    if fact.entity is not None:
+        return sorted(p for p in frozen_set if p >= str(own))
+    out = [str(own)] if str(own) in frozen_set else []
+    nxt = own.next()
+    if fact.at >= nxt.start_ms - lookback_hours * MS_PER_HOUR and str(nxt) in frozen_set:
+        out.append(str(nxt))
+    return out
+
+
+def adjustment_period(fact_period: Period, frozen: Iterable[str]) -> str:
+    """The first period after ``fact_period`` that is not frozen: its close bills the fact."""
+    frozen_set = set(frozen)
+    p = fact_period.next()
+    while str(p) in frozen_set:
+        p = p.next()
+    return str(p)
+
+
+__all__ = [
+    "ENTITY_UNIT",
+    "MS_PER_DAY",
+    "StoredFact",
+    "UsageStore",
+    "WriteFailed",
+    "adjustment_period",
+    "affected_periods",
+    "fact_item",
+    "fact_pk",
+    "item_write_units",
+    "shard_labels",
+]

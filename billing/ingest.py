@@ -1,0 +1,205 @@
+"""Ingest: an SQS batch of usage events in, facts stored exactly once.
+
+Per batch: every record is parsed and validated (powertools batch processing: a record
+that fails unexpectedly is reported as a batch item failure and redelivered, then lands
+in the DLQ), reduced to its fact and written with one idempotent put; invalid records are
+kept in the rejected-events store with the validation errors and are not retried. Facts
+of frozen periods are written once, tagged with the period whose close adjusts for them,
+and leave a marker there. A write that still fails after retries fails its records only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
+
+from billing.adapters.rejects import RejectStore
+from billing.adapters.store import (
+    UsageStore,
+    WriteFailed,
+    adjustment_period,
+    affected_periods,
+    fact_item,
+)
+from billing.domain.events import parse_event
+from billing.domain.facts import Fact, Pseudonymize, to_fact
+from billing.domain.settings import DEFAULT_SETTINGS
+
+MAX_BODY_BYTES = 64 * 1024  # a usage event is about 0.5 KB; anything this large is not one
+FROZEN_CACHE_SECONDS = 30  # the close waits longer than this before reading (SETTLE_SECONDS)
+
+logger = Logger(service="billing-ingest")
+metrics = Metrics(namespace="Billing", service="billing-ingest")
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, errors: Sequence[dict[str, Any]]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = list(errors)
+
+
+def describe(err: ValidationError) -> list[dict[str, Any]]:
+    """Validation errors with the field path as producers wrote it (``data.parts``)."""
+    out = []
+    for e in err.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in e["loc"]]
+        if loc and loc[0].startswith("cpaas.usage."):
+            loc = loc[1:]  # the discriminated-union branch, not a field
+        out.append({"field": ".".join(loc) or "(body)", "error": e["msg"], "type": e["type"]})
+    return out
+
+
+def unwrap(body: str) -> str:
+    """Events published on EventBridge arrive as the rule's target input; accept both the
+    bare CloudEvent and a full EventBridge envelope (``detail`` holds the CloudEvent)."""
+    if body.startswith("{") and '"detail-type"' in body[:400]:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return body
+        if isinstance(doc, dict) and isinstance(doc.get("detail"), dict):
+            return json.dumps(doc["detail"])
+    return body
+
+
+@dataclass
+class Accepted:
+    message_id: str
+    account: str
+    fact: Fact
+
+
+@dataclass
+class BatchOutcome:
+    accepted: int = 0
+    rejected: int = 0
+    late: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: UsageStore,
+        rejects: RejectStore,
+        pseudonymize: Pseudonymize,
+        lookback_hours: int = DEFAULT_SETTINGS.lookback_hours,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.rejects = rejects
+        self.pseudonymize = pseudonymize
+        self.lookback_hours = lookback_hours
+        self.clock = clock
+        self._frozen: frozenset[str] = frozenset()
+        self._frozen_read_at = -1e9
+        self._registered: set[tuple[str, str]] = set()
+
+    # --- per record ---------------------------------------------------------------
+
+    def classify(self, record: SQSRecord) -> Accepted | None:
+        """Parse one record; ``None`` when it was rejected (and stored with its reason)."""
+        body = record.body or ""
+        try:
+            if len(body.encode("utf-8", "surrogateescape")) > MAX_BODY_BYTES:
+                raise Rejected(
+                    "oversized", [{"field": "(body)", "error": f"over {MAX_BODY_BYTES} bytes"}]
+                )
+            try:
+                event = parse_event(unwrap(body))
+            except ValidationError as err:
+                raise Rejected("invalid", describe(err)) from err
+        except Rejected as rej:
+            self.rejects.put(body, rej.reason, rej.errors, record.message_id)
+            logger.info("event rejected", extra={"reason": rej.reason, "errors": rej.errors[:5]})
+            return None
+        return Accepted(record.message_id, event.subject, to_fact(event, self.pseudonymize))
+
+    # --- per batch ----------------------------------------------------------------
+
+    def frozen(self) -> frozenset[str]:
+        now = self.clock()
+        if now - self._frozen_read_at > FROZEN_CACHE_SECONDS:
+            self._frozen = self.store.frozen_periods()
+            self._frozen_read_at = now
+        return self._frozen
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        with processor(records=list(event.get("Records", [])), handler=self.classify):
+            processed = processor.process()
+        accepted = [result for status, result, _ in processed if status == "success" and result]
+        outcome = self.store_facts(accepted)
+        outcome.rejected = sum(
+            1 for status, result, _ in processed if status == "success" and not result
+        )
+        response: dict[str, Any] = dict(processor.response())
+        failures = response["batchItemFailures"]
+        failures.extend(
+            {"itemIdentifier": m}
+            for m in outcome.failed
+            if m not in {f["itemIdentifier"] for f in failures}
+        )
+        metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=outcome.accepted)
+        metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=outcome.rejected)
+        metrics.add_metric(name="LateEvents", unit=MetricUnit.Count, value=outcome.late)
+        metrics.add_metric(name="RecordFailures", unit=MetricUnit.Count, value=len(failures))
+        return response
+
+    def store_facts(self, accepted: Sequence[Accepted]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        frozen = self.frozen()
+        shards = self.store.shards
+        items: dict[tuple[str, str], dict[str, Any]] = {}
+        owners: dict[tuple[str, str], list[str]] = {}
+        late: list[Accepted] = []
+        for acc in accepted:
+            if str(acc.fact.period) in frozen:
+                late.append(acc)
+                continue
+            item = fact_item(acc.account, acc.fact, shards)
+            key = (item["pk"], item["sk"])
+            items[key] = item  # a duplicate inside one batch is written once
+            owners.setdefault(key, []).append(acc.message_id)
+            registry = (acc.account, str(acc.fact.period))
+            if acc.fact.entity is None and registry not in self._registered:
+                reg = {"pk": f"P#{registry[1]}", "sk": f"A#{registry[0]}"}
+                items[(reg["pk"], reg["sk"])] = reg
+        try:
+            self.store.put_items(list(items.values()))
+            self._registered.update((k[1][2:], k[0][2:]) for k in items if k[0].startswith("P#"))
+        except WriteFailed as err:
+            failed_keys = {(i["pk"], i["sk"]) for i in err.failed}
+            for key in failed_keys:
+                outcome.failed.extend(owners.get(key, []))
+            logger.warning("items not written after retries", extra={"count": len(failed_keys)})
+        for acc in late:
+            try:
+                self.store_late(acc, frozen)
+                outcome.late += 1
+            except Exception:
+                logger.exception("late fact not written")
+                outcome.failed.append(acc.message_id)
+        outcome.accepted = len(accepted) - len(outcome.failed)
+        return outcome
+
+    def store_late(self, acc: Accepted, frozen: frozenset[str]) -> None:
+        """A fact for a frozen period: stored once (never overwriting the on-time version
+        of a duplicate), tagged with the open period whose invoice adjusts for it."""
+        adj = adjustment_period(acc.fact.period, frozen)
+        self.store.put_late(fact_item(acc.account, acc.fact, self.store.shards, adj=adj))
+        markers = [
+            {"pk": f"P#{adj}", "sk": f"ADJ#{acc.account}#{prior}"}
+            for prior in affected_periods(acc.fact, frozen, self.lookback_hours)
+        ]
+        self.store.put_items(markers)

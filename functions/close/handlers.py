@@ -1,0 +1,76 @@
+"""Lambdas of the month-close state machine: one thin function per task (billing.close)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from billing.adapters.invoices import DocumentStore
+from billing.adapters.store import UsageStore
+from billing.close import MonthClose
+from billing.config import Config, client, resource
+
+logger = Logger(service="billing-close")
+tracer = Tracer(service="billing-close")
+
+
+@cache
+def month_close() -> MonthClose:
+    cfg = Config.from_env()
+    return MonthClose(
+        store=UsageStore(resource("dynamodb").Table(cfg.table_name), cfg.shards),
+        documents=DocumentStore(client("s3"), cfg.invoice_bucket),
+        events=client("events"),
+        bus_name=cfg.bus_name,
+        settle_seconds=cfg.settle_seconds,
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def freeze(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return month_close().freeze(event.get("period"))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def list_accounts(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return month_close().list_accounts(event["period"], event.get("cursor"))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def plan_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return month_close().plan_account(event["period"], event["account"])
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def compute_shard(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    month_close().compute_shard(
+        event["period"], event["account"], event["source_period"], event["shard"]
+    )
+    return {"ok": True}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def rate_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return month_close().rate_account(event["period"], event["account"])
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def record_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.warning("account failed to close", extra={"account": event["account"]})
+    month_close().record_failure(event["period"], event["account"], event.get("error") or {})
+    return {"account": event["account"], "status": "failed"}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return month_close().finish(event["period"])

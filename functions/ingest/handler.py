@@ -1,0 +1,30 @@
+"""Lambda: SQS batch of usage events -> facts in DynamoDB (see billing.ingest)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from billing.adapters.rejects import RejectStore
+from billing.adapters.store import UsageStore
+from billing.config import Config, client, pseudonymizer, resource
+from billing.ingest import Ingestor, logger, metrics
+
+tracer = Tracer(service="billing-ingest")
+
+
+@cache
+def ingestor() -> Ingestor:
+    cfg = Config.from_env()
+    store = UsageStore(resource("dynamodb").Table(cfg.table_name), cfg.shards)
+    return Ingestor(store, RejectStore(client("s3"), cfg.rejects_bucket), pseudonymizer())
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return ingestor().handle(event)
