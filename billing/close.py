@@ -1,0 +1,212 @@
+"""The month-end close: the work behind each task of the Step Functions state machine.
+
+``infra/month_close.py`` defines the state machine; each task Lambda in
+``functions/close/handlers.py`` calls one method here:
+
+1. ``freeze``: the period stops taking on-time facts; later ones become adjustments.
+2. ``list_accounts``: a page of accounts (with a plan, usage or adjustments).
+3. ``plan_account``: the units of work of one account: every storage shard of the
+   period (and of each prior period with late facts), plus its entity partition.
+4. ``compute_shard``: the usage engine over one unit's facts -> a partial in S3.
+5. ``rate_account``: merge the partials, rate with the price plan, add prior-period
+   adjustments, write the invoice JSON/CSV/PDF once (byte-identical on re-runs).
+6. ``record_failure``: a failing account is reported; the others carry on.
+7. ``finish``: manifest and finance summary, period closed, ``InvoiceIssued`` events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from billing.adapters.invoices import CONTENT_TYPES, DocumentStore, invoice_key, partial_key
+from billing.adapters.store import UsageStore, shard_labels
+from billing.documents.render import invoice_csv, invoice_json, invoice_pdf, manifest, summary_csv
+from billing.domain.engine import monthly_usage
+from billing.domain.invoice import Invoice
+from billing.domain.periods import Period
+from billing.domain.plan import PricePlan
+from billing.domain.rating import adjustment_lines, build_invoice, rate
+from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
+from billing.domain.usage import Usage
+
+
+class MissingPlan(Exception):
+    pass
+
+
+@dataclass
+class MonthClose:
+    store: UsageStore
+    documents: DocumentStore
+    events: Any  # boto3 EventBridge client
+    bus_name: str
+    settle_seconds: int
+
+    # --- 1. freeze ------------------------------------------------------------------
+
+    def freeze(self, period: str | None, now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        target = Period.parse(period) if period else Period.of(now).prev()
+        status = self.store.period_status(str(target))
+        self.store.freeze(str(target), now.isoformat(timespec="seconds"))
+        settle = 0 if status else self.settle_seconds  # a re-run has nothing in flight
+        return {"period": str(target), "settle_seconds": settle}
+
+    # --- 2. accounts ----------------------------------------------------------------
+
+    def list_accounts(self, period: str, cursor: str | None, limit: int = 100) -> dict[str, Any]:
+        accounts, next_cursor = self.store.accounts_page(period, cursor, limit)
+        return {"accounts": accounts, "cursor": next_cursor}
+
+    # --- 3. units of work -----------------------------------------------------------
+
+    def plan_account(self, period: str, account: str) -> dict[str, Any]:
+        sources = [period, *self.store.adjustment_periods(period, account)]
+        units = [
+            {"period": period, "account": account, "source_period": q, "shard": s}
+            for q in sources
+            for s in shard_labels(self.store.shards)
+        ]
+        return {"period": period, "account": account, "units": units}
+
+    # --- 4. one unit ----------------------------------------------------------------
+
+    def settings_for(self, account: str, period: str) -> ContractSettings:
+        doc = self.store.plan_document(account, period)
+        return PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
+
+    def compute_shard(self, period: str, account: str, source_period: str, shard: str) -> None:
+        """Usage of one shard as known at this close; for a prior period also as known at
+        the previous close, so that rating the difference bills exactly the late facts."""
+        settings = self.settings_for(account, source_period)
+        q = Period.parse(source_period)
+        stored = self.store.read_unit(account, q, shard, settings.lookback_hours)
+        known_now = [s.fact for s in stored if s.adj is None or s.adj <= period]
+        doc: dict[str, Any] = {"with": monthly_usage(known_now, q, settings).to_json()}
+        if source_period != period:
+            before = [s.fact for s in stored if s.adj is None or s.adj < period]
+            doc["without"] = monthly_usage(before, q, settings).to_json()
+        key = partial_key(period, account, source_period, shard)
+        self.documents.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")
+
+    # --- 5. rate --------------------------------------------------------------------
+
+    def merged_partials(self, period: str, account: str) -> dict[str, dict[str, Usage]]:
+        """source period -> {"with": Usage, "without": Usage} merged over all shards."""
+        expected = self.plan_account(period, account)["units"]
+        merged: dict[str, dict[str, Usage]] = {}
+        for unit in expected:
+            key = partial_key(period, account, unit["source_period"], unit["shard"])
+            body = self.documents.read(key)
+            if body is None:
+                raise RuntimeError(f"missing partial usage {key}")
+            doc = json.loads(body)
+            into = merged.setdefault(unit["source_period"], {})
+            for which, usage_doc in doc.items():
+                usage = Usage.from_json(usage_doc)
+                into[which] = into[which].merge(usage) if which in into else usage
+        return merged
+
+    def plan_for(self, account: str, period: str) -> PricePlan:
+        doc = self.store.plan_document(account, period)
+        if doc is None:
+            raise MissingPlan(f"no price plan in force for account {account} in {period}")
+        return PricePlan.model_validate(doc)
+
+    def invoice_for(self, period: str, account: str) -> Invoice:
+        merged = self.merged_partials(period, account)
+        plan = self.plan_for(account, period)
+        adjustments = []
+        for prior, usages in sorted(merged.items()):
+            if prior == period:
+                continue
+            prior_plan = self.plan_for(account, prior)
+            adjustments.extend(
+                adjustment_lines(
+                    prior, rate(usages["with"], prior_plan), rate(usages["without"], prior_plan)
+                )
+            )
+        return build_invoice(account, period, plan, merged[period]["with"], adjustments=adjustments)
+
+    def rate_account(self, period: str, account: str) -> dict[str, Any]:
+        invoice = self.invoice_for(period, account)
+        keys = {}
+        renderers = {"json": invoice_json, "csv": invoice_csv, "pdf": invoice_pdf}
+        for fmt, render in renderers.items():
+            key = invoice_key(period, account, invoice.number, fmt)
+            self.documents.write_once(key, render(invoice), CONTENT_TYPES[fmt])
+            keys[fmt] = key
+        result = {
+            "status": "issued",
+            "account": account,
+            "invoice": invoice.number,
+            "currency": invoice.currency,
+            "total": str(invoice.total),
+            "keys": keys,
+        }
+        self.store.put_result(period, account, result)
+        return {"account": account, "status": "issued", "total": str(invoice.total)}
+
+    # --- 6. failures ----------------------------------------------------------------
+
+    def record_failure(self, period: str, account: str, error: Mapping[str, Any]) -> None:
+        cause = str(error.get("Cause", error))
+        try:  # a Lambda error's Cause is JSON with errorMessage / errorType
+            detail = json.loads(cause)
+            cause = f"{detail.get('errorType', 'Error')}: {detail.get('errorMessage', cause)}"
+        except (ValueError, AttributeError):
+            pass
+        self.store.put_result(
+            period, account, {"status": "failed", "account": account, "error": cause[:2000]}
+        )
+
+    # --- 7. finish ------------------------------------------------------------------
+
+    def finish(self, period: str, now: datetime | None = None) -> dict[str, Any]:
+        results = sorted(self.store.results(period), key=lambda r: r["account"])
+        issued = [r for r in results if r["status"] == "issued"]
+        failed = [r for r in results if r["status"] != "issued"]
+        invoices = []
+        for r in issued:
+            body = self.documents.read(r["keys"]["json"])
+            if body is not None:
+                invoices.append(Invoice.model_validate_json(body))
+        self.documents.write(
+            f"invoices/{period}/summary.csv", summary_csv(invoices), CONTENT_TYPES["csv"]
+        )
+        failures = [{"account": r["account"], "error": r.get("error", "")} for r in failed]
+        self.documents.write(
+            f"invoices/{period}/manifest.json",
+            manifest(period, invoices, failures),
+            CONTENT_TYPES["json"],
+        )
+        self.store.mark_closed(period, (now or datetime.now(UTC)).isoformat(timespec="seconds"))
+        self.publish_issued(period, issued)
+        return {"period": period, "issued": len(issued), "failed": [f["account"] for f in failures]}
+
+    def publish_issued(self, period: str, issued: list[dict[str, Any]]) -> None:
+        entries = [
+            {
+                "Source": "cpaas.billing",
+                "DetailType": "InvoiceIssued",
+                "EventBusName": self.bus_name,
+                "Detail": json.dumps(
+                    {
+                        "period": period,
+                        "account": r["account"],
+                        "invoice": r["invoice"],
+                        "currency": r["currency"],
+                        "total": r["total"],
+                        "keys": r["keys"],
+                    },
+                    sort_keys=True,
+                ),
+            }
+            for r in issued
+        ]
+        for start in range(0, len(entries), 10):
+            self.events.put_events(Entries=entries[start : start + 10])
