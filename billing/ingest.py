@@ -55,7 +55,12 @@ def describe(err: ValidationError) -> list[dict[str, Any]]:
         loc = [str(p) for p in e["loc"]]
         if loc and loc[0].startswith("cpaas.usage."):
             loc = loc[1:]  # the discriminated-union branch, not a field
-        out.append({"field": ".".join(loc) or "(body)", "error": e["msg"], "type": e["type"]})
+        message = e["msg"]
+        if e["type"] == "union_tag_invalid":
+            loc, message = ["type"], f"unknown event type {e['ctx']['tag']!r}"
+        elif e["type"] == "union_tag_not_found":
+            loc, message = ["type"], "missing event type"
+        out.append({"field": ".".join(loc) or "(body)", "error": message, "type": e["type"]})
     return out
 
 

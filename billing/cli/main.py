@@ -22,14 +22,11 @@ from rich.table import Table
 
 from billing.adapters.invoices import INVOICES, DocumentStore, invoice_key
 from billing.adapters.rejects import RejectStore
-from billing.adapters.store import UsageStore, shard_labels
+from billing.adapters.store import UsageStore
 from billing.cli.stack import Deployed, deployed
-from billing.domain.engine import monthly_usage
 from billing.domain.invoice import Invoice
-from billing.domain.periods import Period
-from billing.domain.plan import PricePlan, load_plan
-from billing.domain.settings import DEFAULT_SETTINGS
-from billing.domain.usage import Usage
+from billing.domain.plan import load_plan
+from billing.queries import current_usage
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
 local_app = typer.Typer(no_args_is_help=True, help="The embedded local runtime (moto on loopback).")
@@ -67,10 +64,11 @@ def _documents(d: Deployed) -> DocumentStore:
 
 
 def _lines(source: str) -> Iterator[str]:
-    stream: Iterable[str] = sys.stdin if source == "-" else Path(source).open(encoding="utf-8")
-    for line in stream:
-        if line.strip():
-            yield line.rstrip("\n")
+    if source == "-":
+        yield from (line.rstrip("\n") for line in sys.stdin if line.strip())
+        return
+    with Path(source).open(encoding="utf-8") as stream:
+        yield from (line.rstrip("\n") for line in stream if line.strip())
 
 
 def send_lines(queue_url: str, lines: Iterable[str], progress: Progress | None = None) -> int:
@@ -101,7 +99,9 @@ def send_lines(queue_url: str, lines: Iterable[str], progress: Progress | None =
 
 
 @app.command()
-def send(file: Annotated[str, typer.Argument(help="JSON Lines of CloudEvents, or - for stdin")]) -> None:
+def send(
+    file: Annotated[str, typer.Argument(help="JSON Lines of CloudEvents, or - for stdin")],
+) -> None:
     """Send usage events to the intake queue."""
     d = deployed()
     with _progress() as progress:
@@ -120,13 +120,17 @@ def replay(
     moved = 0
     if dlq and d.dlq_url:
         while True:
-            msgs = sqs.receive_message(QueueUrl=d.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+            msgs = sqs.receive_message(QueueUrl=d.dlq_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not msgs:
                 break
             moved += send_lines(d.queue_url, [m["Body"] for m in msgs])
             sqs.delete_message_batch(
                 QueueUrl=d.dlq_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+                ],
             )
     resent = 0
     if rejected and d.rejects_bucket:
@@ -156,19 +160,6 @@ def rejects(limit: Annotated[int, typer.Option(help="how many to show")] = 20) -
 # --- usage --------------------------------------------------------------------------------
 
 
-def current_usage(d: Deployed, account: str, period: str) -> Usage:
-    """Usage figures as of now: every stored fact, late ones included."""
-    store = _store(d)
-    doc = store.plan_document(account, period)
-    settings = PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
-    p = Period.parse(period)
-    total = Usage(period)
-    for unit in shard_labels(d.shards):
-        facts = [s.fact for s in store.read_unit(account, p, unit, settings.lookback_hours)]
-        total = total.merge(monthly_usage(facts, p, settings))
-    return total
-
-
 @app.command()
 def usage(
     account: AccountOpt,
@@ -176,7 +167,7 @@ def usage(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Current usage figures of an account for a period."""
-    result = current_usage(deployed(), account, period)
+    result = current_usage(_store(deployed()), account, period)
     if as_json:
         out.print_json(json.dumps({"account": account, **result.to_json()}))
         return
@@ -325,7 +316,9 @@ def demo(
     accounts: Annotated[int, typer.Option(help="accounts to spread them over")] = 6,
     period: Annotated[str, typer.Option(help="the month to generate and close")] = "2026-10",
     seed: Annotated[int, typer.Option(help="generator seed")] = 7,
-    out_dir: Annotated[Path, typer.Option("--out", help="where to copy the invoices")] = Path("out"),
+    out_dir: Annotated[Path, typer.Option("--out", help="where to copy the invoices")] = Path(
+        "out"
+    ),
 ) -> None:
     """The main job on the embedded runtime: a realistic month in, invoices out."""
     from billing.demo import run_demo

@@ -27,7 +27,9 @@ class Deployed:
     shards: int
 
 
-def _pick(resources: list[dict[str, str]], rtype: str, contains: str = "", excludes: str = "") -> str:
+def _pick(
+    resources: list[dict[str, str]], rtype: str, contains: str = "", excludes: str = ""
+) -> str:
     for r in resources:
         lid = r["LogicalResourceId"]
         if r["ResourceType"] == rtype and contains in lid and not (excludes and excludes in lid):

@@ -51,12 +51,12 @@ class Usage:
     # --- recording ----------------------------------------------------------------
 
     def add(self, metric: str, dims: Dims, quantity: Decimal | int) -> None:
-        key = (metric, dims)
+        key = (metric, tuple(sorted(dims)))  # canonical: the order ``from_json`` restores
         self.quantities[key] = self.quantities.get(key, Decimal(0)) + quantity
         self.events[key] = self.events.get(key, 0) + 1
 
     def add_distinct(self, metric: str, dims: Dims, member: str) -> None:
-        key = (metric, dims)
+        key = (metric, tuple(sorted(dims)))
         self.distinct.setdefault(key, set()).add(member)
 
     def add_note(self, note: Note) -> None:

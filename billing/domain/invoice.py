@@ -1,0 +1,139 @@
+"""Invoices: the rated month of one account, as a document that explains itself.
+
+An invoice is fully determined by its account, period, price plan and usage: the number
+is ``INV-<period>-<account>``, the issue date is the first day after the period (never
+the wall clock), and ``canonical_json`` gives the same bytes on every run. Every line
+carries its evidence: the rule (title and rulebook section) behind it, how many events
+or distinct members make it up, and the price row that priced it.
+
+Line kinds:
+
+- ``usage``: a metric's usage, priced (or at 0 when the metric is free unless priced);
+- ``fee``: a package or named-user monthly fee, or a fee of the plan (setup, recurring);
+- ``commitment``: a top-up to a minimum commitment;
+- ``prepaid``: a pre-pay commitment's consumption deducted from prepaid credit (negative);
+- ``adjustment``: a difference on a prior period's line (late events), ``period`` says
+  which period and ``adjusts`` which kind of line.
+
+``total = subtotal + sum(commitment and prepaid lines) + sum(adjustment lines)``, where
+``subtotal`` is the sum of the usage and fee lines. All amounts are already rounded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from billing.domain.periods import Period
+
+
+def plain(value: Decimal) -> str:
+    """A decimal as plain text, never in exponent notation (``0.000000512``, ``1200``)."""
+    text = format(value, "f")
+    return "0" if text in ("-0", "") else text
+
+
+#: a Decimal that serializes to JSON as a plain decimal string.
+Dec = Annotated[Decimal, PlainSerializer(plain, return_type=str, when_used="json")]
+
+LineKind = Literal["usage", "fee", "commitment", "prepaid", "adjustment"]
+LineKey = tuple[str, str | None, str | None, str, tuple[tuple[str, str], ...]]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InvoiceLine(_Model):
+    kind: LineKind
+    metric: str = Field(description="usage metric, fee code or commitment name")
+    dims: dict[str, str] = Field(default_factory=dict)
+    description: str
+    quantity: Dec = Field(description="the measured quantity (voice: seconds)")
+    unit: str = "unit"
+    included: Dec = Field(Decimal(0), description="of the quantity, covered without charge")
+    billable: Dec = Field(description="the quantity charged")
+    unit_price: Dec | None = Field(None, description="exact, not rounded (voice: per minute)")
+    price_note: str | None = Field(None, description="tiers, proration, package detail")
+    amount: Dec = Field(description="rounded to the currency's minor unit")
+    evidence: int = Field(0, description="chargeable events (or distinct members) behind it")
+    rule: str | None = Field(None, description="the rule title")
+    rule_section: str | None = Field(None, description="the rulebook section")
+    price_row: str | None = Field(None, description="the plan entry that priced the line")
+    period: str | None = Field(None, description="adjustments: the period adjusted")
+    adjusts: LineKind | None = Field(None, description="adjustments: the kind adjusted")
+
+    @property
+    def key(self) -> LineKey:
+        """Identifies the line within an invoice (and across re-ratings of a period)."""
+        return (self.kind, self.adjusts, self.period, self.metric, tuple(sorted(self.dims.items())))
+
+    @property
+    def dims_text(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(self.dims.items()))
+
+
+class CommitmentReport(_Model):
+    """How a minimum commitment was settled this month."""
+
+    name: str
+    mode: Literal["post_pay", "pre_pay"]
+    metrics: list[str]
+    minimum: Dec
+    actual: Dec = Field(description="sum of the scope's rated lines")
+    charged: Dec = Field(description="max(actual, minimum)")
+    top_up: Dec = Field(description="charged - actual")
+    credit_balance: Dec | None = Field(None, description="pre-pay: stated credit before")
+    credit_after: Dec | None = None
+    credit_to_buy: Dec | None = Field(None, description="pre-pay: shortfall of the credit")
+
+
+class InvoiceNote(_Model):
+    """Something reported, not charged: a policy or licence violation, credit to buy."""
+
+    kind: str
+    count: int
+    examples: list[str] = Field(default_factory=list)
+
+
+class Invoice(_Model):
+    account: str
+    period: str
+    number: str
+    issue_date: date
+    currency: str
+    minor_unit: int = Field(description="decimals of the currency's amounts")
+    plan_effective_from: str
+    lines: list[InvoiceLine]
+    subtotal: Dec
+    commitment_lines: list[InvoiceLine] = Field(default_factory=list)
+    commitments: list[CommitmentReport] = Field(default_factory=list)
+    adjustment_lines: list[InvoiceLine] = Field(default_factory=list)
+    total: Dec
+    notes: list[InvoiceNote] = Field(default_factory=list)
+
+    def all_lines(self) -> list[InvoiceLine]:
+        return [*self.lines, *self.commitment_lines, *self.adjustment_lines]
+
+    def canonical_json(self) -> bytes:
+        return canonical_json(self)
+
+
+def invoice_number(account: str, period: Period | str) -> str:
+    return f"INV-{period}-{account}"
+
+
+def issue_date(period: Period | str) -> date:
+    """The first day after the period."""
+    p = Period.parse(period) if isinstance(period, str) else period
+    return p.next().start.date()
+
+
+def canonical_json(invoice: Invoice) -> bytes:
+    """Sorted keys, Decimals as plain strings, two-space indent, UTF-8, final newline."""
+    doc = invoice.model_dump(mode="json")
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()

@@ -1,0 +1,591 @@
+"""Rating: a month's usage figures and a price plan in, invoice lines out. Pure.
+
+Money and rounding
+------------------
+- Prices are Decimals from the plan, kept exact: an invoice shows the contract's unit
+  price as written (``0.0125``), never a rounded one.
+- Each line's amount is computed exactly (as a fraction: voice is seconds x price per
+  minute / 60, tiers add their parts) and rounded **once**, ROUND_HALF_UP (half away
+  from zero), to the currency's minor unit: 2 decimals by default, 0 for KRW, VND, IDR,
+  JPY..., 3 for BHD, KWD... (``MINOR_UNITS``).
+- Subtotal, commitment settlement and total are sums of rounded lines, so the lines of
+  an invoice always add up to its total. A commitment's actual spend is the sum of the
+  rounded lines of its scope.
+
+Line order: metrics alphabetically, within one a package fee before its usage, usage lines
+by dimensions; then the plan's fees in plan order; commitment lines in plan order.
+
+A usage metric that the plan does not price and that is not free unless priced
+(``rules.FREE_UNLESS_PRICED``) is a ``RatingError`` naming every such metric and its
+dimensions: the close reports the account as failed instead of invoicing a silent zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+
+from billing.domain.invoice import (
+    CommitmentReport,
+    Invoice,
+    InvoiceLine,
+    InvoiceNote,
+    LineKey,
+    invoice_number,
+    issue_date,
+)
+from billing.domain.periods import Period
+from billing.domain.plan import MAA, MAA_INITIAL, SECONDS_METRICS, Package, PricePlan, PriceRow
+from billing.domain.rules import FREE_UNLESS_PRICED, RULES_BY_METRIC
+from billing.domain.settings import ContractSettings
+from billing.domain.usage import Dims, Usage
+
+#: ISO 4217 minor units that are not 2 (ZERO: amounts in whole units).
+MINOR_UNITS: Mapping[str, int] = {
+    "BHD": 3, "CLP": 0, "IDR": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0,
+    "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "TND": 3, "UGX": 0, "VND": 0, "XAF": 0,
+    "XOF": 0,
+}  # fmt: skip
+
+#: what a metric's quantity counts, where "unit" would say too little.
+UNITS: Mapping[str, str] = {
+    "conversations.maa": "seat",
+    "conversations.maa.initial": "seat",
+    "recording.licence": "licence",
+    "recording.storage_minutes": "minute-day",
+    "recording.storage_gb": "GB-day",
+    "things.data": "MB",
+    **{m: "second" for m in SECONDS_METRICS},
+}
+
+_ZERO = Decimal(0)
+
+
+class RatingError(ValueError):
+    """Usage the plan does not price: each ``(metric, dims)`` is named."""
+
+    def __init__(self, account: str, period: str, missing: Sequence[tuple[str, Dims]]) -> None:
+        self.missing = tuple(missing)
+        shown = "; ".join(
+            f"{metric} [{', '.join(f'{k}={v}' for k, v in dims) or 'no dimensions'}]"
+            for metric, dims in self.missing
+        )
+        super().__init__(f"{account} {period}: usage not priced by the plan: {shown}")
+
+
+def minor_unit(currency: str) -> int:
+    return MINOR_UNITS.get(currency, 2)
+
+
+def round_money(value: Fraction | Decimal | int, places: int) -> Decimal:
+    """ROUND_HALF_UP (ties away from zero) to ``places`` decimals, computed exactly."""
+    scaled = Fraction(value) * 10**places
+    units = math.floor(abs(scaled) + Fraction(1, 2))
+    signed = -units if scaled < 0 else units
+    return Decimal(signed).scaleb(-places).quantize(Decimal(1).scaleb(-places))
+
+
+def _num(value: Fraction | Decimal) -> str:
+    """A quantity for notes: exact when it is a finite decimal, else 6 decimals."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if value.denominator in (1, 2, 4, 5, 8, 10, 20, 25, 50, 100, 1000):
+        return _num(Decimal(value.numerator) / Decimal(value.denominator))
+    return f"{float(value):.6f}"
+
+
+@dataclass(frozen=True)
+class Rating:
+    """What ``rate`` returns: the usage and fee lines, then the commitment settlement."""
+
+    period: str
+    currency: str
+    lines: tuple[InvoiceLine, ...]
+    commitment_lines: tuple[InvoiceLine, ...] = ()
+    commitments: tuple[CommitmentReport, ...] = ()
+    notes: tuple[InvoiceNote, ...] = ()
+
+    def all_lines(self) -> list[InvoiceLine]:
+        return [*self.lines, *self.commitment_lines]
+
+
+@dataclass
+class _Ctx:
+    plan: PricePlan
+    period: Period
+    usage: Usage
+    places: int
+    lines: list[InvoiceLine] = field(default_factory=list)
+    missing: list[tuple[str, Dims]] = field(default_factory=list)
+
+    def money(self, value: Fraction | Decimal | int) -> Decimal:
+        return round_money(value, self.places)
+
+
+def _rule_of(metric: str, settings: ContractSettings) -> tuple[str | None, str | None]:
+    """The title and section of the rule(s) behind a metric under these settings."""
+    if metric == MAA_INITIAL:
+        return "named-user seats held on the service start day (first month)", "2"
+    rules = RULES_BY_METRIC.get(metric, ())
+    enabled = [r for r in rules if r.when(settings)] or list(rules)
+    if not enabled:
+        return None, None
+    return "; ".join(r.title for r in enabled), enabled[0].section
+
+
+def _usage_line(
+    ctx: _Ctx,
+    metric: str,
+    dims: Dims,
+    quantity: Decimal,
+    evidence: int,
+    amount: Fraction | Decimal,
+    *,
+    included: Decimal = _ZERO,
+    billable: Decimal | None = None,
+    unit_price: Decimal | None = None,
+    price_note: str | None = None,
+    price_row: str | None = None,
+) -> InvoiceLine:
+    title, section = _rule_of(metric, ctx.plan.settings)
+    return InvoiceLine(
+        kind="usage",
+        metric=metric,
+        dims=dict(dims),
+        description=title or metric,
+        quantity=quantity,
+        unit=UNITS.get(metric, "unit"),
+        included=included,
+        billable=quantity if billable is None else billable,
+        unit_price=unit_price,
+        price_note=price_note,
+        amount=ctx.money(amount),
+        evidence=evidence,
+        rule=title,
+        rule_section=section,
+        price_row=price_row,
+    )
+
+
+def _fee_line(
+    ctx: _Ctx,
+    metric: str,
+    description: str,
+    quantity: Decimal,
+    unit_price: Decimal,
+    amount: Fraction | Decimal,
+    price_row: str,
+    price_note: str | None = None,
+    section: str | None = "5",
+) -> InvoiceLine:
+    return InvoiceLine(
+        kind="fee",
+        metric=metric,
+        description=description,
+        quantity=quantity,
+        billable=quantity,
+        unit_price=unit_price,
+        price_note=price_note,
+        amount=ctx.money(amount),
+        rule="setup and recurring fees" if section == "5" else "monthly package fee",
+        rule_section=section,
+        price_row=price_row,
+    )
+
+
+# --- tiers ----------------------------------------------------------------------------------
+
+
+def _tiered(row: PriceRow, units: Fraction, per: str) -> tuple[Fraction, Decimal | None, str]:
+    """Amount of ``units`` under the row's tiers, the single unit price if there is one,
+    and a note showing the computation."""
+    assert row.tiers is not None
+    if row.tier_mode == "volume":
+        for tier in row.tiers:
+            if tier.up_to is None or units <= Fraction(tier.up_to):
+                bound = "above" if tier.up_to is None else f"up to {_num(tier.up_to)}"
+                note = f"volume tier {bound}: {_num(units)} {per} x {tier.unit_price}"
+                return units * Fraction(tier.unit_price), tier.unit_price, note
+        raise AssertionError("the last tier is unbounded")  # pragma: no cover
+    amount = Fraction(0)
+    parts: list[str] = []
+    lower = Fraction(0)
+    for tier in row.tiers:
+        upper = None if tier.up_to is None else Fraction(tier.up_to)
+        take = (units if upper is None else min(units, upper)) - lower
+        if take <= 0:
+            break
+        amount += take * Fraction(tier.unit_price)
+        parts.append(f"{_num(take)} x {tier.unit_price}")
+        if upper is None:
+            break
+        lower = upper
+    note = f"graduated ({per}): " + (" + ".join(parts) or "0")
+    return amount, None, note
+
+
+# --- the three ways of pricing a metric -------------------------------------------------------
+
+
+def _priced(ctx: _Ctx, metric: str, rows: list[PriceRow], items: list[tuple[Dims, Decimal]]) -> None:
+    per_minute = metric in SECONDS_METRICS
+    per = "minutes" if per_minute else "units"
+    groups: dict[int, list[tuple[Dims, Decimal]]] = defaultdict(list)
+    for dims, qty in items:
+        as_map = dict(dims)
+        best: int | None = None
+        for i, row in enumerate(rows):
+            if row.matches(as_map) and (best is None or row.specificity > rows[best].specificity):
+                best = i
+        if best is None:
+            ctx.missing.append((metric, dims))
+        else:
+            groups[best].append((dims, qty))
+    out: list[InvoiceLine] = []
+    for i, group in groups.items():
+        row = rows[i]
+        row_name = row.describe(metric)
+        if row.unit_price is not None:
+            for dims, qty in group:
+                units = Fraction(qty) / 60 if per_minute else Fraction(qty)
+                note = f"{_num(units)} min x {row.unit_price} per minute" if per_minute else None
+                out.append(
+                    _usage_line(
+                        ctx, metric, dims, qty, ctx.usage.evidence((metric, dims)),
+                        units * Fraction(row.unit_price), unit_price=row.unit_price,
+                        price_note=note, price_row=row_name,
+                    )
+                )  # fmt: skip
+            continue
+        total = sum((qty for _, qty in group), _ZERO)
+        units = Fraction(total) / 60 if per_minute else Fraction(total)
+        amount, unit_price, note = _tiered(row, units, per)
+        evidence = sum(ctx.usage.evidence((metric, dims)) for dims, _ in group)
+        dims = tuple(sorted(row.match.items()))
+        if len(group) > 1:
+            note += f"; {len(group)} usage lines"
+        out.append(
+            _usage_line(
+                ctx, metric, dims, total, evidence, amount,
+                unit_price=unit_price, price_note=note, price_row=row_name,
+            )
+        )  # fmt: skip
+    ctx.lines.extend(sorted(out, key=lambda line: sorted(line.dims.items())))
+
+
+def _package(ctx: _Ctx, metric: str, package: Package, items: list[tuple[Dims, Decimal]]) -> None:
+    total = sum((qty for _, qty in items), _ZERO)
+    if package.monthly_fee == 0 and total == 0:
+        return
+    row = f"packages.{metric}"
+    if package.monthly_fee:
+        ctx.lines.append(
+            _fee_line(
+                ctx, metric, f"{metric} package: monthly fee, includes {_num(package.included)}",
+                Decimal(1), package.monthly_fee, package.monthly_fee, row, section="2",
+            )
+        )  # fmt: skip
+    included = min(total, package.included)
+    overage = total - included
+    evidence = sum(ctx.usage.evidence((metric, dims)) for dims, _ in items)
+    ctx.lines.append(
+        _usage_line(
+            ctx, metric, (), total, evidence, Fraction(overage) * Fraction(package.overage_unit_price),
+            included=included, billable=overage, unit_price=package.overage_unit_price,
+            price_note=f"{_num(package.included)} included, overage per unit", price_row=row,
+        )
+    )  # fmt: skip
+
+
+def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
+    plan = ctx.plan
+    assert plan.named_users is not None
+    seats = plan.named_users
+    peak = items.get(MAA, _ZERO)
+    start = plan.settings.named_user_service_start
+    first = start is not None and Period(start.year, start.month) == ctx.period
+    days = ctx.period.days
+    factor = Fraction(1)
+    proration = ""
+    if first and start is not None:
+        factor = Fraction(days - start.day + 1, days)
+        proration = f"prorated {days - start.day + 1}/{days} days from {start.isoformat()}"
+    if seats.monthly_fee:
+        ctx.lines.append(
+            _fee_line(
+                ctx, MAA, f"named users: monthly fee, includes {seats.included_seats} seats",
+                Decimal(1), seats.monthly_fee, Fraction(seats.monthly_fee) * factor,
+                "named_users.monthly_fee", proration or None, section="2",
+            )
+        )  # fmt: skip
+    price = seats.seat_price
+    included = Decimal(seats.included_seats)
+    row = "named_users.seat_price"
+    covered = included
+    if first:
+        initial = min(items.get(MAA_INITIAL, _ZERO), peak)
+        prorated = max(_ZERO, initial - included)
+        if initial:
+            ctx.lines.append(
+                _usage_line(
+                    ctx, MAA_INITIAL, (), initial, ctx.usage.evidence((MAA_INITIAL, ())),
+                    Fraction(prorated) * Fraction(price) * factor,
+                    included=min(initial, included), billable=prorated, unit_price=price,
+                    price_note=proration, price_row=row,
+                )
+            )  # fmt: skip
+        covered = max(initial, included)
+    if peak == 0 and not seats.monthly_fee:
+        return
+    full = max(_ZERO, peak - covered)
+    note = "full price per seat (peak concurrent seats)"
+    if first:
+        note += f"; {_num(min(peak, covered))} seats held on the start day are billed prorated"
+    ctx.lines.append(
+        _usage_line(
+            ctx, MAA, (), peak, ctx.usage.evidence((MAA, ())), Fraction(full) * Fraction(price),
+            included=min(peak, covered), billable=full, unit_price=price, price_note=note,
+            price_row=row,
+        )
+    )  # fmt: skip
+
+
+def _free(ctx: _Ctx, metric: str, items: list[tuple[Dims, Decimal]]) -> None:
+    for dims, qty in items:
+        ctx.lines.append(
+            _usage_line(
+                ctx, metric, dims, qty, ctx.usage.evidence((metric, dims)), _ZERO,
+                included=qty, billable=_ZERO, price_note="not charged: free unless priced",
+            )
+        )  # fmt: skip
+
+
+def _fees(ctx: _Ctx) -> None:
+    for fee in ctx.plan.fees:
+        if fee.applies(ctx.period, ctx.plan.effective_from):
+            note = "one-time" if fee.billed == "once" else "monthly"
+            ctx.lines.append(
+                _fee_line(
+                    ctx, fee.code, fee.description, fee.quantity, fee.amount,
+                    Fraction(fee.quantity) * Fraction(fee.amount), f"fees.{fee.code}", note,
+                )
+            )  # fmt: skip
+
+
+def _commitments(
+    ctx: _Ctx, lines: Sequence[InvoiceLine]
+) -> tuple[list[InvoiceLine], list[CommitmentReport], list[InvoiceNote]]:
+    out: list[InvoiceLine] = []
+    reports: list[CommitmentReport] = []
+    notes: list[InvoiceNote] = []
+    for c in ctx.plan.commitments:
+        scope = set(c.metrics)
+        actual = sum((line.amount for line in lines if line.metric in scope), _ZERO)
+        minimum = ctx.money(c.minimum)
+        charged = max(actual, minimum)
+        top_up = charged - actual
+        row = f"commitments.{c.name}"
+        scope_text = ", ".join(c.metrics)
+        title = c.description or f"minimum commitment on {scope_text}"
+        if top_up:
+            out.append(
+                InvoiceLine(
+                    kind="commitment", metric=c.name, description=f"{title}: top-up to minimum",
+                    quantity=Decimal(1), billable=Decimal(1), unit_price=top_up,
+                    price_note=f"minimum {minimum} - actual {actual} ({c.mode})", amount=top_up,
+                    rule="minimum commitment", rule_section="5", price_row=row,
+                )
+            )  # fmt: skip
+        after = to_buy = None
+        if c.mode == "pre_pay":
+            out.append(
+                InvoiceLine(
+                    kind="prepaid", metric=c.name,
+                    description=f"{title}: deducted from prepaid credit",
+                    quantity=Decimal(1), billable=Decimal(1), unit_price=-charged,
+                    price_note=f"max(actual {actual}, minimum {minimum})", amount=-charged,
+                    rule="minimum commitment (pre-pay)", rule_section="5", price_row=row,
+                )
+            )  # fmt: skip
+            if c.credit_balance is not None:
+                after = c.credit_balance - charged
+                to_buy = max(_ZERO, -after)
+                if to_buy:
+                    notes.append(
+                        InvoiceNote(
+                            kind=f"prepaid.credit_to_buy.{c.name}",
+                            count=1,
+                            examples=[
+                                f"credit {c.credit_balance} does not cover {charged}: "
+                                f"{to_buy} {ctx.plan.currency} of credit to buy"
+                            ],
+                        )
+                    )
+        reports.append(
+            CommitmentReport(
+                name=c.name, mode=c.mode, metrics=list(c.metrics), minimum=minimum,
+                actual=actual, charged=charged, top_up=top_up, credit_balance=c.credit_balance,
+                credit_after=after, credit_to_buy=to_buy,
+            )
+        )  # fmt: skip
+    return out, reports, notes
+
+
+# --- the public functions -------------------------------------------------------------------
+
+
+def rate(usage: Usage, plan: PricePlan) -> Rating:
+    """Price one account's usage of one period under ``plan``.
+
+    Raises ``RatingError`` for usage the plan does not price, ``ValueError`` when the plan
+    is not yet in force for the usage's period.
+    """
+    period = Period.parse(usage.period)
+    if period < plan.start:
+        raise ValueError(f"plan effective from {plan.effective_from} rates no {period} usage")
+    ctx = _Ctx(plan, period, usage, minor_unit(plan.currency))
+    by_metric: dict[str, list[tuple[Dims, Decimal]]] = defaultdict(list)
+    for (metric, dims), qty in usage.figures().items():
+        if qty:
+            by_metric[metric].append((dims, qty))
+    metrics = set(by_metric) | set(plan.packages)
+    if plan.named_users is not None:
+        metrics.add(MAA)
+    for metric in sorted(metrics):
+        items = by_metric.get(metric, [])
+        if metric in (MAA, MAA_INITIAL) and plan.named_users is not None:
+            if metric == MAA:
+                _named_users(ctx, {m: sum((q for _, q in by_metric[m]), _ZERO)
+                                   for m in (MAA, MAA_INITIAL) if m in by_metric})  # fmt: skip
+        elif metric in plan.packages:
+            _package(ctx, metric, plan.packages[metric], items)
+        elif metric in plan.prices:
+            _priced(ctx, metric, plan.prices[metric], items)
+        elif metric == MAA_INITIAL:
+            continue  # the proration basis, billed only through named_users
+        elif metric in FREE_UNLESS_PRICED:
+            _free(ctx, metric, items)
+        else:
+            ctx.missing.extend((metric, dims) for dims, _ in items)
+    if ctx.missing:
+        raise RatingError(plan.account, str(period), ctx.missing)
+    _fees(ctx)
+    commitment_lines, reports, notes = _commitments(ctx, ctx.lines)
+    return Rating(
+        period=str(period),
+        currency=plan.currency,
+        lines=tuple(ctx.lines),
+        commitment_lines=tuple(commitment_lines),
+        commitments=tuple(reports),
+        notes=tuple(notes),
+    )
+
+
+Rated = Rating | Invoice | Sequence[InvoiceLine]
+
+
+def _rated_lines(rated: Rated) -> list[InvoiceLine]:
+    if isinstance(rated, Rating | Invoice):
+        return [*rated.lines, *rated.commitment_lines]
+    return list(rated)
+
+
+def adjustment_lines(
+    prior_period: Period | str, rated_with: Rated, rated_without: Rated
+) -> list[InvoiceLine]:
+    """Prior-period adjustments: per line, the prior period re-rated with the late facts
+    (``rated_with``) minus the prior period as invoiced (``rated_without``).
+
+    Lines are matched on kind, metric and dimensions; a line only on one side counts
+    against zero. Lines whose quantity and amount are unchanged give nothing. Each
+    adjustment line keeps the original's description, rule and price row, is labelled
+    with ``prior_period`` and carries the differences (quantity, billable, amount,
+    evidence). Adjustment lines of the inputs are ignored: they belong to other periods.
+    """
+    prior = str(prior_period)
+    new = {line.key: line for line in _rated_lines(rated_with) if line.kind != "adjustment"}
+    old = {line.key: line for line in _rated_lines(rated_without) if line.kind != "adjustment"}
+    keys: list[LineKey] = list(new) + [k for k in old if k not in new]
+    out: list[InvoiceLine] = []
+    for key in keys:
+        a, b = new.get(key), old.get(key)
+        ref = a or b
+        assert ref is not None
+
+        def diff(attr: str, a: InvoiceLine | None = a, b: InvoiceLine | None = b) -> Decimal:
+            return Decimal(getattr(a, attr) if a else 0) - Decimal(getattr(b, attr) if b else 0)
+
+        amount, quantity = diff("amount"), diff("quantity")
+        if not amount and not quantity:
+            continue
+        out.append(
+            ref.model_copy(
+                update={
+                    "kind": "adjustment",
+                    "adjusts": ref.kind,
+                    "period": prior,
+                    "description": f"adjustment for {prior}: {ref.description}",
+                    "quantity": quantity,
+                    "included": diff("included"),
+                    "billable": diff("billable"),
+                    "amount": amount,
+                    "evidence": int(diff("evidence")),
+                }
+            )
+        )
+    return out
+
+
+def _usage_notes(usage: Usage) -> list[InvoiceNote]:
+    examples: dict[str, list[str]] = defaultdict(list)
+    for note in usage.notes():
+        when = datetime.fromtimestamp(note.at / 1000, tz=UTC).isoformat(timespec="seconds")
+        examples[note.kind].append(f"{when.replace('+00:00', 'Z')} {note.detail}")
+    return [
+        InvoiceNote(kind=kind, count=count, examples=examples.get(kind, []))
+        for kind, count in sorted(usage.note_counts.items())
+    ]
+
+
+def build_invoice(
+    account: str,
+    period: Period | str,
+    plan: PricePlan,
+    usage: Usage,
+    adjustments: Iterable[InvoiceLine] = (),
+) -> Invoice:
+    """The invoice of ``account`` for ``period``: the rated usage, fees and commitments,
+    plus ``adjustments`` (from ``adjustment_lines``) for prior periods."""
+    p = Period.parse(period) if isinstance(period, str) else period
+    if usage.period != str(p):
+        raise ValueError(f"usage of {usage.period} cannot be invoiced for {p}")
+    if plan.account != account:
+        raise ValueError(f"the plan of {plan.account} cannot invoice {account}")
+    rating = rate(usage, plan)
+    adjusted = list(adjustments)
+    if any(line.kind != "adjustment" for line in adjusted):
+        raise ValueError("adjustments must come from adjustment_lines")
+    subtotal = sum((line.amount for line in rating.lines), _ZERO)
+    settled = sum((line.amount for line in rating.commitment_lines), _ZERO)
+    adjusted_total = sum((line.amount for line in adjusted), _ZERO)
+    return Invoice(
+        account=account,
+        period=str(p),
+        number=invoice_number(account, p),
+        issue_date=issue_date(p),
+        currency=plan.currency,
+        minor_unit=minor_unit(plan.currency),
+        plan_effective_from=plan.effective_from,
+        lines=list(rating.lines),
+        subtotal=subtotal,
+        commitment_lines=list(rating.commitment_lines),
+        commitments=list(rating.commitments),
+        adjustment_lines=adjusted,
+        total=subtotal + settled + adjusted_total,
+        notes=[*_usage_notes(usage), *rating.notes],
+    )

@@ -1,0 +1,336 @@
+"""SQS event source mappings: poll the real queue, invoke the handler in batches.
+
+This does what the Lambda service's poller does for an SQS event source mapping: it
+long-polls the queue, gathers a batch (``BatchSize`` / ``MaximumBatchingWindowInSeconds``),
+invokes the function with the Lambda SQS event shape, and deletes what succeeded. Failed
+messages are simply not deleted, so redelivery after the visibility timeout and the move to
+the dead-letter queue after ``maxReceiveCount`` come from moto's own SQS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from billing.local.clients import aws_client
+from billing.local.dispatch import LambdaDispatcher
+from billing.local.stack import EventSourceMapping
+
+LOG = logging.getLogger(__name__)
+
+_SYSTEM_ATTRIBUTES = (
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "SenderId",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageGroupId",
+    "MessageDeduplicationId",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+)
+
+
+def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    attribute: dict[str, Any] = {
+        "stringListValues": list(value.get("StringListValues", [])),
+        "binaryListValues": [
+            base64.b64encode(item).decode() for item in value.get("BinaryListValues", [])
+        ],
+        "dataType": value.get("DataType", "String"),
+    }
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return attribute
+
+
+def sqs_record(message: dict[str, Any], *, event_source_arn: str, region: str) -> dict[str, Any]:
+    """One ``Records`` entry of the event Lambda passes for an SQS event source."""
+    attributes = message.get("Attributes", {})
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {k: attributes[k] for k in _SYSTEM_ATTRIBUTES if k in attributes},
+        "messageAttributes": {
+            name: _message_attribute(value)
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": event_source_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def failed_message_ids(response: Any, batch_ids: set[str]) -> set[str]:
+    """Message ids a ``ReportBatchItemFailures`` response leaves on the queue. As in AWS, a
+    malformed report (unknown or empty identifier) fails the whole batch."""
+    if not isinstance(response, dict) or not response.get("batchItemFailures"):
+        return set()
+    failures = response["batchItemFailures"]
+    if not isinstance(failures, list):
+        return set(batch_ids)
+    failed = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not identifier or identifier not in batch_ids:
+            LOG.warning("invalid batchItemFailures entry %r: whole batch fails", failure)
+            return set(batch_ids)
+        failed.add(identifier)
+    return failed
+
+
+@dataclass
+class PollerStats:
+    batches: int = 0
+    messages: int = 0
+    deleted: int = 0
+    item_failures: int = 0
+    batch_errors: int = 0
+
+
+class SqsPoller:
+    """One polling thread for one SQS event source mapping."""
+
+    def __init__(
+        self,
+        mapping: EventSourceMapping,
+        dispatcher: LambdaDispatcher,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        poll_wait_seconds: int = 1,
+    ) -> None:
+        if mapping.queue_url is None:
+            raise ValueError(f"mapping {mapping.uuid} is not an SQS event source")
+        self.mapping = mapping
+        self.queue_url: str = mapping.queue_url
+        self.dispatcher = dispatcher
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.poll_wait_seconds = poll_wait_seconds
+        self.stats = PollerStats()
+        self._stop = threading.Event()
+        self._busy = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True while a received batch is being handled."""
+        return self._busy.is_set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"sqs-poller-{self.mapping.function_name}", daemon=True
+        )
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        sqs = aws_client("sqs", endpoint_url=self.endpoint_url, region=self.region)
+        while not self._stop.is_set():
+            try:
+                self.poll_once(sqs)
+            except Exception:
+                if self._stop.is_set():
+                    break
+                LOG.exception("poller for %s failed; retrying", self.queue_url)
+                self._stop.wait(1.0)
+
+    def poll_once(self, sqs: Any) -> int:
+        """Receives one batch and handles it; returns the number of messages."""
+        try:
+            messages = self._receive_batch(sqs)
+            if messages:
+                self._handle(sqs, messages)
+            return len(messages)
+        finally:
+            self._busy.clear()
+
+    def _receive(self, sqs: Any, limit: int, wait_seconds: int) -> list[dict[str, Any]]:
+        response = sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max(1, min(10, limit)),
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        if messages:
+            self._busy.set()
+        return messages
+
+    def _receive_batch(self, sqs: Any) -> list[dict[str, Any]]:
+        batch_size = self.mapping.batch_size
+        batch = self._receive(sqs, batch_size, self.poll_wait_seconds)
+        if not batch:
+            return batch
+        window = self.mapping.maximum_batching_window_seconds
+        deadline = time.monotonic() + window
+        while len(batch) < batch_size and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if window and remaining <= 0:
+                break
+            wait = min(20, math.ceil(remaining)) if window else 0
+            more = self._receive(sqs, batch_size - len(batch), wait)
+            if not more and not window:
+                break
+            batch.extend(more)
+        return batch
+
+    def _handle(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+        mapping = self.mapping
+        event = {
+            "Records": [
+                sqs_record(m, event_source_arn=mapping.event_source_arn, region=self.region)
+                for m in messages
+            ]
+        }
+        ids = {m["MessageId"] for m in messages}
+        self.stats.batches += 1
+        self.stats.messages += len(messages)
+        payload, errored = self.dispatcher.invoke_payload(mapping.function_arn, json.dumps(event))
+        if errored:
+            self.stats.batch_errors += 1
+            LOG.warning(
+                "%s failed on a batch of %d; messages return after the visibility timeout",
+                mapping.function_name,
+                len(messages),
+            )
+            return
+        failed: set[str] = set()
+        if mapping.report_batch_item_failures:
+            failed = failed_message_ids(json.loads(payload or b"null"), ids)
+        self.stats.item_failures += len(failed)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            result = sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(chunk)
+                ],
+            )
+            self.stats.deleted += len(result.get("Successful", []))
+            for failure in result.get("Failed", []):
+                LOG.warning("could not delete message from %s: %s", self.queue_url, failure)
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Visible + in-flight + delayed messages of a queue."""
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in names)
+
+
+def drain_queues(
+    queue_urls: Iterable[str],
+    *,
+    timeout: float = 30.0,
+    busy: Callable[[], bool] | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    interval: float = 0.1,
+) -> None:
+    """Returns once every queue is empty (visible + in flight + delayed) and nothing is
+    being handled, twice in a row; raises :class:`TimeoutError` otherwise."""
+    urls = list(queue_urls)
+    sqs = aws_client("sqs", endpoint_url=endpoint_url, region=region)
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while True:
+        depths = {url: queue_depth(sqs, url) for url in urls}
+        if not any(depths.values()) and not (busy and busy()):
+            quiet += 1
+            if quiet >= 2:
+                return
+        else:
+            quiet = 0
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"queues not drained after {timeout:.0f} s: {depths}")
+        time.sleep(interval)
+
+
+class PollerGroup:
+    """The pollers of all enabled SQS event source mappings of a stack."""
+
+    def __init__(
+        self,
+        mappings: Iterable[EventSourceMapping],
+        dispatcher: LambdaDispatcher,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        poll_wait_seconds: int = 1,
+        pollers_per_mapping: int = 1,
+    ) -> None:
+        self.pollers: list[SqsPoller] = []
+        for mapping in mappings:
+            if mapping.queue_url is None or not mapping.enabled:
+                continue
+            if dispatcher.lookup(mapping.function_arn) is None:
+                LOG.warning("no local handler for %s; not polling", mapping.function_name)
+                continue
+            for _ in range(max(1, pollers_per_mapping)):
+                self.pollers.append(
+                    SqsPoller(
+                        mapping,
+                        dispatcher,
+                        region=region,
+                        endpoint_url=endpoint_url,
+                        poll_wait_seconds=poll_wait_seconds,
+                    )
+                )
+        self.endpoint_url = endpoint_url
+        self.region = region
+
+    @property
+    def queue_urls(self) -> list[str]:
+        return sorted({poller.queue_url for poller in self.pollers})
+
+    def busy(self) -> bool:
+        return any(poller.busy for poller in self.pollers)
+
+    def start(self) -> None:
+        for poller in self.pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.request_stop()
+        for poller in self.pollers:
+            poller.stop()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        drain_queues(
+            self.queue_urls,
+            timeout=timeout,
+            busy=self.busy,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+        )

@@ -1,0 +1,98 @@
+"""In-process moto fixtures for the ingest and close services (no server, no template).
+
+The end-to-end tests in ``tests/e2e`` deploy the real CDK template instead; these are the
+fast ones that inject crashes and throttling between individual writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from billing.adapters.rejects import RejectStore
+from billing.adapters.store import UsageStore
+from billing.domain.facts import HmacPseudonymizer
+from billing.ingest import Ingestor
+
+KEY = b"test-pseudonym-key-0123456789abcdef"
+SHARDS = 4
+
+
+@dataclass
+class Env:
+    table: Any
+    s3: Any
+    store: UsageStore
+    rejects: RejectStore
+
+    def ingestor(self) -> Ingestor:
+        """A fresh Lambda container: no caches carried over."""
+        store = UsageStore(self.table, SHARDS)
+        return Ingestor(store, self.rejects, HmacPseudonymizer(KEY))
+
+
+def create_table(name: str = "usage") -> Any:
+    ddb = boto3.resource("dynamodb")
+    return ddb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        table = create_table()
+        s3 = boto3.client("s3")
+        for bucket in ("rejects", "invoices"):
+            s3.create_bucket(Bucket=bucket)
+        yield Env(table, s3, UsageStore(table, SHARDS), RejectStore(s3, "rejects"))
+
+
+def sqs_event(bodies: Sequence[str], ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """The event Lambda receives from an SQS event source."""
+    records = []
+    for i, body in enumerate(bodies):
+        mid = ids[i] if ids else f"m-{hashlib.md5(body.encode()).hexdigest()[:12]}-{i}"
+        records.append(
+            {
+                "messageId": mid,
+                "receiptHandle": f"rh-{mid}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:intake",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
+
+
+def dumps(events: Sequence[dict[str, Any]]) -> list[str]:
+    return [json.dumps(e) for e in events]
