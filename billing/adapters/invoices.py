@@ -61,7 +61,7 @@ class DocumentStore:
     def write_json(self, key: str, doc: Any) -> None:
         self.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")
 
-    def keys(self, prefix: str) -> Iterator[str]:
+    def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):

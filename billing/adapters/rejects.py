@@ -38,7 +38,7 @@ class RejectStore:
         )
         return key
 
-    def keys(self) -> Iterator[str]:
+    def list_keys(self) -> Iterator[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=PREFIX):
             for obj in page.get("Contents", []):

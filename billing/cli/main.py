@@ -135,7 +135,7 @@ def replay(
     resent = 0
     if rejected and d.rejects_bucket:
         store = RejectStore(boto3.client("s3"), d.rejects_bucket)
-        for key in list(store.keys()):
+        for key in list(store.list_keys()):
             send_lines(d.queue_url, [store.get(key)["body"]])
             store.delete(key)  # if it is still bad, ingest rejects (and stores) it again
             resent += 1
@@ -148,7 +148,7 @@ def rejects(limit: Annotated[int, typer.Option(help="how many to show")] = 20) -
     d = deployed()
     store = RejectStore(boto3.client("s3"), d.rejects_bucket)
     table = Table("key", "reason", "errors")
-    for i, key in enumerate(store.keys()):
+    for i, key in enumerate(store.list_keys()):
         if i >= limit:
             break
         doc = store.get(key)
@@ -295,7 +295,7 @@ def explain(period: PeriodOpt, account: AccountOpt) -> None:
 def download_period(d: Deployed, period: str, target: Path) -> list[Path]:
     docs = _documents(d)
     written = []
-    for key in docs.keys(f"{INVOICES}{period}/"):
+    for key in docs.list_keys(f"{INVOICES}{period}/"):
         body = docs.read(key)
         if body is None:
             continue

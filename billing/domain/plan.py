@@ -53,6 +53,7 @@ import json
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -140,7 +141,7 @@ class PriceRow(_Model):
             finite = [b for b in bounds[:-1] if b is not None]
             if len(finite) != len(bounds) - 1:
                 raise ValueError("only the last tier may omit up_to")
-            if any(b <= 0 for b in finite) or any(a >= b for a, b in zip(finite, finite[1:])):
+            if any(b <= 0 for b in finite) or any(a >= b for a, b in pairwise(finite)):
                 raise ValueError("tier bounds must be positive and strictly increasing")
         return self
 
@@ -168,9 +169,7 @@ def _rows(value: Any) -> Any:
 
 PriceRows = Annotated[
     list[PriceRow],
-    BeforeValidator(
-        _rows, json_schema_input_type=list[PriceRow] | PriceRow | Decimal  # type: ignore[arg-type]
-    ),
+    BeforeValidator(_rows, json_schema_input_type=list[PriceRow] | PriceRow | Decimal),
     Field(min_length=1),
 ]
 

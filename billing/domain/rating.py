@@ -47,10 +47,9 @@ from billing.domain.usage import Dims, Usage
 
 #: ISO 4217 minor units that are not 2 (ZERO: amounts in whole units).
 MINOR_UNITS: Mapping[str, int] = {
-    "BHD": 3, "CLP": 0, "IDR": 0, "IQD": 3, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0,
-    "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "TND": 3, "UGX": 0, "VND": 0, "XAF": 0,
-    "XOF": 0,
-}  # fmt: skip
+    **dict.fromkeys(("CLP", "IDR", "ISK", "JPY", "KRW", "PYG", "UGX", "VND", "XAF", "XOF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
 
 #: what a metric's quantity counts, where "unit" would say too little.
 UNITS: Mapping[str, str] = {
@@ -94,7 +93,12 @@ def _num(value: Fraction | Decimal) -> str:
     """A quantity for notes: exact when it is a finite decimal, else 6 decimals."""
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value else "0"
-    if value.denominator in (1, 2, 4, 5, 8, 10, 20, 25, 50, 100, 1000):
+    d = value.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d == 1:  # a finite decimal: exact
         return _num(Decimal(value.numerator) / Decimal(value.denominator))
     return f"{float(value):.6f}"
 
@@ -232,7 +236,9 @@ def _tiered(row: PriceRow, units: Fraction, per: str) -> tuple[Fraction, Decimal
 # --- the three ways of pricing a metric -------------------------------------------------------
 
 
-def _priced(ctx: _Ctx, metric: str, rows: list[PriceRow], items: list[tuple[Dims, Decimal]]) -> None:
+def _priced(
+    ctx: _Ctx, metric: str, rows: list[PriceRow], items: list[tuple[Dims, Decimal]]
+) -> None:
     per_minute = metric in SECONDS_METRICS
     per = "minutes" if per_minute else "units"
     groups: dict[int, list[tuple[Dims, Decimal]]] = defaultdict(list)
@@ -256,11 +262,17 @@ def _priced(ctx: _Ctx, metric: str, rows: list[PriceRow], items: list[tuple[Dims
                 note = f"{_num(units)} min x {row.unit_price} per minute" if per_minute else None
                 out.append(
                     _usage_line(
-                        ctx, metric, dims, qty, ctx.usage.evidence((metric, dims)),
-                        units * Fraction(row.unit_price), unit_price=row.unit_price,
-                        price_note=note, price_row=row_name,
+                        ctx,
+                        metric,
+                        dims,
+                        qty,
+                        ctx.usage.evidence((metric, dims)),
+                        units * Fraction(row.unit_price),
+                        unit_price=row.unit_price,
+                        price_note=note,
+                        price_row=row_name,
                     )
-                )  # fmt: skip
+                )
             continue
         total = sum((qty for _, qty in group), _ZERO)
         units = Fraction(total) / 60 if per_minute else Fraction(total)
@@ -271,10 +283,17 @@ def _priced(ctx: _Ctx, metric: str, rows: list[PriceRow], items: list[tuple[Dims
             note += f"; {len(group)} usage lines"
         out.append(
             _usage_line(
-                ctx, metric, dims, total, evidence, amount,
-                unit_price=unit_price, price_note=note, price_row=row_name,
+                ctx,
+                metric,
+                dims,
+                total,
+                evidence,
+                amount,
+                unit_price=unit_price,
+                price_note=note,
+                price_row=row_name,
             )
-        )  # fmt: skip
+        )
     ctx.lines.extend(sorted(out, key=lambda line: sorted(line.dims.items())))
 
 
@@ -286,20 +305,34 @@ def _package(ctx: _Ctx, metric: str, package: Package, items: list[tuple[Dims, D
     if package.monthly_fee:
         ctx.lines.append(
             _fee_line(
-                ctx, metric, f"{metric} package: monthly fee, includes {_num(package.included)}",
-                Decimal(1), package.monthly_fee, package.monthly_fee, row, section="2",
+                ctx,
+                metric,
+                f"{metric} package: monthly fee, includes {_num(package.included)}",
+                Decimal(1),
+                package.monthly_fee,
+                package.monthly_fee,
+                row,
+                section="2",
             )
-        )  # fmt: skip
+        )
     included = min(total, package.included)
     overage = total - included
     evidence = sum(ctx.usage.evidence((metric, dims)) for dims, _ in items)
     ctx.lines.append(
         _usage_line(
-            ctx, metric, (), total, evidence, Fraction(overage) * Fraction(package.overage_unit_price),
-            included=included, billable=overage, unit_price=package.overage_unit_price,
-            price_note=f"{_num(package.included)} included, overage per unit", price_row=row,
+            ctx,
+            metric,
+            (),
+            total,
+            evidence,
+            Fraction(overage) * Fraction(package.overage_unit_price),
+            included=included,
+            billable=overage,
+            unit_price=package.overage_unit_price,
+            price_note=f"{_num(package.included)} included, overage per unit",
+            price_row=row,
         )
-    )  # fmt: skip
+    )
 
 
 def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
@@ -318,11 +351,17 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
     if seats.monthly_fee:
         ctx.lines.append(
             _fee_line(
-                ctx, MAA, f"named users: monthly fee, includes {seats.included_seats} seats",
-                Decimal(1), seats.monthly_fee, Fraction(seats.monthly_fee) * factor,
-                "named_users.monthly_fee", proration or None, section="2",
+                ctx,
+                MAA,
+                f"named users: monthly fee, includes {seats.included_seats} seats",
+                Decimal(1),
+                seats.monthly_fee,
+                Fraction(seats.monthly_fee) * factor,
+                "named_users.monthly_fee",
+                proration or None,
+                section="2",
             )
-        )  # fmt: skip
+        )
     price = seats.seat_price
     included = Decimal(seats.included_seats)
     row = "named_users.seat_price"
@@ -333,12 +372,19 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
         if initial:
             ctx.lines.append(
                 _usage_line(
-                    ctx, MAA_INITIAL, (), initial, ctx.usage.evidence((MAA_INITIAL, ())),
+                    ctx,
+                    MAA_INITIAL,
+                    (),
+                    initial,
+                    ctx.usage.evidence((MAA_INITIAL, ())),
                     Fraction(prorated) * Fraction(price) * factor,
-                    included=min(initial, included), billable=prorated, unit_price=price,
-                    price_note=proration, price_row=row,
+                    included=min(initial, included),
+                    billable=prorated,
+                    unit_price=price,
+                    price_note=proration,
+                    price_row=row,
                 )
-            )  # fmt: skip
+            )
         covered = max(initial, included)
     if peak == 0 and not seats.monthly_fee:
         return
@@ -348,21 +394,36 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
         note += f"; {_num(min(peak, covered))} seats held on the start day are billed prorated"
     ctx.lines.append(
         _usage_line(
-            ctx, MAA, (), peak, ctx.usage.evidence((MAA, ())), Fraction(full) * Fraction(price),
-            included=min(peak, covered), billable=full, unit_price=price, price_note=note,
+            ctx,
+            MAA,
+            (),
+            peak,
+            ctx.usage.evidence((MAA, ())),
+            Fraction(full) * Fraction(price),
+            included=min(peak, covered),
+            billable=full,
+            unit_price=price,
+            price_note=note,
             price_row=row,
         )
-    )  # fmt: skip
+    )
 
 
 def _free(ctx: _Ctx, metric: str, items: list[tuple[Dims, Decimal]]) -> None:
     for dims, qty in items:
         ctx.lines.append(
             _usage_line(
-                ctx, metric, dims, qty, ctx.usage.evidence((metric, dims)), _ZERO,
-                included=qty, billable=_ZERO, price_note="not charged: free unless priced",
+                ctx,
+                metric,
+                dims,
+                qty,
+                ctx.usage.evidence((metric, dims)),
+                _ZERO,
+                included=qty,
+                billable=_ZERO,
+                price_note="not charged: free unless priced",
             )
-        )  # fmt: skip
+        )
 
 
 def _fees(ctx: _Ctx) -> None:
@@ -371,10 +432,16 @@ def _fees(ctx: _Ctx) -> None:
             note = "one-time" if fee.billed == "once" else "monthly"
             ctx.lines.append(
                 _fee_line(
-                    ctx, fee.code, fee.description, fee.quantity, fee.amount,
-                    Fraction(fee.quantity) * Fraction(fee.amount), f"fees.{fee.code}", note,
+                    ctx,
+                    fee.code,
+                    fee.description,
+                    fee.quantity,
+                    fee.amount,
+                    Fraction(fee.quantity) * Fraction(fee.amount),
+                    f"fees.{fee.code}",
+                    note,
                 )
-            )  # fmt: skip
+            )
 
 
 def _commitments(
@@ -385,7 +452,7 @@ def _commitments(
     notes: list[InvoiceNote] = []
     for c in ctx.plan.commitments:
         scope = set(c.metrics)
-        actual = sum((line.amount for line in lines if line.metric in scope), _ZERO)
+        actual = ctx.money(sum((line.amount for line in lines if line.metric in scope), _ZERO))
         minimum = ctx.money(c.minimum)
         charged = max(actual, minimum)
         top_up = charged - actual
@@ -395,23 +462,36 @@ def _commitments(
         if top_up:
             out.append(
                 InvoiceLine(
-                    kind="commitment", metric=c.name, description=f"{title}: top-up to minimum",
-                    quantity=Decimal(1), billable=Decimal(1), unit_price=top_up,
-                    price_note=f"minimum {minimum} - actual {actual} ({c.mode})", amount=top_up,
-                    rule="minimum commitment", rule_section="5", price_row=row,
+                    kind="commitment",
+                    metric=c.name,
+                    description=f"{title}: top-up to minimum",
+                    quantity=Decimal(1),
+                    billable=Decimal(1),
+                    unit_price=top_up,
+                    price_note=f"minimum {minimum} - actual {actual} ({c.mode})",
+                    amount=top_up,
+                    rule="minimum commitment",
+                    rule_section="5",
+                    price_row=row,
                 )
-            )  # fmt: skip
+            )
         after = to_buy = None
         if c.mode == "pre_pay":
             out.append(
                 InvoiceLine(
-                    kind="prepaid", metric=c.name,
+                    kind="prepaid",
+                    metric=c.name,
                     description=f"{title}: deducted from prepaid credit",
-                    quantity=Decimal(1), billable=Decimal(1), unit_price=-charged,
-                    price_note=f"max(actual {actual}, minimum {minimum})", amount=-charged,
-                    rule="minimum commitment (pre-pay)", rule_section="5", price_row=row,
+                    quantity=Decimal(1),
+                    billable=Decimal(1),
+                    unit_price=-charged,
+                    price_note=f"max(actual {actual}, minimum {minimum})",
+                    amount=-charged,
+                    rule="minimum commitment (pre-pay)",
+                    rule_section="5",
+                    price_row=row,
                 )
-            )  # fmt: skip
+            )
             if c.credit_balance is not None:
                 after = c.credit_balance - charged
                 to_buy = max(_ZERO, -after)
@@ -428,11 +508,18 @@ def _commitments(
                     )
         reports.append(
             CommitmentReport(
-                name=c.name, mode=c.mode, metrics=list(c.metrics), minimum=minimum,
-                actual=actual, charged=charged, top_up=top_up, credit_balance=c.credit_balance,
-                credit_after=after, credit_to_buy=to_buy,
+                name=c.name,
+                mode=c.mode,
+                metrics=list(c.metrics),
+                minimum=minimum,
+                actual=actual,
+                charged=charged,
+                top_up=top_up,
+                credit_balance=c.credit_balance,
+                credit_after=after,
+                credit_to_buy=to_buy,
             )
-        )  # fmt: skip
+        )
     return out, reports, notes
 
 
@@ -460,8 +547,14 @@ def rate(usage: Usage, plan: PricePlan) -> Rating:
         items = by_metric.get(metric, [])
         if metric in (MAA, MAA_INITIAL) and plan.named_users is not None:
             if metric == MAA:
-                _named_users(ctx, {m: sum((q for _, q in by_metric[m]), _ZERO)
-                                   for m in (MAA, MAA_INITIAL) if m in by_metric})  # fmt: skip
+                _named_users(
+                    ctx,
+                    {
+                        m: sum((q for _, q in by_metric[m]), _ZERO)
+                        for m in (MAA, MAA_INITIAL)
+                        if m in by_metric
+                    },
+                )
         elif metric in plan.packages:
             _package(ctx, metric, plan.packages[metric], items)
         elif metric in plan.prices:
@@ -570,7 +663,8 @@ def build_invoice(
     adjusted = list(adjustments)
     if any(line.kind != "adjustment" for line in adjusted):
         raise ValueError("adjustments must come from adjustment_lines")
-    subtotal = sum((line.amount for line in rating.lines), _ZERO)
+    places = minor_unit(plan.currency)
+    subtotal = round_money(sum((line.amount for line in rating.lines), _ZERO), places)
     settled = sum((line.amount for line in rating.commitment_lines), _ZERO)
     adjusted_total = sum((line.amount for line in adjusted), _ZERO)
     return Invoice(
@@ -579,13 +673,13 @@ def build_invoice(
         number=invoice_number(account, p),
         issue_date=issue_date(p),
         currency=plan.currency,
-        minor_unit=minor_unit(plan.currency),
+        minor_unit=places,
         plan_effective_from=plan.effective_from,
         lines=list(rating.lines),
         subtotal=subtotal,
         commitment_lines=list(rating.commitment_lines),
         commitments=list(rating.commitments),
         adjustment_lines=adjusted,
-        total=subtotal + settled + adjusted_total,
+        total=round_money(subtotal + settled + adjusted_total, places),
         notes=[*_usage_notes(usage), *rating.notes],
     )

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from billing.domain.events import UssdInitiator, VoiceService
 
@@ -93,6 +93,23 @@ class ContractSettings(BaseModel):
         le=24 * 31,
         description="how far before the period window and session state is rebuilt from",
     )
+
+    @model_validator(mode="after")
+    def _lookback_covers_every_window(self) -> ContractSettings:
+        # a window longer than the look-back would lose the message that opened it
+        longest = max(
+            self.whatsapp_csw_hours,
+            self.whatsapp_conversation_hours,
+            self.viber_session_hours,
+            self.viber_bot_csw_hours,
+            self.kakao_session_hours,
+        )
+        if self.lookback_hours < longest:
+            raise ValueError(
+                f"lookback_hours ({self.lookback_hours}) must cover the longest window or "
+                f"session ({longest} h)"
+            )
+        return self
 
     def increment_for(self, service: VoiceService) -> Increment:
         return self.voice_increments.get(service, self.voice_increment)

@@ -64,7 +64,9 @@ class AssemblyStack:
     assets_path: Path | None
 
 
-def find_stack(template_dir: str | os.PathLike[str], stack_name: str | None = None) -> AssemblyStack:
+def find_stack(
+    template_dir: str | os.PathLike[str], stack_name: str | None = None
+) -> AssemblyStack:
     """Locates a stack's template and asset manifest in a cloud assembly directory."""
     directory = Path(template_dir)
     manifest_path = directory / "manifest.json"

@@ -92,8 +92,7 @@ def merge_environments(functions: Iterable[Function]) -> dict[str, str]:
                 continue
             if name in merged and merged[name] != value:
                 raise EnvironmentConflictError(
-                    f"{name}: {owners[name]} has {merged[name]!r} but "
-                    f"{function.name} has {value!r}"
+                    f"{name}: {owners[name]} has {merged[name]!r} but {function.name} has {value!r}"
                 )
             merged[name] = value
             owners[name] = function.name

@@ -45,10 +45,7 @@ def json_path(document: Any, path: str) -> Any:
         if match is None:
             raise ValueError(f"unsupported JSONPath {path!r} at {position}")
         key, index, quoted, double_quoted = match.groups()
-        if index is not None:
-            value = value[int(index)]
-        else:
-            value = value[key or quoted or double_quoted]
+        value = value[int(index)] if index is not None else value[key or quoted or double_quoted]
         position = match.end()
     return value
 
@@ -131,9 +128,7 @@ class MotoPatches:
         def invoke(fn: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
             if dispatcher.lookup(fn.function_arn) is None:
                 return original(fn, body, request_headers, response_headers)
-            invocation_type = _header(
-                request_headers, "X-Amz-Invocation-Type", "RequestResponse"
-            )
+            invocation_type = _header(request_headers, "X-Amz-Invocation-Type", "RequestResponse")
             if invocation_type == "DryRun":
                 return b""
             if invocation_type == "Event":
@@ -237,7 +232,7 @@ def _deliver_selected(
     envelope = {key: value for key, value in event.items() if key != "ingestion-time"}
     if isinstance(envelope.get("time"), int | float):
         envelope["time"] = iso_8601_datetime_without_milliseconds(
-            utcfromtimestamp(float(envelope["time"]))
+            utcfromtimestamp(int(envelope["time"]))
         )
     if "Input" in target:
         body = str(target["Input"])

@@ -228,8 +228,7 @@ class SqsPoller:
             result = sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(chunk)
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
                 ],
             )
             self.stats.deleted += len(result.get("Successful", []))
