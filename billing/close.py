@@ -48,12 +48,18 @@ class MonthClose:
 
     # --- 1. freeze ------------------------------------------------------------------
 
-    def freeze(self, period: str | None, now: datetime | None = None) -> dict[str, Any]:
+    def freeze(
+        self, period: str | None, settle: int | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Freeze ``period`` (default: the month before now). The state machine then waits
+        ``settle_seconds`` for in-flight ingest batches; a re-run, or a caller that knows
+        nothing is in flight (the local runtime), can say 0."""
         now = now or datetime.now(UTC)
         target = Period.parse(period) if period else Period.of(now).prev()
         status = self.store.period_status(str(target))
         self.store.freeze(str(target), now.isoformat(timespec="seconds"))
-        settle = 0 if status else self.settle_seconds  # a re-run has nothing in flight
+        if settle is None:
+            settle = 0 if status else self.settle_seconds
         return {"period": str(target), "settle_seconds": settle}
 
     # --- 2. accounts ----------------------------------------------------------------

@@ -199,11 +199,14 @@ def plans_put(
 # --- close and invoices ---------------------------------------------------------------------
 
 
-def run_close(d: Deployed, period: str, timeout: float = 1800) -> dict[str, Any]:
+def run_close(
+    d: Deployed, period: str, timeout: float = 1800, settle: int | None = None
+) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions")
     name = f"close-{period}-{int(time.time())}"
+    start = {"period": period} if settle is None else {"period": period, "settle_seconds": settle}
     arn = sfn.start_execution(
-        stateMachineArn=d.state_machine_arn, name=name, input=json.dumps({"period": period})
+        stateMachineArn=d.state_machine_arn, name=name, input=json.dumps(start)
     )["executionArn"]
     deadline = time.monotonic() + timeout
     with _progress() as progress:
@@ -324,6 +327,42 @@ def demo(
     from billing.demo import run_demo
 
     run_demo(events=events, accounts=accounts, period=period, seed=seed, out_dir=out_dir)
+
+
+@local_app.command("start")
+def local_start(
+    state_dir: Annotated[Path, typer.Option(help="where the service keeps its state")] = Path(
+        ".billing-local"
+    ),
+) -> None:
+    """Start the embedded runtime in the background and print the environment to export."""
+    from billing.local import service
+
+    with console.status("starting moto, synthesizing and deploying the stack"):
+        env = service.start(state_dir)
+    for name, value in sorted(env.items()):
+        out.print(f"export {name}={value}")
+
+
+@local_app.command("stop")
+def local_stop(state_dir: Annotated[Path, typer.Option()] = Path(".billing-local")) -> None:
+    """Stop the embedded runtime."""
+    from billing.local import service
+
+    console.print("stopped" if service.stop(state_dir) else "not running")
+
+
+@local_app.command("status")
+def local_status(state_dir: Annotated[Path, typer.Option()] = Path(".billing-local")) -> None:
+    """Is the embedded runtime running, and where."""
+    from billing.local import service
+
+    state = service.status(state_dir)
+    if state is None or not state.running:
+        console.print("not running")
+        raise typer.Exit(1)
+    for name, value in sorted(state.env.items()):
+        out.print(f"export {name}={value}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -32,7 +32,7 @@ def month_close() -> MonthClose:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def freeze(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return month_close().freeze(event.get("period"))
+    return month_close().freeze(event.get("period"), event.get("settle_seconds"))
 
 
 @logger.inject_lambda_context
