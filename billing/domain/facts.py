@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from billing.domain.events import TYPE_PREFIX, Envelope
@@ -134,6 +135,7 @@ def event_key(source: str, event_id: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+@cache
 def short_type(full_type: str) -> str:
     """``cpaas.usage.call.leg.v1`` -> ``call.leg``."""
     return full_type.removeprefix(TYPE_PREFIX).rsplit(".", 1)[0]
@@ -152,7 +154,7 @@ def to_fact(event: Envelope, pseudonymize: Pseudonymize) -> Fact:
     kind = short_type(event.type)  # type: ignore[attr-defined]
     data = event.data  # type: ignore[attr-defined]
     attrs: dict[str, Any] = {}
-    for name, value in data:
+    for name, value in data.__dict__.items():  # the validated fields, without copying
         if value is None or (name == "parts" and value == 1):
             continue
         if name in PERSONAL_FIELDS:

@@ -27,10 +27,18 @@ KINDS: tuple[str, ...] = (
 
 
 def corrupt(
-    rng: random.Random, event: dict[str, Any], at: int, clock: Clock, number: int
+    rng: random.Random,
+    event: dict[str, Any],
+    at: int,
+    clock: Clock,
+    number: int,
+    kind: str | None = None,
 ) -> tuple[str, str]:
-    """A broken copy of ``event`` (a valid CloudEvent dict); returns (kind, line)."""
-    kind = rng.choice(KINDS)
+    """A broken copy of ``event`` (a valid CloudEvent dict at ``at``): (kind, line)."""
+    if kind is None:
+        kind = rng.choice(KINDS)
+    elif kind not in KINDS:
+        raise ValueError(f"unknown kind of malformed line: {kind}")
     env = copy.deepcopy(event)
     env["id"] = f"bad-{number}"
     data: dict[str, Any] = env["data"]

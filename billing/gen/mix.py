@@ -36,7 +36,7 @@ from billing.domain.periods import Period
 from billing.gen import world
 from billing.gen.malformed import corrupt
 from billing.gen.scenarios import CATEGORIES, SOURCES
-from billing.gen.state import Account, Drafts
+from billing.gen.state import Account, Drafts, Mix
 
 DUPLICATE_SHARE = 0.02
 LATE_SHARE = 0.05
@@ -214,13 +214,14 @@ def generate_lines(
     if size <= 0:
         return
     month = Period.parse(period)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  (a reproducible simulation, not secrets)
     malformed = round(size * MALFORMED_SHARE)
     duplicates = round(size * DUPLICATE_SHARE)
     clean = size - malformed - duplicates
     names = account_names(accounts)
     budgets = _allocate(clean, account_shares(accounts))
-    accts = [Account(i + 1, names[i], budgets[i], i + 1) for i in range(accounts)]
+    mixes: dict[str, Mix] = {}
+    accts = [Account(i + 1, names[i], budgets[i], i + 1, mixes) for i in range(accounts)]
     only_index = None
     if only is not None:
         if only not in names:
@@ -250,9 +251,7 @@ def generate_lines(
     yield from stream.flush()
 
 
-def generate(
-    seed: int, size: int, period: str = "2026-10", accounts: int = 50
-) -> Iterator[str]:
+def generate(seed: int, size: int, period: str = "2026-10", accounts: int = 50) -> Iterator[str]:
     """``size`` JSON lines of the reference mix, deterministic for a seed."""
     for line in generate_lines(seed, size, period, accounts):
         yield line.text

@@ -125,10 +125,19 @@ def sms(d: Drafts, a: Account, t: int) -> None:
     if kind == "mo":
         parts = 2 if rng.random() < 0.05 else 1
         status = "rejected" if rng.random() < 0.01 else None
-        inbound(d, a, "platform/sms", t, "sms", user, parts=parts if parts > 1 else None,
-                status=status, **where)  # fmt: skip
+        inbound(
+            d,
+            a,
+            "platform/sms",
+            t,
+            "sms",
+            user,
+            parts=parts if parts > 1 else None,
+            status=status,
+            **where,
+        )
     else:
-        parts = rng.randint(2, 4) if rng.random() < 0.20 else None
+        mt_parts = rng.randint(2, 4) if rng.random() < 0.20 else None
         signals = None
         if a.signals:
             signals = "blocked" if rng.random() < 0.02 else "passed"
@@ -138,13 +147,13 @@ def sms(d: Drafts, a: Account, t: int) -> None:
                 "channel": "sms",
                 "status": "rejected",
                 "end_user": user,
-                **({"parts": parts} if parts else {}),
+                **({"parts": mt_parts} if mt_parts else {}),
                 **where,
                 **({"signals": signals} if signals else {}),
             }
             d.emit("platform/sms", OUT, t, data)
         else:
-            outbound(d, a, "platform/sms", t, "sms", user, parts=parts, signals=signals, **where)
+            outbound(d, a, "platform/sms", t, "sms", user, parts=mt_parts, signals=signals, **where)
     mix.record(kind, len(d.events) - before)
 
 
@@ -172,11 +181,29 @@ def whatsapp(d: Drafts, a: Account, t: int) -> None:
             outbound(d, a, src, at, "whatsapp", user, kind="free_form", **where)
         if rng.random() < 0.5:
             at = t + rng.randint(1 * HOUR, 23 * HOUR)
-            outbound(d, a, src, at, "whatsapp", user, kind="template",
-                     category=_weighted(rng, _CATEGORIES), **where)  # fmt: skip
+            outbound(
+                d,
+                a,
+                src,
+                at,
+                "whatsapp",
+                user,
+                kind="template",
+                category=_weighted(rng, _CATEGORIES),
+                **where,
+            )
     else:
-        outbound(d, a, src, t, "whatsapp", user, kind="template",
-                 category=_weighted(rng, _CATEGORIES), **where)  # fmt: skip
+        outbound(
+            d,
+            a,
+            src,
+            t,
+            "whatsapp",
+            user,
+            kind="template",
+            category=_weighted(rng, _CATEGORIES),
+            **where,
+        )
     mix.record(kind, len(d.events) - before)
 
 
@@ -189,8 +216,12 @@ def email(d: Drafts, a: Account, t: int) -> None:
     r = rng.random()
     if r < 0.01:  # an invalid address: charged once, bounced, then suppressed
         address = f"{a.next_id('nobody')}@invalid.example"
-        data = {"message_id": a.next_id("msg"), "channel": "email", "status": "submitted",
-                "end_user": address}  # fmt: skip
+        data = {
+            "message_id": a.next_id("msg"),
+            "channel": "email",
+            "status": "submitted",
+            "end_user": address,
+        }
         d.emit(src, OUT, t, data)
         bounced = t + rng.randint(2 * SECOND, 10 * MINUTE)
         d.emit(src, OUT, bounced, {**data, "status": "bounced"})
@@ -199,13 +230,26 @@ def email(d: Drafts, a: Account, t: int) -> None:
     if r < 0.04 and a.suppressed:  # a later send to a suppressed address
         address, since = a.suppressed[rng.randrange(len(a.suppressed))]
         if since < t:
-            d.emit(src, OUT, t, {"message_id": a.next_id("msg"), "channel": "email",
-                                 "status": "suppressed", "end_user": address})  # fmt: skip
+            d.emit(
+                src,
+                OUT,
+                t,
+                {
+                    "message_id": a.next_id("msg"),
+                    "channel": "email",
+                    "status": "suppressed",
+                    "end_user": address,
+                },
+            )
             return
     user = world.email(a.index, a.person(rng))
     status = "rejected" if rng.random() < 0.005 else "submitted"
-    d.emit(src, OUT, t, {"message_id": a.next_id("msg"), "channel": "email", "status": status,
-                         "end_user": user})  # fmt: skip
+    d.emit(
+        src,
+        OUT,
+        t,
+        {"message_id": a.next_id("msg"), "channel": "email", "status": status, "end_user": user},
+    )
 
 
 # --- Voice (8%) -----------------------------------------------------------------------------
@@ -325,8 +369,13 @@ def viber(d: Drafts, a: Account, t: int) -> None:
 
 # --- Answers (4%) ---------------------------------------------------------------------------
 
-_BOT_CHANNELS = {"whatsapp": 0.45, "messenger": 0.2, "telegram": 0.1, "live_chat": 0.15,
-                 "viber_bot": 0.1}  # fmt: skip
+_BOT_CHANNELS = {
+    "whatsapp": 0.45,
+    "messenger": 0.2,
+    "telegram": 0.1,
+    "live_chat": 0.15,
+    "viber_bot": 0.1,
+}
 BOT_TIMEOUT_MINUTES = 30
 
 
@@ -345,14 +394,27 @@ def answers(d: Drafts, a: Account, t: int) -> None:
             if rng.random() < 0.15:  # comes back after the timeout: a new session
                 gap = rng.randint(BOT_TIMEOUT_MINUTES * MINUTE + SECOND, 3 * HOUR)
             at += gap
-        inbound(d, a, src, at, channel, user, via="bot", bot_id=bot,
-                bot_timeout_minutes=BOT_TIMEOUT_MINUTES)  # fmt: skip
+        inbound(
+            d,
+            a,
+            src,
+            at,
+            channel,
+            user,
+            via="bot",
+            bot_id=bot,
+            bot_timeout_minutes=BOT_TIMEOUT_MINUTES,
+        )
         at += rng.randint(1 * SECOND, 5 * SECOND)
         at = outbound(d, a, src, at, channel, user, via="bot", bot_id=bot, kind=kind)
     if rng.random() < 0.3:
         reason = "completed" if rng.random() < 0.7 else "transferred"
-        d.emit(src, "bot.session_ended", at + rng.randint(1 * SECOND, MINUTE),
-               {"bot_id": bot, "end_user": user, "reason": reason})  # fmt: skip
+        d.emit(
+            src,
+            "bot.session_ended",
+            at + rng.randint(1 * SECOND, MINUTE),
+            {"bot_id": bot, "end_user": user, "reason": reason},
+        )
 
 
 # --- Moments (4%) ---------------------------------------------------------------------------
@@ -417,8 +479,17 @@ def _conversation(d: Drafts, a: Account, t: int) -> None:
             at += rng.randint(30 * SECOND, 2 * HOUR)
         inbound(d, a, src, at, channel, user, via="conversations", conversation_id=conversation)
         at += rng.randint(20 * SECOND, 10 * MINUTE)
-        at = outbound(d, a, src, at, channel, user, via="conversations",
-                      conversation_id=conversation, kind=kind)  # fmt: skip
+        at = outbound(
+            d,
+            a,
+            src,
+            at,
+            channel,
+            user,
+            via="conversations",
+            conversation_id=conversation,
+            kind=kind,
+        )
 
 
 def _named_users(d: Drafts, a: Account, t: int) -> None:
@@ -429,8 +500,9 @@ def _named_users(d: Drafts, a: Account, t: int) -> None:
     if not held or r < 0.12 or (r < 0.2 and len(held) < 3):
         user = a.next_id("agent")
         role = _weighted(rng, _ROLES)
-        data: dict[str, Any] = {"user_id": user} if role == "agent" else {"user_id": user,
-                                                                          "role": role}
+        data: dict[str, Any] = (
+            {"user_id": user} if role == "agent" else {"user_id": user, "role": role}
+        )
         d.emit(src, "named_user.provisioned", t, data)
         a.agents[user] = [t, t, 0]
         return
@@ -486,9 +558,17 @@ def other_channels(d: Drafts, a: Account, t: int) -> None:
     user = world.identifier(channel, a.index, p)
     where = _located(a, p)
     if channel == "ussd":
-        d.emit(src, "ussd.session", t, {"session_id": a.next_id("ussd"), "end_user": user,
-                                        "initiator": _weighted(rng, _USSD_INITIATORS),
-                                        **_mobile(a, p)})  # fmt: skip
+        d.emit(
+            src,
+            "ussd.session",
+            t,
+            {
+                "session_id": a.next_id("ussd"),
+                "end_user": user,
+                "initiator": _weighted(rng, _USSD_INITIATORS),
+                **_mobile(a, p),
+            },
+        )
     elif channel in ("kakao_consultation", "live_chat", "social"):
         inbound(d, a, src, t, channel, user)
         outbound(d, a, src, t + rng.randint(10 * SECOND, 30 * MINUTE), channel, user)
@@ -522,7 +602,12 @@ def recordings(d: Drafts, a: Account, t: int) -> None:
     """A burst of calls recorded together (a campaign, a shift starting), up to the limit."""
     rng = d.rng
     a.recordings = [(s, e) for s, e in a.recordings if e > t - HOUR]
-    burst = rng.randint(6, 10) if rng.random() < 0.3 else rng.randint(1, 4)
+    # bursts reach the limit in large accounts; small accounts record a call at a time
+    most = max(1, min(RECORDING_LIMIT, a.budget // 600))
+    if rng.random() < 0.3:
+        burst = rng.randint(max(1, most * 6 // 10), most)
+    else:
+        burst = rng.randint(1, max(1, min(4, most)))
     src = "platform/recording"
     for _ in range(burst):
         start = t + rng.randint(0, 2 * MINUTE)
@@ -540,16 +625,25 @@ def recordings(d: Drafts, a: Account, t: int) -> None:
         d.emit(src, "recording.stopped", stop, {"recording_id": rec, "call_id": call})
         stored = stop + rng.randint(1 * SECOND, MINUTE)
         rate = 250_000 if video else 16_000  # bytes per second
-        d.emit(src, "recording.stored", stored, {
-            "recording_id": rec,
-            "size_bytes": length * rate // 1000,
-            "duration_seconds": _seconds(length),
-            **flags,
-            **({"video": True} if video else {}),
-        })  # fmt: skip
+        d.emit(
+            src,
+            "recording.stored",
+            stored,
+            {
+                "recording_id": rec,
+                "size_bytes": length * rate // 1000,
+                "duration_seconds": _seconds(length),
+                **flags,
+                **({"video": True} if video else {}),
+            },
+        )
         if rng.random() < 0.6:
-            d.emit(src, "recording.deleted", stored + rng.randint(HOUR, 20 * DAY),
-                   {"recording_id": rec})  # fmt: skip
+            d.emit(
+                src,
+                "recording.deleted",
+                stored + rng.randint(HOUR, 20 * DAY),
+                {"recording_id": rec},
+            )
 
 
 # --- Numbers and lookups (2%) ----------------------------------------------------------------
@@ -590,18 +684,30 @@ def numbers_lookups(d: Drafts, a: Account, t: int) -> None:
     elif kind == "number_lookup":
         p = a.person(rng)
         submitted = rng.random() < 0.95
-        data = {"request_id": a.next_id("lkp"), "kind": "number_lookup",
-                "status": "submitted" if submitted else "rejected",
-                "end_user": world.msisdn(a.index, p), **_located(a, p)}  # fmt: skip
+        data = {
+            "request_id": a.next_id("lkp"),
+            "kind": "number_lookup",
+            "status": "submitted" if submitted else "rejected",
+            "end_user": world.msisdn(a.index, p),
+            **_located(a, p),
+        }
         if submitted:
             data["result"] = _weighted(rng, _LOOKUP_RESULTS)
         d.emit("platform/lookup", "lookup", t, data)
     elif kind == "email_validation":
         p = a.person(rng)
-        d.emit("platform/lookup", "lookup", t, {
-            "request_id": a.next_id("lkp"), "kind": "email_validation", "status": "submitted",
-            "end_user": world.email(a.index, p), "result": _weighted(rng, _LOOKUP_RESULTS),
-        })  # fmt: skip
+        d.emit(
+            "platform/lookup",
+            "lookup",
+            t,
+            {
+                "request_id": a.next_id("lkp"),
+                "kind": "email_validation",
+                "status": "submitted",
+                "end_user": world.email(a.index, p),
+                "result": _weighted(rng, _LOOKUP_RESULTS),
+            },
+        )
     mix.record(kind, len(d.events) - before)
 
 

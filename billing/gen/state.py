@@ -46,7 +46,9 @@ class Mix:
 class Account:
     """One account of the mix and the state its scenarios keep across the month."""
 
-    def __init__(self, index: int, name: str, budget: int, flags: int) -> None:
+    def __init__(
+        self, index: int, name: str, budget: int, flags: int, mixes: dict[str, Mix]
+    ) -> None:
         self.index = index
         self.name = name
         self.budget = budget
@@ -58,7 +60,8 @@ class Account:
         self.conversations_recording = flags % 3 == 0
         self.bots = [f"bot-{index:03d}-{k}" for k in range(1 + flags % 3)]
         self.viber_senders = [f"svc-{index:03d}-{k}" for k in range(1 + flags % 2)]
-        self.mixes: dict[str, Mix] = {}
+        # shares are kept over the whole stream (small accounts need not have every service)
+        self.mixes = mixes
         self._counters: dict[str, int] = {}
         # state kept across scenarios (generation order is not time order: check times)
         self.suppressed: list[tuple[str, int]] = []  # address, when it bounced
