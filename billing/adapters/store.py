@@ -187,9 +187,10 @@ class UsageStore:
         """
         names: set[str] = set()
         after = cursor or ""
-        for item in self._query(
-            KeyConditionExpression=Key("pk").eq("ACCOUNTS") & Key("sk").gt(after)
-        ):
+        plans = Key("pk").eq("ACCOUNTS")
+        if after:  # DynamoDB refuses an empty string in a key condition
+            plans = plans & Key("sk").gt(after)
+        for item in self._query(KeyConditionExpression=plans):
             names.add(item["sk"])
         period_key = Key("pk").eq(f"P#{period}")
         for prefix in ("A#", "ADJ#"):

@@ -1,0 +1,1 @@
+"""AWS CDK (v2) infrastructure of the usage-billing system: see ``infra.stack``."""

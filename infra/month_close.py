@@ -1,0 +1,397 @@
+"""The month close: its task functions, the state machine's definition and its schedule.
+
+Flow (``MonthCloseStateMachine``)::
+
+    Freeze -> Settle (Wait $.settle_seconds) -> StartListing (cursor = null)
+      -> ListAccounts (page of accounts, ResultPath $.page)
+      -> CloseAccounts (Map over $.page.accounts, one iteration per account):
+             PlanAccount -> ComputeShards (Map over $.units: ComputeShard) -> RateAccount
+             any failure of those three -> RecordFailure (the account is recorded, the
+             close goes on with the other accounts)
+      -> MorePages? (cursor present and not null: NextPage -> ListAccounts)
+      -> Finish
+
+Every task is a Lambda invocation whose output is the function's return value
+(``payload_response_only``), retried on Lambda service errors and throttling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+
+from infra.config import BillingConfig
+from infra.functions import billing_function, function_name, removal_policy, retention
+from infra.nag import acknowledge_findings, arn_ref
+from infra.storage import INVOICES_PREFIX, WORK_PREFIX, Storage
+
+HANDLERS = "functions.close.handlers"
+LONG_TIMEOUT = Duration.seconds(900)
+SHORT_TIMEOUT = Duration.seconds(60)
+
+# Errors after which a Lambda invocation is worth repeating: the service's, not ours.
+RETRYABLE_LAMBDA_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.TooManyRequestsException",
+]
+
+
+@dataclass(frozen=True)
+class CloseTask:
+    construct_id: str
+    handler: str
+    suffix: str
+    description: str
+    timeout: Duration
+    memory_mb: int
+
+
+CLOSE_TASKS = (
+    CloseTask(
+        construct_id="CloseFreezeFunction",
+        handler="freeze",
+        suffix="close-freeze",
+        description="Month close: freezes the period (default: the previous month)",
+        timeout=SHORT_TIMEOUT,
+        memory_mb=512,
+    ),
+    CloseTask(
+        construct_id="CloseListAccountsFunction",
+        handler="list_accounts",
+        suffix="close-list-accounts",
+        description="Month close: lists the period's accounts, one page at a time",
+        timeout=SHORT_TIMEOUT,
+        memory_mb=512,
+    ),
+    CloseTask(
+        construct_id="ClosePlanAccountFunction",
+        handler="plan_account",
+        suffix="close-plan-account",
+        description="Month close: splits one account's period into shard units",
+        timeout=SHORT_TIMEOUT,
+        memory_mb=512,
+    ),
+    CloseTask(
+        construct_id="CloseComputeShardFunction",
+        handler="compute_shard",
+        suffix="close-compute-shard",
+        description="Month close: aggregates one shard of one account's usage",
+        timeout=LONG_TIMEOUT,
+        memory_mb=1769,
+    ),
+    CloseTask(
+        construct_id="CloseRateAccountFunction",
+        handler="rate_account",
+        suffix="close-rate-account",
+        description="Month close: rates one account and writes its invoice",
+        timeout=LONG_TIMEOUT,
+        memory_mb=1769,
+    ),
+    CloseTask(
+        construct_id="CloseRecordFailureFunction",
+        handler="record_failure",
+        suffix="close-record-failure",
+        description="Month close: records an account whose close failed",
+        timeout=SHORT_TIMEOUT,
+        memory_mb=512,
+    ),
+    CloseTask(
+        construct_id="CloseFinishFunction",
+        handler="finish",
+        suffix="close-finish",
+        description="Month close: writes the period manifest and announces the close",
+        timeout=SHORT_TIMEOUT,
+        memory_mb=512,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class MonthClose:
+    functions: dict[str, lambda_.Function]
+    state_machine: sfn.StateMachine
+    log_group: logs.LogGroup
+    schedule: events.Rule
+
+
+def build_close_functions(
+    stack: Stack,
+    config: BillingConfig,
+    *,
+    storage: Storage,
+    bus: events.EventBus,
+    code: lambda_.Code,
+    environment: dict[str, str],
+) -> dict[str, lambda_.Function]:
+    """One function per task, each with its own role limited to what a close step does."""
+    functions: dict[str, lambda_.Function] = {}
+    bucket = storage.invoice_bucket
+    object_arns = [
+        bucket.arn_for_objects(f"{INVOICES_PREFIX}*"),
+        bucket.arn_for_objects(f"{WORK_PREFIX}*"),
+    ]
+    for task in CLOSE_TASKS:
+        function = billing_function(
+            stack,
+            task.construct_id,
+            config=config,
+            code=code,
+            handler=f"{HANDLERS}.{task.handler}",
+            name=function_name(config, task.suffix),
+            description=task.description,
+            service="billing-close",
+            environment=environment,
+            timeout=task.timeout,
+            memory_mb=task.memory_mb,
+        )
+        role = function.role
+        assert role is not None
+        storage.table.grant_read_write_data(function)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadWriteCloseObjects",
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=object_arns,
+            )
+        )
+        # Unconditioned on purpose: S3 answers a GET of a missing key with 404 only to
+        # callers that may list the bucket (403 otherwise), and the close checks for
+        # existing documents that way. The bucket holds only invoices/ and work/.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListCloseObjects",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="UseInvoiceKey",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                resources=[storage.invoice_key.key_arn],
+            )
+        )
+        acknowledge_findings(
+            role,
+            "IAM5",
+            [
+                f"Resource::{arn_ref(bucket)}/{INVOICES_PREFIX}*",
+                f"Resource::{arn_ref(bucket)}/{WORK_PREFIX}*",
+            ],
+            "The close writes one invoice/manifest per account and period and scratch files "
+            "under keys it derives at run time; access is limited to the invoices/ and work/ "
+            "prefixes of the invoice bucket.",
+        )
+        functions[task.handler] = function
+    bus.grant_put_events_to(functions["finish"])
+    return functions
+
+
+def _invoke(
+    stack: Stack,
+    state_id: str,
+    function: lambda_.IFunction,
+    *,
+    payload: dict[str, Any] | None = None,
+    result_path: str | None = None,
+) -> tasks.LambdaInvoke:
+    task = tasks.LambdaInvoke(
+        stack,
+        state_id,
+        lambda_function=function,
+        payload=sfn.TaskInput.from_object(payload) if payload is not None else None,
+        payload_response_only=True,
+        retry_on_service_exceptions=False,
+        result_path=result_path,
+    )
+    task.add_retry(
+        errors=RETRYABLE_LAMBDA_ERRORS,
+        interval=Duration.seconds(2),
+        max_attempts=6,
+        backoff_rate=2,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    return task
+
+
+def build_definition(
+    stack: Stack, config: BillingConfig, functions: dict[str, lambda_.Function]
+) -> sfn.IChainable:
+    """The month-close definition (see the module docstring)."""
+    freeze = _invoke(stack, "Freeze", functions["freeze"])
+    settle = sfn.Wait(stack, "Settle", time=sfn.WaitTime.seconds_path("$.settle_seconds"))
+    # A JSON null cannot be written as a Pass state's Result from CDK, so the intrinsic
+    # States.StringToJson('null') supplies it.
+    start_listing = sfn.Pass(
+        stack,
+        "StartListing",
+        parameters={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "cursor": sfn.JsonPath.string_at("States.StringToJson('null')"),
+        },
+    )
+    list_accounts = _invoke(
+        stack,
+        "ListAccounts",
+        functions["list_accounts"],
+        payload={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "cursor": sfn.JsonPath.string_at("$.cursor"),
+        },
+        result_path="$.page",
+    )
+
+    # --- one account ------------------------------------------------------------------
+    plan_account = _invoke(stack, "PlanAccount", functions["plan_account"])
+    compute_shard = _invoke(stack, "ComputeShard", functions["compute_shard"])
+    compute_shards = sfn.Map(
+        stack,
+        "ComputeShards",
+        items_path="$.units",
+        max_concurrency=config.close_shard_concurrency,
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    compute_shards.item_processor(compute_shard)
+    rate_account = _invoke(
+        stack,
+        "RateAccount",
+        functions["rate_account"],
+        payload={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "account": sfn.JsonPath.string_at("$.account"),
+        },
+    )
+    record_failure = _invoke(
+        stack,
+        "RecordFailure",
+        functions["record_failure"],
+        payload={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "account": sfn.JsonPath.string_at("$.account"),
+            "error": sfn.JsonPath.object_at("$.error"),
+        },
+    )
+    for step in (plan_account, compute_shards, rate_account):
+        step.add_catch(record_failure, errors=[sfn.Errors.ALL], result_path="$.error")
+
+    close_accounts = sfn.Map(
+        stack,
+        "CloseAccounts",
+        items_path="$.page.accounts",
+        max_concurrency=config.close_account_concurrency,
+        item_selector={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "account": sfn.JsonPath.string_at("$$.Map.Item.Value"),
+        },
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    close_accounts.item_processor(plan_account.next(compute_shards).next(rate_account))
+
+    # --- paging and the end ---------------------------------------------------------------
+    next_page = sfn.Pass(stack, "NextPage", input_path="$.page.cursor", result_path="$.cursor")
+    finish = _invoke(
+        stack,
+        "Finish",
+        functions["finish"],
+        payload={"period": sfn.JsonPath.string_at("$.period")},
+    )
+    more_pages = (
+        sfn.Choice(stack, "MorePages?")
+        .when(
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.page.cursor"),
+                sfn.Condition.is_not_null("$.page.cursor"),
+            ),
+            next_page.next(list_accounts),
+        )
+        .otherwise(finish)
+    )
+
+    return (
+        freeze.next(settle)
+        .next(start_listing)
+        .next(list_accounts)
+        .next(close_accounts)
+        .next(more_pages)
+    )
+
+
+def build_month_close(
+    stack: Stack,
+    config: BillingConfig,
+    *,
+    storage: Storage,
+    bus: events.EventBus,
+    code: lambda_.Code,
+    environment: dict[str, str],
+) -> MonthClose:
+    functions = build_close_functions(
+        stack, config, storage=storage, bus=bus, code=code, environment=environment
+    )
+    log_group = logs.LogGroup(
+        stack,
+        "MonthCloseLogs",
+        # The vendedlogs prefix keeps Step Functions from growing the account-wide
+        # CloudWatch Logs resource policy with every state machine.
+        log_group_name=f"/aws/vendedlogs/states/billing-{config.stage}-month-close",
+        retention=retention(config),
+        removal_policy=removal_policy(config),
+    )
+    state_machine = sfn.StateMachine(
+        stack,
+        "MonthCloseStateMachine",
+        state_machine_name=f"billing-{config.stage}-month-close",
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        definition_body=sfn.DefinitionBody.from_chainable(
+            build_definition(stack, config, functions)
+        ),
+        timeout=Duration.hours(config.close_timeout_hours),
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=log_group,
+            level=sfn.LogLevel.ALL,
+            include_execution_data=True,
+        ),
+    )
+    acknowledge_findings(
+        state_machine.role,
+        "IAM5",
+        [
+            *(f"Resource::{arn_ref(function)}:*" for function in functions.values()),
+            "Resource::*",
+        ],
+        "Resource '<function ARN>:*' lets the state machine invoke versions and aliases "
+        "of its own task functions only. Resource '*' is what X-Ray tracing and CloudWatch "
+        "Logs delivery (logs:*LogDelivery*, logs:DescribeResourcePolicies) require: those "
+        "actions have no resource-level permissions.",
+    )
+
+    schedule = events.Rule(
+        stack,
+        "MonthCloseSchedule",
+        description="Starts the month close for the previous month on the 1st (UTC)",
+        schedule=events.Schedule.cron(
+            minute="0", hour=str(config.close_grace_hours), day="1", month="*", year="*"
+        ),
+        targets=[
+            targets.SfnStateMachine(
+                state_machine,
+                input=events.RuleTargetInput.from_object({"trigger": "schedule"}),
+            )
+        ],
+    )
+    return MonthClose(
+        functions=functions, state_machine=state_machine, log_group=log_group, schedule=schedule
+    )

@@ -1,0 +1,218 @@
+"""Where billing data lives: the usage table, the buckets, their keys, finance's read access.
+
+Everything is created directly under the stack, so the logical IDs start with the
+construct IDs (``UsageTable...``, ``InvoiceBucket...``) that the local runtime looks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+from infra.config import BillingConfig
+from infra.functions import removal_policy
+from infra.nag import acknowledge, acknowledge_findings, arn_ref
+
+INVOICES_PREFIX = "invoices/"
+WORK_PREFIX = "work/"
+
+
+@dataclass(frozen=True)
+class Storage:
+    table: dynamodb.Table
+    access_logs_bucket: s3.Bucket
+    rejects_bucket: s3.Bucket
+    invoice_key: kms.Key
+    invoice_bucket: s3.Bucket
+    pseudonym_secret: secretsmanager.Secret
+    finance_policy: iam.ManagedPolicy
+    finance_role: iam.Role
+
+
+def build_storage(stack: Stack, config: BillingConfig) -> Storage:
+    removal = removal_policy(config)
+
+    table = dynamodb.Table(
+        stack,
+        "UsageTable",
+        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        time_to_live_attribute="expires_at",
+        deletion_protection=config.retain_data,
+        removal_policy=removal,
+    )
+
+    access_logs = s3.Bucket(
+        stack,
+        "AccessLogsBucket",
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        # S3 server access logging delivers only to SSE-S3 buckets.
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        lifecycle_rules=[
+            s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(400)),
+        ],
+        removal_policy=removal,
+    )
+    # cdk-nag's S1 does not ask a log destination bucket to log itself.
+
+    rejects = s3.Bucket(
+        stack,
+        "RejectsBucket",
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix="rejects/",
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-rejects",
+                expiration=Duration.days(400),
+                noncurrent_version_expiration=Duration.days(30),
+                abort_incomplete_multipart_upload_after=Duration.days(7),
+            ),
+        ],
+        removal_policy=removal,
+    )
+
+    invoice_key = kms.Key(
+        stack,
+        "InvoiceKey",
+        description=f"billing-{config.stage}: encrypts invoices and month-close work files",
+        alias=f"alias/billing-{config.stage}-invoices",
+        enable_key_rotation=True,
+        removal_policy=removal,
+    )
+    invoices = s3.Bucket(
+        stack,
+        "InvoiceBucket",
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=invoice_key,
+        bucket_key_enabled=True,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix="invoices/",
+        lifecycle_rules=[
+            # Invoices and period manifests are kept; older copies of them for a year.
+            s3.LifecycleRule(
+                id="keep-invoices",
+                transitions=[
+                    s3.Transition(
+                        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                        transition_after=Duration.days(90),
+                    )
+                ],
+                noncurrent_version_expiration=Duration.days(365),
+                abort_incomplete_multipart_upload_after=Duration.days(7),
+            ),
+            # Scratch files of a month close.
+            s3.LifecycleRule(
+                id="expire-close-work",
+                prefix=WORK_PREFIX,
+                expiration=Duration.days(30),
+                noncurrent_version_expiration=Duration.days(1),
+            ),
+        ],
+        removal_policy=removal,
+    )
+
+    secret = secretsmanager.Secret(
+        stack,
+        "PseudonymSecret",
+        description=(
+            f"billing-{config.stage}: HMAC key that pseudonymizes end-user identifiers at ingest"
+        ),
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=64,
+            exclude_punctuation=True,
+        ),
+        removal_policy=removal,
+    )
+    acknowledge(
+        secret,
+        "SMG4",
+        "The key pseudonymizes end-user identifiers; distinct end users are counted per "
+        "month from the pseudonyms, so rotating it would count one person twice in a "
+        "period. It is changed only by a planned re-keying between periods.",
+    )
+
+    finance_policy, finance_role = _finance_access(stack, config, invoices, invoice_key)
+    return Storage(
+        table=table,
+        access_logs_bucket=access_logs,
+        rejects_bucket=rejects,
+        invoice_key=invoice_key,
+        invoice_bucket=invoices,
+        pseudonym_secret=secret,
+        finance_policy=finance_policy,
+        finance_role=finance_role,
+    )
+
+
+def _finance_access(
+    stack: Stack, config: BillingConfig, bucket: s3.Bucket, key: kms.Key
+) -> tuple[iam.ManagedPolicy, iam.Role]:
+    """Read-only access to the published invoices, and a role that has nothing else."""
+    invoice_objects = bucket.arn_for_objects(f"{INVOICES_PREFIX}*")
+    policy = iam.ManagedPolicy(
+        stack,
+        "FinanceReadPolicy",
+        description=f"billing-{config.stage}: read the published invoices, nothing else",
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadInvoices",
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[invoice_objects],
+            ),
+            iam.PolicyStatement(
+                sid="ListInvoices",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{INVOICES_PREFIX}*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="DecryptInvoicesThroughS3",
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+            ),
+        ],
+    )
+    acknowledge_findings(
+        policy,
+        "IAM5",
+        [f"Resource::{arn_ref(bucket)}/{INVOICES_PREFIX}*"],
+        "Finance reads every invoice object under invoices/: the wildcard is the object "
+        "keys of that one prefix of the invoice bucket, for GetObject(Version) only.",
+    )
+    principal: iam.IPrincipal = (
+        iam.ArnPrincipal(config.finance_principal_arn)
+        if config.finance_principal_arn
+        else iam.AccountRootPrincipal()
+    )
+    role = iam.Role(
+        stack,
+        "FinanceRole",
+        assumed_by=principal,
+        description=f"billing-{config.stage}: finance reads invoices (read-only)",
+        managed_policies=[policy],
+        max_session_duration=Duration.hours(1),
+    )
+    return policy, role

@@ -1,0 +1,617 @@
+"""The synthesized ``Billing-dev`` template: what the deployment promises, pinned.
+
+The app is synthesized once for the module, exactly as ``python app.py`` does it (cdk-nag
+included), and the template is read back with ``aws_cdk.assertions``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# ``tests/infra`` would otherwise be found as a namespace package ``infra`` first.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from aws_cdk import assertions  # noqa: E402
+
+from infra.functions import ENVIRONMENT_NAMES  # noqa: E402
+from infra.synth import build_app  # noqa: E402
+
+pytestmark = pytest.mark.infra
+
+CLOSE_HANDLERS = {
+    "CloseFreezeFunction": "functions.close.handlers.freeze",
+    "CloseListAccountsFunction": "functions.close.handlers.list_accounts",
+    "ClosePlanAccountFunction": "functions.close.handlers.plan_account",
+    "CloseComputeShardFunction": "functions.close.handlers.compute_shard",
+    "CloseRateAccountFunction": "functions.close.handlers.rate_account",
+    "CloseRecordFailureFunction": "functions.close.handlers.record_failure",
+    "CloseFinishFunction": "functions.close.handlers.finish",
+}
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    outdir: Path
+    template_path: Path
+    data: dict[str, Any]
+    template: assertions.Template
+    validation_error: str | None
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data["Resources"])
+
+    def only(self, prefix: str, type_: str) -> tuple[str, dict[str, Any]]:
+        """The one resource of ``type_`` whose logical ID is ``prefix`` + CDK's hash."""
+        pattern = re.compile(rf"^{re.escape(prefix)}[0-9A-F]{{8}}$")
+        found = [
+            (logical_id, resource)
+            for logical_id, resource in self.resources.items()
+            if resource["Type"] == type_ and pattern.match(logical_id)
+        ]
+        assert len(found) == 1, f"expected one {type_} {prefix}*, found {[f[0] for f in found]}"
+        return found[0]
+
+    def of_type(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == type_}
+
+
+def synthesize(outdir: Path, context: dict[str, Any] | None = None, *, nag: bool) -> Synthesis:
+    app, stack = build_app(context, outdir=str(outdir), nag=nag)
+    error: str | None = None
+    try:
+        app.synth()
+    except RuntimeError as exc:  # cdk-nag findings stop the synthesis (template is written)
+        error = str(exc)
+        report = outdir / "validation-report.json"
+        if report.exists():
+            error += "\n" + report.read_text(encoding="utf-8")
+    template_path = outdir / f"{stack.stack_name}.template.json"
+    data = json.loads(template_path.read_text(encoding="utf-8"))
+    return Synthesis(outdir, template_path, data, assertions.Template.from_json(data), error)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    return synthesize(tmp_path_factory.mktemp("cdk.out"), nag=True)
+
+
+def test_synthesis_passes_cdk_nag_with_no_unacknowledged_finding(synth: Synthesis) -> None:
+    assert synth.validation_error is None, synth.validation_error
+    report = json.loads((synth.outdir / "validation-report.json").read_text(encoding="utf-8"))
+    violations = [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])]
+    assert violations == []
+
+
+def test_every_acknowledgement_has_a_reason(synth: Synthesis) -> None:
+    acknowledged = 0
+    for logical_id, resource in synth.resources.items():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            acknowledged += 1
+            assert rule["id"].startswith("AwsSolutions-"), (logical_id, rule)
+            assert len(rule["reason"]) >= 40, (logical_id, rule)
+    assert acknowledged > 0
+
+
+def test_cdk_nag_really_checks(tmp_path: Path) -> None:
+    """A deliberately non-compliant queue fails synthesis: the plugin is not a no-op."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_sqs as sqs
+
+    from infra.nag import register_checks
+
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "NagProbe")
+    sqs.Queue(stack, "Plain", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    register_checks(app)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = (tmp_path / "validation-report.json").read_text(encoding="utf-8")
+    assert "AwsSolutions-SQS4" in report
+
+
+def test_cfn_lint_finds_no_error(synth: Synthesis) -> None:
+    from cfnlint.api import lint
+
+    matches = lint(synth.template_path.read_text(encoding="utf-8"), regions=["eu-west-1"])
+    problems = [
+        f"{m.rule.id} {m.message} ({m.path_string})"
+        for m in matches
+        if m.rule.id[0] in "EW" and m.rule.id != "W3005"
+    ]
+    assert problems == []
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+def test_usage_table(synth: Synthesis) -> None:
+    synth.template.resource_count_is("AWS::DynamoDB::Table", 1)
+    _, table = synth.only("UsageTable", "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_invoice_bucket(synth: Synthesis) -> None:
+    bucket_id, bucket = synth.only("InvoiceBucket", "AWS::S3::Bucket")
+    key_id, key = synth.only("InvoiceKey", "AWS::KMS::Key")
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
+    }
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert "DestinationBucketName" in props["LoggingConfiguration"]
+    assert bucket["DeletionPolicy"] == "Retain"
+
+    rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+    keep = rules["keep-invoices"]
+    assert "ExpirationInDays" not in keep
+    assert keep["NoncurrentVersionExpiration"] == {"NoncurrentDays": 365}
+    assert keep["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 90}]
+    work = rules["expire-close-work"]
+    assert work["Prefix"] == "work/"
+    assert work["ExpirationInDays"] == 30
+
+    _, policy = synth.only("InvoiceBucketPolicy", "AWS::S3::BucketPolicy")
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
+    assert {
+        "Action": "s3:*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": [
+            {"Fn::GetAtt": [bucket_id, "Arn"]},
+            {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]},
+        ],
+    } in policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_rejects_bucket(synth: Synthesis) -> None:
+    _, bucket = synth.only("RejectsBucket", "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 400
+    _, policy = synth.only("RejectsBucketPolicy", "AWS::S3::BucketPolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+
+
+def test_finance_policy_reads_invoices_only(synth: Synthesis) -> None:
+    bucket_id, _ = synth.only("InvoiceBucket", "AWS::S3::Bucket")
+    key_id, _ = synth.only("InvoiceKey", "AWS::KMS::Key")
+    policy_id, policy = synth.only("FinanceReadPolicy", "AWS::IAM::ManagedPolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert all(s["Effect"] == "Allow" for s in statements)
+    by_sid = {s["Sid"]: s for s in statements}
+    assert set(by_sid) == {"ReadInvoices", "ListInvoices", "DecryptInvoicesThroughS3"}
+
+    read = by_sid["ReadInvoices"]
+    assert read["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert read["Resource"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/invoices/*"]]
+    }
+    listing = by_sid["ListInvoices"]
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["invoices/*"]}}
+    decrypt = by_sid["DecryptInvoicesThroughS3"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert "kms:ViaService" in decrypt["Condition"]["StringEquals"]
+
+    actions: list[str] = []
+    for statement in statements:
+        action = statement["Action"]
+        actions.extend([action] if isinstance(action, str) else action)
+    assert sorted(actions) == [
+        "kms:Decrypt",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+    ]
+    assert not [a for a in actions if re.match(r"s3:(Put|Delete|\*)", a)]
+
+    _, role = synth.only("FinanceRole", "AWS::IAM::Role")
+    assert role["Properties"]["ManagedPolicyArns"] == [{"Ref": policy_id}]
+    assert "Policies" not in role["Properties"]
+    role_id = synth.only("FinanceRole", "AWS::IAM::Role")[0]
+    for inline in synth.of_type("AWS::IAM::Policy").values():
+        assert {"Ref": role_id} not in inline["Properties"]["Roles"]
+
+
+def test_pseudonym_secret(synth: Synthesis) -> None:
+    _, secret = synth.only("PseudonymSecret", "AWS::SecretsManager::Secret")
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] == 64
+    assert generated["ExcludePunctuation"] is True
+
+
+# --- intake ----------------------------------------------------------------------------
+
+
+def test_intake_queue_and_dlq(synth: Synthesis) -> None:
+    dlq_id, dlq = synth.only("IntakeDlq", "AWS::SQS::Queue")
+    _, queue = synth.only("IntakeQueue", "AWS::SQS::Queue")
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert dlq["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # 6 x the 60 s ingest timeout + the 5 s batching window
+    assert queue["Properties"]["VisibilityTimeout"] == 6 * 60 + 5
+    for prefix in ("IntakeQueuePolicy", "IntakeDlqPolicy"):
+        _, policy = synth.only(prefix, "AWS::SQS::QueuePolicy")
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+
+
+def test_ingest_event_source_mapping(synth: Synthesis) -> None:
+    queue_id, _ = synth.only("IntakeQueue", "AWS::SQS::Queue")
+    function_id, _ = synth.only("IngestFunction", "AWS::Lambda::Function")
+    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert props["FunctionName"] == {"Ref": function_id}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == 100
+    assert props["MaximumBatchingWindowInSeconds"] == 5
+
+
+def test_ingest_function(synth: Synthesis) -> None:
+    _, function = synth.only("IngestFunction", "AWS::Lambda::Function")
+    props = function["Properties"]
+    assert props["Handler"] == "functions.ingest.handler.handler"
+    assert props["Timeout"] == 60
+    assert props["MemorySize"] == 1024
+    assert props["ReservedConcurrentExecutions"] == 20
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    variables = props["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "billing-ingest"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Billing"
+
+
+def test_usage_bus_forwards_the_cloudevent_to_the_queue(synth: Synthesis) -> None:
+    bus_id, bus = synth.only("UsageBus", "AWS::Events::EventBus")
+    queue_id, _ = synth.only("IntakeQueue", "AWS::SQS::Queue")
+    assert bus["Properties"]["Name"] == "billing-dev"
+    _, rule = synth.only("UsageToIntakeRule", "AWS::Events::Rule")
+    props = rule["Properties"]
+    assert props["EventBusName"] == {"Ref": bus_id}
+    assert props["EventPattern"] == {"detail-type": ["cpaas.usage"]}
+    (target,) = props["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert target["InputPath"] == "$.detail"
+    assert "DeadLetterConfig" in target
+
+
+# --- month close -----------------------------------------------------------------------
+
+
+def test_month_close_schedule(synth: Synthesis) -> None:
+    machine_id, _ = synth.only("MonthCloseStateMachine", "AWS::StepFunctions::StateMachine")
+    _, rule = synth.only("MonthCloseSchedule", "AWS::Events::Rule")
+    assert rule["Properties"]["ScheduleExpression"] == "cron(0 6 1 * ? *)"
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": machine_id}
+    assert json.loads(target["Input"]) == {"trigger": "schedule"}
+
+
+def test_state_machine_logging_and_tracing(synth: Synthesis) -> None:
+    _, machine = synth.only("MonthCloseStateMachine", "AWS::StepFunctions::StateMachine")
+    log_group_id, _ = synth.only("MonthCloseLogs", "AWS::Logs::LogGroup")
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    logging = props["LoggingConfiguration"]
+    assert logging["Level"] == "ALL"
+    assert logging["IncludeExecutionData"] is True
+    assert logging["Destinations"] == [
+        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": [log_group_id, "Arn"]}}}
+    ]
+
+
+def _definition(synth: Synthesis) -> dict[str, Any]:
+    """The state machine's ASL with each function ARN replaced by its logical ID."""
+    _, machine = synth.only("MonthCloseStateMachine", "AWS::StepFunctions::StateMachine")
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in parts)
+    return dict(json.loads(text))
+
+
+def test_state_machine_definition(synth: Synthesis) -> None:
+    definition = _definition(synth)
+    states = definition["States"]
+    assert definition["StartAt"] == "Freeze"
+
+    def resource(state: dict[str, Any], prefix: str) -> None:
+        assert re.fullmatch(rf"{prefix}[0-9A-F]{{8}}", state["Resource"]), state["Resource"]
+
+    resource(states["Freeze"], "CloseFreezeFunction")
+    assert "ResultPath" not in states["Freeze"]  # the result replaces the state
+    assert states["Freeze"]["Next"] == "Settle"
+    assert states["Settle"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.settle_seconds",
+        "Next": "StartListing",
+    }
+    start = states["StartListing"]
+    assert start["Type"] == "Pass"
+    assert start["Parameters"]["cursor.$"] == "States.StringToJson('null')"
+    assert start["Next"] == "ListAccounts"
+
+    listing = states["ListAccounts"]
+    resource(listing, "CloseListAccountsFunction")
+    assert listing["Parameters"] == {"period.$": "$.period", "cursor.$": "$.cursor"}
+    assert listing["ResultPath"] == "$.page"
+    assert listing["Next"] == "CloseAccounts"
+
+    accounts = states["CloseAccounts"]
+    assert accounts["Type"] == "Map"
+    assert accounts["ItemsPath"] == "$.page.accounts"
+    assert accounts["MaxConcurrency"] == 10
+    assert accounts["ItemSelector"] == {"period.$": "$.period", "account.$": "$$.Map.Item.Value"}
+    assert accounts["ResultPath"] is None
+    assert accounts["Next"] == "MorePages?"
+    inner = accounts["ItemProcessor"]
+    assert inner["StartAt"] == "PlanAccount"
+    steps = inner["States"]
+    resource(steps["PlanAccount"], "ClosePlanAccountFunction")
+    shards = steps["ComputeShards"]
+    assert shards["Type"] == "Map"
+    assert shards["ItemsPath"] == "$.units"
+    assert shards["MaxConcurrency"] == 16
+    assert shards["ResultPath"] is None
+    resource(shards["ItemProcessor"]["States"]["ComputeShard"], "CloseComputeShardFunction")
+    rate = steps["RateAccount"]
+    resource(rate, "CloseRateAccountFunction")
+    assert rate["Parameters"] == {"period.$": "$.period", "account.$": "$.account"}
+    for name in ("PlanAccount", "ComputeShards", "RateAccount"):
+        assert steps[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}
+        ], name
+    failure = steps["RecordFailure"]
+    resource(failure, "CloseRecordFailureFunction")
+    assert failure["Parameters"] == {
+        "period.$": "$.period",
+        "account.$": "$.account",
+        "error.$": "$.error",
+    }
+
+    choice = states["MorePages?"]
+    assert choice["Type"] == "Choice"
+    (when,) = choice["Choices"]
+    assert when["And"] == [
+        {"Variable": "$.page.cursor", "IsPresent": True},
+        {"Variable": "$.page.cursor", "IsNull": False},
+    ]
+    assert when["Next"] == "NextPage"
+    assert choice["Default"] == "Finish"
+    assert states["NextPage"] == {
+        "Type": "Pass",
+        "InputPath": "$.page.cursor",
+        "ResultPath": "$.cursor",
+        "Next": "ListAccounts",
+    }
+    finish = states["Finish"]
+    resource(finish, "CloseFinishFunction")
+    assert finish["Parameters"] == {"period.$": "$.period"}
+    assert finish["End"] is True
+
+
+def test_every_lambda_task_retries_service_errors(synth: Synthesis) -> None:
+    tasks: list[dict[str, Any]] = []
+
+    def collect(states: dict[str, Any]) -> None:
+        for state in states.values():
+            if state["Type"] == "Task":
+                tasks.append(state)
+            if state["Type"] == "Map":
+                collect(state["ItemProcessor"]["States"])
+
+    collect(_definition(synth)["States"])
+    assert len(tasks) == 7
+    for task in tasks:
+        (retry,) = task["Retry"]
+        assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"]
+        assert "Lambda.ServiceException" in retry["ErrorEquals"]
+        assert retry["BackoffRate"] == 2
+
+
+# --- every function ----------------------------------------------------------------------
+
+
+def test_functions_runtime_handlers_and_timeouts(synth: Synthesis) -> None:
+    functions = synth.of_type("AWS::Lambda::Function")
+    assert len(functions) == 8
+    for function in functions.values():
+        assert function["Properties"]["Runtime"] == "python3.12"
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    for prefix, handler in CLOSE_HANDLERS.items():
+        _, function = synth.only(prefix, "AWS::Lambda::Function")
+        assert function["Properties"]["Handler"] == handler
+        long_running = prefix in {"CloseComputeShardFunction", "CloseRateAccountFunction"}
+        assert function["Properties"]["Timeout"] == (900 if long_running else 60)
+
+
+def test_functions_share_one_code_asset(synth: Synthesis) -> None:
+    codes = {
+        json.dumps(f["Properties"]["Code"], sort_keys=True)
+        for f in synth.of_type("AWS::Lambda::Function").values()
+    }
+    assert len(codes) == 1
+    (code,) = codes
+    asset_dir = synth.outdir / f"asset.{json.loads(code)['S3Key'].removesuffix('.zip')}"
+    assert (asset_dir / "billing" / "__init__.py").is_file()
+    assert not list(asset_dir.rglob("__pycache__"))
+
+
+def test_each_function_has_its_own_role(synth: Synthesis) -> None:
+    roles = [f["Properties"]["Role"] for f in synth.of_type("AWS::Lambda::Function").values()]
+    assert len({json.dumps(r) for r in roles}) == len(roles)
+    for role in synth.of_type("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"] or all(
+            "ref" in json.dumps(arn).lower() for arn in role["Properties"]["ManagedPolicyArns"]
+        )
+
+
+def test_every_function_has_the_same_environment(synth: Synthesis) -> None:
+    environments = {
+        logical_id: f["Properties"]["Environment"]["Variables"]
+        for logical_id, f in synth.of_type("AWS::Lambda::Function").items()
+    }
+    for logical_id, variables in environments.items():
+        assert set(variables) == set(ENVIRONMENT_NAMES), logical_id
+    (reference, *others) = environments.values()
+    for variables in others:
+        for name in ENVIRONMENT_NAMES:
+            if name != "POWERTOOLS_SERVICE_NAME":
+                assert variables[name] == reference[name], name
+    table_id, _ = synth.only("UsageTable", "AWS::DynamoDB::Table")
+    assert reference["TABLE_NAME"] == {"Ref": table_id}
+    assert reference["SHARDS"] == "16"
+    assert reference["SETTLE_SECONDS"] == "120"
+    assert reference["STAGE"] == "dev"
+
+
+def test_close_functions_can_tell_a_missing_document_from_a_forbidden_one(
+    synth: Synthesis,
+) -> None:
+    """GetObject of a missing key is a 404 only with s3:ListBucket (no prefix condition)."""
+    bucket_id, _ = synth.only("InvoiceBucket", "AWS::S3::Bucket")
+    for prefix in CLOSE_HANDLERS:
+        role_id, _ = synth.only(f"{prefix}Role", "AWS::IAM::Role")
+        (policy,) = [
+            p
+            for p in synth.of_type("AWS::IAM::Policy").values()
+            if p["Properties"]["Roles"] == [{"Ref": role_id}]
+        ]
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        listing = [s for s in statements if s.get("Sid") == "ListCloseObjects"]
+        assert listing == [
+            {
+                "Action": "s3:ListBucket",
+                "Effect": "Allow",
+                "Resource": {"Fn::GetAtt": [bucket_id, "Arn"]},
+                "Sid": "ListCloseObjects",
+            }
+        ], prefix
+
+
+def test_only_finish_may_put_events(synth: Synthesis) -> None:
+    finish_role = synth.only("CloseFinishFunctionRole", "AWS::IAM::Role")[0]
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        text = json.dumps(policy["Properties"]["PolicyDocument"])
+        if "events:PutEvents" in text:
+            assert policy["Properties"]["Roles"] == [{"Ref": finish_role}]
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+def test_alarms_and_dashboard(synth: Synthesis) -> None:
+    alarms = synth.of_type("AWS::CloudWatch::Alarm")
+    metrics = {
+        (a["Properties"].get("Namespace"), a["Properties"].get("MetricName"))
+        for a in alarms.values()
+    }
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in metrics
+    assert ("AWS/Lambda", "Errors") in metrics
+    assert ("AWS/States", "ExecutionsFailed") in metrics
+    assert ("AWS/States", "ExecutionsTimedOut") in metrics
+    _, dlq_alarm = synth.only("IntakeDlqAlarm", "AWS::CloudWatch::Alarm")
+    assert dlq_alarm["Properties"]["Threshold"] == 0
+    assert dlq_alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+    topic_id, topic = synth.only("AlarmTopic", "AWS::SNS::Topic")
+    assert "KmsMasterKeyId" in topic["Properties"]
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+    synth.only("BillingDashboard", "AWS::CloudWatch::Dashboard")
+
+
+def test_outputs(synth: Synthesis) -> None:
+    outputs = synth.data["Outputs"]
+    for name in (
+        "IntakeQueueUrl",
+        "UsageBusName",
+        "UsageTableName",
+        "InvoiceBucketName",
+        "RejectsBucketName",
+        "MonthCloseStateMachineArn",
+        "FinanceRoleArn",
+    ):
+        assert name in outputs
+
+
+# --- another stage, as the CLI would pass it ----------------------------------------------
+
+
+def test_context_from_the_command_line(tmp_path: Path) -> None:
+    """``-c`` values arrive as strings; stage and removal policy reach the resources."""
+    synth = synthesize(
+        tmp_path,
+        {
+            "stage": "prod",
+            "removal_policy": "destroy",
+            "intake_max_receives": "3",
+            "ingest_timeout_seconds": "30",
+            "close_grace_hours": "2",
+            "shards": "32",
+            "finance_principal_arn": "arn:aws:iam::123456789012:role/finance",
+        },
+        nag=False,
+    )
+    assert synth.template_path.name == "Billing-prod.template.json"
+    _, bus = synth.only("UsageBus", "AWS::Events::EventBus")
+    assert bus["Properties"]["Name"] == "billing-prod"
+    _, table = synth.only("UsageTable", "AWS::DynamoDB::Table")
+    assert table["DeletionPolicy"] == "Delete"
+    assert table["Properties"]["DeletionProtectionEnabled"] is False
+    _, queue = synth.only("IntakeQueue", "AWS::SQS::Queue")
+    assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert queue["Properties"]["VisibilityTimeout"] == 6 * 30 + 5
+    _, schedule = synth.only("MonthCloseSchedule", "AWS::Events::Rule")
+    assert schedule["Properties"]["ScheduleExpression"] == "cron(0 2 1 * ? *)"
+    _, role = synth.only("FinanceRole", "AWS::IAM::Role")
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:role/finance"}
+    for function in synth.of_type("AWS::Lambda::Function").values():
+        assert function["Properties"]["Environment"]["Variables"]["SHARDS"] == "32"
+        assert function["Properties"]["Environment"]["Variables"]["STAGE"] == "prod"
