@@ -157,10 +157,13 @@ class OutsideWindow:
         window = _hours(sink.settings, self.window_hours)
         for group in group_by(facts):
             inbound = [f.at for f in group if f.type == "message.inbound"]
-            charged: set[object] = set()
+            decided: set[object] = set()  # a message is judged once, at its first delivery
             for f in group:
                 if f.type != "message.outbound" or f.attrs.get("status") != "delivered":
                     continue
+                if f.attrs["message_id"] in decided:
+                    continue
+                decided.add(f.attrs["message_id"])
                 i = bisect.bisect_right(inbound, f.at) - 1
                 if i >= 0 and f.at < inbound[i] + window:
                     continue
@@ -168,10 +171,7 @@ class OutsideWindow:
                 if kind in self.violation_kinds:
                     sink.note(f"{self.metric}.outside_window", f.at, f"{kind} outside the window")
                 elif self.charged_kinds is None or kind in self.charged_kinds:
-                    message = f.attrs["message_id"]
-                    if message not in charged:
-                        charged.add(message)
-                        sink.charge(self.metric, dims_of(f, self.dims), 1, f.at)
+                    sink.charge(self.metric, dims_of(f, self.dims), 1, f.at)
 
 
 @dataclass(frozen=True)

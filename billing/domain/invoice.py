@@ -33,8 +33,7 @@ from billing.domain.periods import Period
 
 def plain(value: Decimal) -> str:
     """A decimal as plain text, never in exponent notation (``0.000000512``, ``1200``)."""
-    text = format(value, "f")
-    return "0" if text in ("-0", "") else text
+    return format(abs(value) if value.is_zero() else value, "f")
 
 
 #: a Decimal that serializes to JSON as a plain decimal string.

@@ -320,7 +320,8 @@ def parse_plan(text: str | bytes, fmt: Literal["yaml", "json"] = "yaml") -> Pric
 
 
 def load_plan(path: Path | str) -> PricePlan:
-    """A plan from a ``.yaml``/``.yml`` or ``.json`` file."""
+    """A plan from a ``.yaml``/``.yml`` or ``.json`` file (the one helper of the domain
+    that reads a file: for the CLI and the demo)."""
     p = Path(path)
     fmt: Literal["yaml", "json"] = "json" if p.suffix.lower() == ".json" else "yaml"
     return parse_plan(p.read_text(encoding="utf-8"), fmt)

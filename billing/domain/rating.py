@@ -13,7 +13,14 @@ Money and rounding
   rounded lines of its scope.
 
 Line order: metrics alphabetically, within one a package fee before its usage, usage lines
-by dimensions; then the plan's fees in plan order; commitment lines in plan order.
+by dimensions (named users: fee, prorated start-day seats, other seats); then the plan's
+fees in plan order; commitment lines in plan order.
+
+Prior-period adjustments: for each prior period with late facts, the close rates that
+period's usage twice under the plan in force then, with the late facts and as invoiced
+(without them), and passes ``adjustment_lines(prior, rate(with), rate(without))`` to
+``build_invoice(..., adjustments=...)``. Commitments are re-settled too, so a late Viber
+message under a post-pay minimum nets to zero.
 
 A usage metric that the plan does not price and that is not free unless priced
 (``rules.FREE_UNLESS_PRICED``) is a ``RatingError`` naming every such metric and its
@@ -366,6 +373,7 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
     included = Decimal(seats.included_seats)
     row = "named_users.seat_price"
     covered = included
+    initial = _ZERO
     if first:
         initial = min(items.get(MAA_INITIAL, _ZERO), peak)
         prorated = max(_ZERO, initial - included)
@@ -390,8 +398,8 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
         return
     full = max(_ZERO, peak - covered)
     note = "full price per seat (peak concurrent seats)"
-    if first:
-        note += f"; {_num(min(peak, covered))} seats held on the start day are billed prorated"
+    if first and initial:
+        note += f"; the {_num(min(peak, initial))} seats of the start day are billed prorated"
     ctx.lines.append(
         _usage_line(
             ctx,
@@ -601,6 +609,11 @@ def adjustment_lines(
     evidence). Adjustment lines of the inputs are ignored: they belong to other periods.
     """
     prior = str(prior_period)
+    currencies = {
+        r.currency for r in (rated_with, rated_without) if isinstance(r, Rating | Invoice)
+    }
+    if len(currencies) > 1:
+        raise ValueError(f"cannot adjust {prior} across currencies {sorted(currencies)}")
     new = {line.key: line for line in _rated_lines(rated_with) if line.kind != "adjustment"}
     old = {line.key: line for line in _rated_lines(rated_without) if line.kind != "adjustment"}
     keys: list[LineKey] = list(new) + [k for k in old if k not in new]

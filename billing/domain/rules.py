@@ -507,7 +507,7 @@ RULES: tuple[Rule, ...] = (
         "3a",
         "SIMs activated",
         Match("sim.activated"),
-        PerOccurrence("things.activation", (), dims=()),
+        PerOccurrence("things.activation", ("sim_id",), dims=()),  # once per SIM supplied
     ),
     rule(
         "things.subscription",

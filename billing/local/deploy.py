@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from billing.local.cfn_models import placeholders
 from billing.local.clients import aws_client
 from billing.local.intrinsics import Resolver, UnresolvableError
 from billing.local.stack import (
@@ -47,7 +48,8 @@ _SKIPPED_HANDLING: dict[str, str] = {
     "AWS::Scheduler::Schedule": "not created; schedules never fire locally, "
     "start the target yourself",
     "AWS::Lambda::EventInvokeConfig": "not created; asynchronous invoke settings unused",
-    "AWS::SecretsManager::Secret": "created through the Secrets Manager API",
+    "AWS::CloudWatch::Alarm": "not created; nothing evaluates alarms locally",
+    "AWS::SNS::TopicPolicy": "not created; moto does not enforce resource policies",
 }
 
 
@@ -345,6 +347,14 @@ class _StackInspector:
                 return physical
             if attribute == "Name":
                 return physical.rsplit(":", 1)[-1]
+        elif kind == "AWS::Events::Rule" and attribute == "Arn":
+            declared = self._properties(logical_id).get("EventBusName")
+            request = {"Name": physical.rsplit("|", 1)[-1]}
+            if declared:
+                request["EventBusName"] = str(self.resolver.resolve(declared))
+            return self.client("events").describe_rule(**request)["Arn"]
+        if attribute == "Arn" and physical.startswith("arn:"):
+            return physical
         raise UnresolvableError(f"GetAtt {logical_id}.{attribute} ({kind}) is not supported")
 
     # -- discovery -------------------------------------------------------------------------
@@ -356,7 +366,7 @@ class _StackInspector:
                 summary["ResourceType"],
                 summary.get("PhysicalResourceId", ""),
             )
-        self._compensate_skipped()
+        self._record_skipped()
         self._apply_dropped_properties()
         self._collect_plain_resources()
         self._collect_functions()
@@ -365,70 +375,45 @@ class _StackInspector:
         self._complete_outputs()
         return self.result
 
-    def _compensate_skipped(self) -> None:
+    def _record_skipped(self) -> None:
+        """Resources moto did not really create: placeholders, and anything missing."""
+        stood_in = placeholders(self.result.stack_id)
         resources: dict[str, Any] = self.template.get("Resources", {})
         for logical_id, definition in resources.items():
-            if logical_id in self.result.resources:
+            if logical_id in self.result.resources and logical_id not in stood_in:
                 continue
             condition = definition.get("Condition")
             if condition and not self.resolver.condition(condition):
                 continue
             kind = definition["Type"]
-            if kind == "AWS::SecretsManager::Secret":
-                self._create_secret(logical_id)
             handling = _SKIPPED_HANDLING.get(kind, "not created; moto does not support it")
+            if logical_id in stood_in:
+                handling = f"placeholder (Ref/GetAtt resolve): {handling}"
             self.result.skipped.append(SkippedResource(logical_id, kind, handling))
             LOG.info("moto skipped %s (%s): %s", logical_id, kind, handling)
 
-    def _create_secret(self, logical_id: str) -> None:
-        properties = self.resolver.resolve(self._properties(logical_id))
-        secrets = self.client("secretsmanager")
-        name = properties.get("Name") or f"{logical_id}-{os.urandom(6).hex()}"
-        secret_string = properties.get("SecretString")
-        generate = properties.get("GenerateSecretString")
-        if secret_string is None:
-            options = dict(generate or {})
-            template = options.pop("SecretStringTemplate", None)
-            key = options.pop("GenerateStringKey", None)
-            allowed = {
-                "PasswordLength",
-                "ExcludeCharacters",
-                "ExcludeNumbers",
-                "ExcludePunctuation",
-                "ExcludeUppercase",
-                "ExcludeLowercase",
-                "IncludeSpace",
-                "RequireEachIncludedType",
-            }
-            request = {k: v for k, v in options.items() if k in allowed}
-            if "PasswordLength" in request:
-                request["PasswordLength"] = int(request["PasswordLength"])
-            password = secrets.get_random_password(**request)["RandomPassword"]
-            if template and key:
-                document = json.loads(template)
-                document[key] = password
-                secret_string = json.dumps(document)
-            else:
-                secret_string = password
-        request_args: dict[str, Any] = {"Name": name, "SecretString": secret_string}
-        if properties.get("Description"):
-            request_args["Description"] = properties["Description"]
-        if properties.get("KmsKeyId"):
-            request_args["KmsKeyId"] = properties["KmsKeyId"]
-        if properties.get("Tags"):
-            request_args["Tags"] = properties["Tags"]
-        arn = secrets.create_secret(**request_args)["ARN"]
-        self._add_resource(logical_id, "AWS::SecretsManager::Secret", arn)
-
     def _apply_dropped_properties(self) -> None:
         """Applies resource properties moto's CloudFormation accepts but ignores."""
+        wanted = {
+            "AWS::S3::Bucket": (
+                "VersioningConfiguration",
+                "ObjectLockEnabled",
+                "ObjectLockConfiguration",
+                "PublicAccessBlockConfiguration",
+            ),
+            "AWS::DynamoDB::Table": ("TimeToLiveSpecification", "PointInTimeRecoverySpecification"),
+        }
         for resource in list(self.result.resources.values()):
-            if resource.logical_id not in self.template.get("Resources", {}):
+            names = wanted.get(resource.type)
+            if not names or resource.logical_id not in self.template.get("Resources", {}):
                 continue
-            properties = self.resolver.resolve(self._properties(resource.logical_id))
+            declared = self._properties(resource.logical_id)
+            properties = {
+                name: self.resolver.resolve(declared[name]) for name in names if name in declared
+            }
             if resource.type == "AWS::S3::Bucket":
                 self._apply_bucket_properties(resource.physical_id, properties)
-            elif resource.type == "AWS::DynamoDB::Table":
+            else:
                 self._apply_table_properties(resource.physical_id, properties)
 
     def _applied(self, description: str) -> None:

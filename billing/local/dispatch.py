@@ -126,8 +126,9 @@ class LambdaDispatcher:
         handlers. Functions that are not Python (e.g. CDK's own Node.js helpers) are left
         to moto."""
         python = [f for f in functions if f.runtime.startswith("python") or not f.runtime]
-        merged = merge_environments(python)
         with self._lock:
+            known = [entry.function for entry in self._functions.values()]
+            merged = merge_environments([*known, *python])
             for name, value in merged.items():
                 self._saved_env.setdefault(name, os.environ.get(name))
                 os.environ[name] = value

@@ -12,6 +12,13 @@
   queue in real batches instead.
 * EventBridge targets with ``InputPath`` or ``Input``: moto ignores both and always
   delivers the whole event; the patched rule delivers what AWS would.
+* ``AWS::KMS::Key`` with ``Tags`` (CDK tags every key) crashes moto's CloudFormation:
+  the tags are passed on in CloudFormation's ``Key``/``Value`` shape where the KMS
+  backend expects ``TagKey``/``TagValue``; the key policy is passed on as an object where
+  a JSON string is expected. Both are converted before moto sees them.
+* ``AWS::SecretsManager::Secret`` is added to the resource types moto's CloudFormation
+  knows, and every other type it does not know gets a placeholder instead of being
+  dropped (:mod:`billing.local.cfn_models`).
 * ``AWS::Events::EventBus`` has no physical id in moto, so ``Ref`` to a bus yields a Python
   object and a rule on that bus fails to create; the bus's name is its physical id.
 """
@@ -26,11 +33,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from billing.local.cfn_models import EXTRA_MODELS, CfnPlaceholder
 from billing.local.dispatch import LambdaDispatcher
 
 LOG = logging.getLogger(__name__)
 
 _ABSENT = object()
+_CFN_CREATE = "create_from_cloudformation_json"
 
 _PATH_TOKEN = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 
@@ -96,7 +105,26 @@ class MotoPatches:
             self._make_update_mapping(LambdaBackend.update_event_source_mapping),
         )
         self._replace(Rule, "send_to_targets", self._make_send_to_targets(Rule.send_to_targets))
+        from moto.cloudformation import parsing
         from moto.events.models import EventBus
+        from moto.kms.models import Key
+
+        self._replace(
+            parsing,
+            "resource_class_from_type",
+            _make_resource_class_from_type(parsing.resource_class_from_type),
+        )
+        self._replace(
+            parsing,
+            "resource_name_property_from_type",
+            _make_name_property_from_type(parsing.resource_name_property_from_type),
+        )
+
+        self._replace(
+            Key,
+            "create_from_cloudformation_json",
+            classmethod(_make_kms_key_from_cloudformation(Key.__dict__[_CFN_CREATE].__func__)),
+        )
 
         if "physical_resource_id" not in EventBus.__dict__:
             self._add(EventBus, "physical_resource_id", property(lambda bus: bus.name))
@@ -112,7 +140,7 @@ class MotoPatches:
             if MotoPatches._active is self:
                 MotoPatches._active = None
 
-    def _replace(self, owner: Any, name: str, replacement: Callable[..., Any]) -> None:
+    def _replace(self, owner: Any, name: str, replacement: Any) -> None:
         self._originals.append((owner, name, owner.__dict__[name]))
         setattr(owner, name, replacement)
 
@@ -213,6 +241,53 @@ class MotoPatches:
             return None
 
         return send_to_targets
+
+
+def _make_resource_class_from_type(original: Callable[..., Any]) -> Callable[..., Any]:
+    from moto.cloudformation.parsing import NULL_MODELS, get_model_map
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        if resource_type in EXTRA_MODELS:
+            return EXTRA_MODELS[resource_type]
+        if (
+            resource_type in NULL_MODELS
+            or resource_type.startswith("Custom::")
+            or resource_type in get_model_map()
+        ):
+            return original(resource_type)
+        return CfnPlaceholder
+
+    return resource_class_from_type
+
+
+def _make_name_property_from_type(original: Callable[..., Any]) -> Callable[..., Any]:
+    def resource_name_property_from_type(resource_type: str) -> Any:
+        model = EXTRA_MODELS.get(resource_type)
+        return model.cloudformation_name_type() if model else original(resource_type)
+
+    return resource_name_property_from_type
+
+
+def _make_kms_key_from_cloudformation(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = dict(cloudformation_json.get("Properties", {}))
+        properties["Tags"] = [
+            {"TagKey": tag.get("Key", tag.get("TagKey")), "TagValue": tag.get("Value", "")}
+            for tag in properties.get("Tags", [])
+        ]
+        if isinstance(properties.get("KeyPolicy"), dict):
+            properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
+        fixed = {**cloudformation_json, "Properties": properties}
+        return original(cls, resource_name, fixed, account_id, region_name, **kwargs)
+
+    return create_from_cloudformation_json
 
 
 def _deliver_selected(

@@ -113,6 +113,7 @@ class SqsPoller:
         region: str,
         endpoint_url: str | None = None,
         poll_wait_seconds: int = 1,
+        max_batching_window_seconds: int | None = None,
     ) -> None:
         if mapping.queue_url is None:
             raise ValueError(f"mapping {mapping.uuid} is not an SQS event source")
@@ -122,6 +123,9 @@ class SqsPoller:
         self.region = region
         self.endpoint_url = endpoint_url
         self.poll_wait_seconds = poll_wait_seconds
+        self.batching_window = mapping.maximum_batching_window_seconds
+        if max_batching_window_seconds is not None:
+            self.batching_window = min(self.batching_window, max_batching_window_seconds)
         self.stats = PollerStats()
         self._stop = threading.Event()
         self._busy = threading.Event()
@@ -185,7 +189,7 @@ class SqsPoller:
         batch = self._receive(sqs, batch_size, self.poll_wait_seconds)
         if not batch:
             return batch
-        window = self.mapping.maximum_batching_window_seconds
+        window = self.batching_window
         deadline = time.monotonic() + window
         while len(batch) < batch_size and not self._stop.is_set():
             remaining = deadline - time.monotonic()
@@ -254,12 +258,13 @@ def drain_queues(
     busy: Callable[[], bool] | None = None,
     endpoint_url: str | None = None,
     region: str | None = None,
+    credentials: tuple[str, str] | None = None,
     interval: float = 0.1,
 ) -> None:
     """Returns once every queue is empty (visible + in flight + delayed) and nothing is
     being handled, twice in a row; raises :class:`TimeoutError` otherwise."""
     urls = list(queue_urls)
-    sqs = aws_client("sqs", endpoint_url=endpoint_url, region=region)
+    sqs = aws_client("sqs", endpoint_url=endpoint_url, region=region, credentials=credentials)
     deadline = time.monotonic() + timeout
     quiet = 0
     while True:
@@ -287,6 +292,7 @@ class PollerGroup:
         endpoint_url: str | None = None,
         poll_wait_seconds: int = 1,
         pollers_per_mapping: int = 1,
+        max_batching_window_seconds: int | None = None,
     ) -> None:
         self.pollers: list[SqsPoller] = []
         for mapping in mappings:
@@ -303,6 +309,7 @@ class PollerGroup:
                         region=region,
                         endpoint_url=endpoint_url,
                         poll_wait_seconds=poll_wait_seconds,
+                        max_batching_window_seconds=max_batching_window_seconds,
                     )
                 )
         self.endpoint_url = endpoint_url

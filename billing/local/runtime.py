@@ -31,6 +31,39 @@ _CLEARED_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_R
 _FINAL_EXECUTION_STATES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
+#: Port last used per host, reused when free: clients that handlers cache across runtimes
+#: in one process (``functools.cache`` on a boto3 client) keep pointing at a live server.
+_LAST_PORT: dict[str, int] = {}
+
+
+def _moto_server(host: str, port: int) -> Any:
+    """moto's ``ThreadedMotoServer``, bound in the calling thread so that a port already in
+    use raises here (the stock ``start`` waits forever when its thread fails to bind)."""
+    from threading import Thread
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class LoopbackMotoServer(ThreadedMotoServer):
+        def start(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._thread = Thread(
+                target=self._server.serve_forever, name="moto-server", daemon=True
+            )
+            self._thread.start()
+
+    return LoopbackMotoServer(ip_address=host, port=port, verbose=False)
+
+
 class ExecutionTimeoutError(TimeoutError):
     """A Step Functions execution did not finish in time."""
 
@@ -76,12 +109,17 @@ class LocalAws:
         region: str = DEFAULT_REGION,
         code_root: str | os.PathLike[str] | None = None,
         poll_wait_seconds: int = 1,
+        max_batching_window_seconds: int | None = None,
     ) -> None:
+        """``port`` 0 picks a free port (the one used last in this process if free).
+        ``max_batching_window_seconds`` caps the mappings' ``MaximumBatchingWindowInSeconds``
+        (e.g. 0 in tests: invoke with whatever one poll returns instead of waiting)."""
         self.host = host
         self.requested_port = port
         self.region = region
         self.account_id = DEFAULT_ACCOUNT_ID
         self.poll_wait_seconds = poll_wait_seconds
+        self.max_batching_window_seconds = max_batching_window_seconds
         self.dispatcher = LambdaDispatcher(code_root)
         self.stacks: list[DeployedStack] = []
         self.pollers: list[PollerGroup] = []
@@ -136,7 +174,6 @@ class LocalAws:
     def start(self) -> LocalAws:
         from moto.core.config import default_user_config
         from moto.moto_api._internal.models import moto_api_backend
-        from moto.server import ThreadedMotoServer
 
         self._patches.install()
         for name in ("werkzeug", "moto.stepfunctions.parser"):
@@ -151,11 +188,9 @@ class LocalAws:
                 self._saved_config[section] = copy.deepcopy(default_user_config.get(section))
             default_user_config["stepfunctions"] = {"execute_state_machine": True}
             default_user_config["lambda"] = {"use_docker": False}
-            self._server = ThreadedMotoServer(
-                ip_address=self.host, port=self.requested_port, verbose=False
-            )
-            self._server.start()
+            self._server = self._start_server()
             self._port = int(self._server.get_host_and_port()[1])
+            _LAST_PORT[self.host] = self._port
             self._set_env(
                 {
                     **self.env,
@@ -173,6 +208,21 @@ class LocalAws:
             raise
         LOG.info("moto listening on %s", self.endpoint_url)
         return self
+
+    def _start_server(self) -> Any:
+        previous = _LAST_PORT.get(self.host)
+        candidates = [self.requested_port] if self.requested_port else [previous or 0, 0]
+        for port in candidates:
+            server = _moto_server(self.host, port)
+            try:
+                server.start()
+                return server
+            except (OSError, SystemExit):
+                # werkzeug reports a port in use with SystemExit.
+                if port == candidates[-1]:
+                    raise OSError(f"cannot listen on {self.host}:{port}") from None
+                LOG.debug("port %d taken, using another", port)
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         from moto.core.config import default_user_config
@@ -244,6 +294,7 @@ class LocalAws:
             region=self.region,
             endpoint_url=self.endpoint_url,
             poll_wait_seconds=self.poll_wait_seconds,
+            max_batching_window_seconds=self.max_batching_window_seconds,
         )
         group.start()
         self.pollers.append(group)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from billing.local.clients import aws_client
 from billing.local.deploy import find_stack, synth
 from billing.local.dispatch import REPO_ROOT
 from billing.local.poller import drain_queues
@@ -58,6 +59,19 @@ class ServiceState:
     template_dir: str
     log_file: str
     running: bool = True
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return (self.env["AWS_ACCESS_KEY_ID"], self.env["AWS_SECRET_ACCESS_KEY"])
+
+    def client(self, service_name: str) -> Any:
+        """A boto3 client for the service's endpoint, usable from any process."""
+        return aws_client(
+            service_name,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            credentials=self.credentials,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +191,7 @@ def start(
     port: int = 0,
     synth_if_missing: bool = True,
     project_root: str | os.PathLike[str] | None = None,
+    max_batching_window_seconds: int | None = None,
     timeout: float = 180.0,
 ) -> dict[str, str]:
     """Starts the service (if it is not already running) and waits until the stack is
@@ -210,6 +225,8 @@ def start(
         command += ["--stack-name", stack_name]
     if synth_if_missing:
         command.append("--synth-if-missing")
+    if max_batching_window_seconds is not None:
+        command += ["--max-batching-window", str(max_batching_window_seconds)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     log_path = state_path / LOG_FILE
@@ -276,7 +293,13 @@ def drain(state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR, *, timeout: flo
     """Waits, from any process, until every queue the service polls is empty."""
     state = load_state(state_dir)
     urls = [m.queue_url for m in state.stack.event_source_mappings if m.queue_url and m.enabled]
-    drain_queues(urls, timeout=timeout, endpoint_url=state.endpoint_url, region=state.region)
+    drain_queues(
+        urls,
+        timeout=timeout,
+        endpoint_url=state.endpoint_url,
+        region=state.region,
+        credentials=state.credentials,
+    )
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -297,6 +320,7 @@ def serve(
     stack_name: str | None = None,
     project_root: str | os.PathLike[str] | None = None,
     synth_if_missing: bool = False,
+    max_batching_window_seconds: int | None = None,
 ) -> None:
     """Runs in the foreground until SIGTERM/SIGINT: moto, the deployed stack, the pollers."""
     state_path = Path(state_dir).resolve()
@@ -317,7 +341,9 @@ def serve(
             raise
         LOG.info("no template in %s: synthesizing %s/app.py", templates, root)
         synth(root)
-    with LocalAws(port=port, code_root=root) as aws:
+    with LocalAws(
+        port=port, code_root=root, max_batching_window_seconds=max_batching_window_seconds
+    ) as aws:
         stack = aws.deploy(templates, stack_name=stack_name)
         state = ServiceState(
             pid=os.getpid(),
@@ -351,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--stack-name")
     serve_parser.add_argument("--project-root")
     serve_parser.add_argument("--synth-if-missing", action="store_true")
+    serve_parser.add_argument("--max-batching-window", type=int)
     for name in ("start", "stop", "status"):
         sub = commands.add_parser(name)
         sub.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
@@ -362,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("LOG_LEVEL_LOCAL", "INFO"),
         format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s",
     )
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "serve":
         serve(
             port=args.port,
@@ -370,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             stack_name=args.stack_name,
             project_root=args.project_root,
             synth_if_missing=args.synth_if_missing,
+            max_batching_window_seconds=args.max_batching_window,
         )
     elif args.command == "start":
         env = start(args.state_dir, port=args.port, template_dir=args.template_dir)

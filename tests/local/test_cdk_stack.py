@@ -1,0 +1,112 @@
+"""The real CDK-synthesized stack deploys into the local runtime and its functions resolve
+to the real handlers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from billing.local import LocalAws, synth
+from billing.local.dispatch import REPO_ROOT
+from billing.local.stack import DeployedStack
+
+pytestmark = pytest.mark.e2e
+
+CDK_OUT = REPO_ROOT / "cdk.out"
+TEMPLATE = CDK_OUT / "Billing-dev.template.json"
+
+CLOSE_FUNCTIONS = {
+    "CloseFreezeFunction": "freeze",
+    "CloseListAccountsFunction": "list_accounts",
+    "ClosePlanAccountFunction": "plan_account",
+    "CloseComputeShardFunction": "compute_shard",
+    "CloseRateAccountFunction": "rate_account",
+    "CloseRecordFailureFunction": "record_failure",
+    "CloseFinishFunction": "finish",
+}
+SHARED_ENV = (
+    "TABLE_NAME",
+    "INVOICE_BUCKET",
+    "REJECTS_BUCKET",
+    "BUS_NAME",
+    "PSEUDONYM_SECRET_ARN",
+    "SHARDS",
+    "STAGE",
+    "SETTLE_SECONDS",
+    "LOG_LEVEL",
+)
+
+
+@pytest.fixture(scope="module")
+def cdk_out() -> Path:
+    if not (REPO_ROOT / "app.py").is_file():
+        pytest.skip("no CDK app (app.py) yet")
+    if not TEMPLATE.is_file():
+        synth(REPO_ROOT)
+    return CDK_OUT
+
+
+@pytest.fixture(scope="module")
+def aws(cdk_out: Path) -> Iterator[LocalAws]:
+    with LocalAws(max_batching_window_seconds=0) as runtime:
+        runtime.deploy(cdk_out, stack_name="Billing-dev")
+        yield runtime
+
+
+def test_cdk_stack_deploys_with_the_real_handlers(aws: LocalAws) -> None:
+    stack: DeployedStack = aws.stack
+    assert stack.status == "CREATE_COMPLETE"
+    assert stack.function("IngestFunction").handler == "functions.ingest.handler.handler"
+    close = {
+        f.logical_id: f.handler
+        for f in stack.functions.values()
+        if f.logical_id.startswith("Close")
+    }
+    assert close, "no Close*Function in the stack"
+    for logical_id, handler in close.items():
+        assert handler.startswith("functions.close.handlers."), (logical_id, handler)
+    for construct_id, name in CLOSE_FUNCTIONS.items():
+        if any(logical_id.startswith(construct_id) for logical_id in close):
+            assert stack.function(construct_id).handler == f"functions.close.handlers.{name}"
+    # Every function resolved to an imported handler.
+    assert all(aws.dispatcher.lookup(f.arn) for f in stack.functions.values())
+
+
+def test_cdk_stack_wiring_is_discovered(aws: LocalAws) -> None:
+    stack = aws.stack
+    (mapping,) = stack.event_source_mappings
+    assert mapping.function_arn == stack.function("IngestFunction").arn
+    assert mapping.event_source_arn.endswith(stack.queue_url("IntakeQueue").rsplit("/", 1)[-1])
+    assert mapping.report_batch_item_failures
+    assert stack.state_machine_arn("MonthCloseStateMachine").startswith("arn:aws:states:")
+    for function in stack.functions.values():
+        missing = [name for name in SHARED_ENV if name not in function.env]
+        assert not missing, (function.logical_id, missing)
+    secret_arn = stack.function("IngestFunction").env["PSEUDONYM_SECRET_ARN"]
+    secret = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    assert secret["SecretString"]
+
+
+def test_cdk_stack_bus_to_intake_reaches_the_ingest_handler(aws: LocalAws) -> None:
+    stack = aws.stack
+    aws.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": stack.physical_id("UsageBus", "AWS::Events::EventBus"),
+                "Source": "local.test",
+                "DetailType": "cpaas.usage",
+                "Detail": json.dumps({"not": "a usage event"}),
+            }
+        ]
+    )
+    aws.drain(timeout=30)
+    stats = [poller.stats for group in aws.pollers for poller in group.pollers]
+    assert sum(s.messages for s in stats) >= 1
+    assert sum(s.batch_errors for s in stats) == 0
+    dlq = aws.client("sqs").get_queue_attributes(
+        QueueUrl=stack.queue_url("IntakeDlq"), AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert dlq["Attributes"]["ApproximateNumberOfMessages"] == "0"
