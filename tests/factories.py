@@ -55,23 +55,54 @@ def raw(
     }
 
 
-def mt(when: datetime, message_id: str, status: str = "submitted", channel: str = "sms",
-       end_user: str = "+33600000001", **kw: Any) -> Envelope:
-    return event("message.outbound", when, message_id=message_id, channel=channel,
-                 status=status, end_user=end_user, **kw)
+def mt(
+    when: datetime,
+    message_id: str,
+    status: str = "submitted",
+    channel: str = "sms",
+    end_user: str = "+33600000001",
+    **kw: Any,
+) -> Envelope:
+    return event(
+        "message.outbound",
+        when,
+        message_id=message_id,
+        channel=channel,
+        status=status,
+        end_user=end_user,
+        **kw,
+    )
 
 
-def mo(when: datetime, message_id: str, channel: str = "sms", end_user: str = "+33600000001",
-       **kw: Any) -> Envelope:
-    return event("message.inbound", when, message_id=message_id, channel=channel,
-                 end_user=end_user, **kw)
+def mo(
+    when: datetime, message_id: str, channel: str = "sms", end_user: str = "+33600000001", **kw: Any
+) -> Envelope:
+    return event(
+        "message.inbound", when, message_id=message_id, channel=channel, end_user=end_user, **kw
+    )
 
 
-def leg(when: datetime, seconds: float, service: str = "ivr", call_id: str = "c1",
-        leg_id: str = "l1", disposition: str = "answered", **kw: Any) -> Envelope:
-    return event("call.leg", when, call_id=call_id, leg_id=leg_id, service=service,
-                 direction=kw.pop("direction", "outbound"), disposition=disposition,
-                 answered_seconds=str(seconds), end_user=kw.pop("end_user", "+33600000009"), **kw)
+def leg(
+    when: datetime,
+    seconds: float,
+    service: str = "ivr",
+    call_id: str = "c1",
+    leg_id: str = "l1",
+    disposition: str = "answered",
+    **kw: Any,
+) -> Envelope:
+    return event(
+        "call.leg",
+        when,
+        call_id=call_id,
+        leg_id=leg_id,
+        service=service,
+        direction=kw.pop("direction", "outbound"),
+        disposition=disposition,
+        answered_seconds=str(seconds),
+        end_user=kw.pop("end_user", "+33600000009"),
+        **kw,
+    )
 
 
 # --- more builders: one per event type, keyword arguments for the optional fields -------
@@ -83,22 +114,39 @@ def ms(milliseconds: int) -> timedelta:
     return timedelta(milliseconds=milliseconds)
 
 
-def bot_end(when: datetime, bot_id: str = "b1", end_user: str = "+33600000001",
-            reason: str = "completed", **kw: Any) -> Envelope:
-    return event("bot.session_ended", when, bot_id=bot_id, end_user=end_user, reason=reason,
-                 **kw)
+def bot_end(
+    when: datetime,
+    bot_id: str = "b1",
+    end_user: str = "+33600000001",
+    reason: str = "completed",
+    **kw: Any,
+) -> Envelope:
+    return event("bot.session_ended", when, bot_id=bot_id, end_user=end_user, reason=reason, **kw)
 
 
-def ussd(when: datetime, session_id: str, initiator: str = "account",
-         end_user: str = "+33600000001", **kw: Any) -> Envelope:
-    return event("ussd.session", when, session_id=session_id, initiator=initiator,
-                 end_user=end_user, **kw)
+def ussd(
+    when: datetime,
+    session_id: str,
+    initiator: str = "account",
+    end_user: str = "+33600000001",
+    **kw: Any,
+) -> Envelope:
+    return event(
+        "ussd.session", when, session_id=session_id, initiator=initiator, end_user=end_user, **kw
+    )
 
 
-def lookup(when: datetime, request_id: str, kind: str = "number_lookup",
-           status: str = "submitted", end_user: str = "+33600000001", **kw: Any) -> Envelope:
-    return event("lookup", when, request_id=request_id, kind=kind, status=status,
-                 end_user=end_user, **kw)
+def lookup(
+    when: datetime,
+    request_id: str,
+    kind: str = "number_lookup",
+    status: str = "submitted",
+    end_user: str = "+33600000001",
+    **kw: Any,
+) -> Envelope:
+    return event(
+        "lookup", when, request_id=request_id, kind=kind, status=status, end_user=end_user, **kw
+    )
 
 
 def rec_start(when: datetime, recording_id: str, call_id: str = "c1", **kw: Any) -> Envelope:
@@ -109,10 +157,21 @@ def rec_stop(when: datetime, recording_id: str, call_id: str = "c1", **kw: Any) 
     return event("recording.stopped", when, recording_id=recording_id, call_id=call_id, **kw)
 
 
-def rec_stored(when: datetime, recording_id: str, size_bytes: int = 0,
-               duration_seconds: float | str = 0, **kw: Any) -> Envelope:
-    return event("recording.stored", when, recording_id=recording_id, size_bytes=size_bytes,
-                 duration_seconds=str(duration_seconds), **kw)
+def rec_stored(
+    when: datetime,
+    recording_id: str,
+    size_bytes: int = 0,
+    duration_seconds: float | str = 0,
+    **kw: Any,
+) -> Envelope:
+    return event(
+        "recording.stored",
+        when,
+        recording_id=recording_id,
+        size_bytes=size_bytes,
+        duration_seconds=str(duration_seconds),
+        **kw,
+    )
 
 
 def rec_deleted(when: datetime, recording_id: str, **kw: Any) -> Envelope:
@@ -136,13 +195,11 @@ def unseat(when: datetime, user_id: str, **kw: Any) -> Envelope:
 
 
 def login(when: datetime, user_id: str, session_id: str, **kw: Any) -> Envelope:
-    return event("named_user.session_opened", when, user_id=user_id, session_id=session_id,
-                 **kw)
+    return event("named_user.session_opened", when, user_id=user_id, session_id=session_id, **kw)
 
 
 def logout(when: datetime, user_id: str, session_id: str, **kw: Any) -> Envelope:
-    return event("named_user.session_closed", when, user_id=user_id, session_id=session_id,
-                 **kw)
+    return event("named_user.session_closed", when, user_id=user_id, session_id=session_id, **kw)
 
 
 def sim(when: datetime, sim_id: str, **kw: Any) -> Envelope:
@@ -153,8 +210,7 @@ def sim_status(when: datetime, sim_id: str, status: str, **kw: Any) -> Envelope:
     return event("sim.status_changed", when, sim_id=sim_id, status=status, **kw)
 
 
-def sim_data(when: datetime, sim_id: str, nbytes: int, country: str = "FR",
-             **kw: Any) -> Envelope:
+def sim_data(when: datetime, sim_id: str, nbytes: int, country: str = "FR", **kw: Any) -> Envelope:
     return event("sim.data_usage", when, sim_id=sim_id, bytes=nbytes, country=country, **kw)
 
 
@@ -166,13 +222,15 @@ def usage(events: Iterable[Envelope], period: Period = OCTOBER, **settings: Any)
     return usage_of_events(list(events), period, ContractSettings(**settings))
 
 
-def totals(events: Iterable[Envelope], period: Period = OCTOBER,
-           **settings: Any) -> dict[str, Decimal]:
+def totals(
+    events: Iterable[Envelope], period: Period = OCTOBER, **settings: Any
+) -> dict[str, Decimal]:
     """Billable quantity per metric (every dimension summed)."""
     return usage(events, period, **settings).by_metric()
 
 
-def total(metric: str, events: Iterable[Envelope], period: Period = OCTOBER,
-          **settings: Any) -> Decimal:
+def total(
+    metric: str, events: Iterable[Envelope], period: Period = OCTOBER, **settings: Any
+) -> Decimal:
     """Billable quantity of one metric (0 when the metric has no line)."""
     return totals(events, period, **settings).get(metric, Decimal(0))

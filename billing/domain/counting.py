@@ -15,6 +15,7 @@ concurrency) is made here, from the facts alone, so arrival order cannot change 
 - ``CallSeconds``: answered call legs in increments (60/60, 1/1, 30/6...).
 - ``Sum``: a measured amount (SIM data traffic).
 - ``PeakConcurrency``: named-user seats and recording licences.
+- ``Opened``: setup fees, once per holding that starts in the month.
 - ``HeldInPeriod``: numbers and SIMs held on any day of the month.
 - ``StorageDays``: recording storage per started 24 h period.
 - ``OverlappingSessions``: a named user with two sessions at once (licence violation).
@@ -328,6 +329,8 @@ class CallSeconds:
             seen.add(leg)
             if self.increment == "byoc":
                 scheme = sink.settings.byoc_increment
+            elif f.attrs.get("byoc") and sink.settings.byoc_replaces_service_charge:
+                continue
             else:
                 scheme = sink.settings.increment_for(VoiceService(f.attrs["service"]))
             seconds = scheme.billable_seconds(Decimal(f.attrs["answered_seconds"]))
@@ -424,6 +427,22 @@ class PeakConcurrency:
 
 
 @dataclass(frozen=True)
+class Opened:
+    """One per holding that starts in the period (setup fees): provisioning a number that
+    is already held adds nothing; provisioning it again after a release does."""
+
+    metric: str
+    lifecycle: Lifecycle
+    dims: tuple[str, ...] = ()
+
+    def apply(self, facts: Sequence[Fact], sink: Sink) -> None:
+        for fs in _entities(facts).values():
+            dims = tuple((n, str(v)) for n in self.dims if (v := _attr(fs, n)) is not None)
+            for start, _ in self.lifecycle.intervals(fs):
+                sink.charge(self.metric, dims, 1, start)
+
+
+@dataclass(frozen=True)
 class HeldInPeriod:
     """One per entity held on any day of the period (recurring number fees, SIM
     subscriptions), with the entity's attributes as dimensions."""
@@ -458,7 +477,8 @@ class StorageDays:
         lo, hi = sink.period.start_ms, sink.period.end_ms
         for fs in _entities(facts).values():
             stored = next((f for f in fs if f.type == "recording.stored"), None)
-            if stored is None or bool(_attr(fs, "via_conversations")) != self.conversations:
+            via_conversations = bool(stored.attrs.get("via_conversations")) if stored else False
+            if stored is None or via_conversations != self.conversations:
                 continue
             deleted = next((f.at for f in fs if f.type == "recording.deleted"), None)
             created = stored.at

@@ -26,6 +26,7 @@ from billing.domain.counting import (
     HeldInPeriod,
     InactivitySessions,
     Lifecycle,
+    Opened,
     OutsideWindow,
     OverlappingSessions,
     PeakConcurrency,
@@ -123,6 +124,8 @@ def rule(
 
 DELIVERED = "delivered"
 SUBMITTED = frozenset({"submitted"})
+SENT = frozenset({"submitted", "delivered", "undelivered"})
+SCREENED = frozenset({"submitted", "delivered", "undelivered", "suppressed", "bounced"})
 EMAIL_CHARGED = frozenset({"submitted", "suppressed"})
 MESSAGING_NUMBERS = frozenset({"long", "toll_free", "short_code"})
 ACTIVE_USER_CHANNELS = ("messenger", "telegram", "google_bm", "apple_bc")
@@ -403,7 +406,7 @@ RULES: tuple[Rule, ...] = (
         "live_chat",
         "3",
         "live chat messages (billed inside SaaS)",
-        (out("live_chat"), inb("live_chat")),
+        (out("live_chat", status=SENT), inb("live_chat")),
         PerOccurrence("live_chat", ("message_id",), dims=()),
         free_unless_priced=True,
     ),
@@ -411,7 +414,7 @@ RULES: tuple[Rule, ...] = (
         "social",
         "3",
         "social media messages (billed inside SaaS)",
-        (out("social"), inb("social")),
+        (out("social", status=SENT), inb("social")),
         PerOccurrence("social", ("message_id",), dims=()),
         free_unless_priced=True,
     ),
@@ -419,7 +422,7 @@ RULES: tuple[Rule, ...] = (
         "signals",
         "3a",
         "Signals interactions on regular (unblocked) traffic",
-        Match("message.outbound", {"signals": "passed"}),
+        Match("message.outbound", {"signals": "passed", "status": SCREENED}),
         PerOccurrence("signals", ("message_id",), dims=()),
     ),
     # --- numbers ---------------------------------------------------------------------------
@@ -427,8 +430,8 @@ RULES: tuple[Rule, ...] = (
         "numbers.setup",
         "3",
         "numbers and short codes provisioned (setup fee)",
-        Match("number.provisioned"),
-        PerOccurrence("numbers.setup", (), dims=("number_type", "country")),
+        (Match("number.provisioned"), Match("number.released")),
+        Opened("numbers.setup", NUMBER, dims=("number_type", "country")),
     ),
     rule(
         "numbers.recurring",

@@ -76,6 +76,11 @@ class ContractSettings(BaseModel):
         default_factory=dict, description="per-service overrides of voice_increment"
     )
     byoc_increment: Increment = Field(Increment(), description="BYOC is billed per minute")
+    byoc_replaces_service_charge: bool = Field(
+        False,
+        description="the document lists BYOC minutes and each voice service as chargeable and "
+        "exempts neither, so a BYOC leg pays both unless the contract says BYOC replaces it",
+    )
 
     # --- recording ------------------------------------------------------------------
     recording_limit: int = Field(10, ge=1, description="simultaneously recorded calls")

@@ -198,8 +198,13 @@ def test_missing_envelope_attribute_is_named(missing: str) -> None:
         pytest.param("call.leg.v1", "amd", "maybe", "bool_parsing", id="amd-not-bool"),
         pytest.param("sim.data_usage.v1", "bytes", -1, "greater_than_equal", id="bytes-negative"),
         pytest.param("recording.stored.v1", "size_bytes", 1.5, "int_from_float", id="size-float"),
-        pytest.param("message.inbound.v1", "bot_timeout_minutes", 1441, "less_than_equal",
-                     id="bot-timeout-over-24h"),
+        pytest.param(
+            "message.inbound.v1",
+            "bot_timeout_minutes",
+            1441,
+            "less_than_equal",
+            id="bot-timeout-over-24h",
+        ),
     ],
 )
 def test_wrong_type_is_named(type_name: str, field: str, value: Any, error: str) -> None:
@@ -371,8 +376,9 @@ def test_event_key_depends_on_source_and_id() -> None:
 
 def test_fact_id_is_the_event_key_and_ignores_the_payload() -> None:
     one = fact_of("lookup.v1", event_id="e-1", source="s-1")
-    other = fact_of("lookup.v1", {**EXAMPLES["lookup.v1"], "request_id": "r9"},
-                    event_id="e-1", source="s-1")
+    other = fact_of(
+        "lookup.v1", {**EXAMPLES["lookup.v1"], "request_id": "r9"}, event_id="e-1", source="s-1"
+    )
     assert one.id == other.id == event_key("s-1", "e-1")
     assert fact_of("lookup.v1", event_id="e-1", source="s-2").id != one.id
     assert fact_of("lookup.v1", event_id="e-2", source="s-1").id != one.id

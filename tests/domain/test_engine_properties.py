@@ -49,9 +49,24 @@ ENTITY_START = Period(2026, 8).start_ms
 USERS = ["+33600000001", "+33600000002", "+33600000003", "+4915100000004"]
 OFFSETS_MS = [0, 1, 59_999, 30 * 60_000, 24 * MS_PER_HOUR - 1]
 CHANNELS = [
-    "sms", "mms", "rcs", "email", "viber", "viber_bot", "whatsapp", "messenger", "telegram",
-    "zalo", "google_bm", "apple_bc", "kakao_notification", "kakao_friends",
-    "kakao_consultation", "push", "live_chat", "social",
+    "sms",
+    "mms",
+    "rcs",
+    "email",
+    "viber",
+    "viber_bot",
+    "whatsapp",
+    "messenger",
+    "telegram",
+    "zalo",
+    "google_bm",
+    "apple_bc",
+    "kakao_notification",
+    "kakao_friends",
+    "kakao_consultation",
+    "push",
+    "live_chat",
+    "social",
 ]
 OUT_STATUSES = ["submitted", "rejected", "delivered", "undelivered", "suppressed", "bounced"]
 
@@ -140,8 +155,8 @@ def _inbound() -> st.SearchStrategy[EventBuilder]:
 
 def _bot_end() -> st.SearchStrategy[EventBuilder]:
     return st.builds(
-        lambda when, bot, user, reason: lambda event_id: bot_end(
-            when, bot, user, reason, event_id=event_id
+        lambda when, bot, user, reason: (
+            lambda event_id: bot_end(when, bot, user, reason, event_id=event_id)
         ),
         times(),
         st.sampled_from(["b1", "b2"]),
@@ -152,8 +167,8 @@ def _bot_end() -> st.SearchStrategy[EventBuilder]:
 
 def _ussd() -> st.SearchStrategy[EventBuilder]:
     return st.builds(
-        lambda when, sid, initiator, user: lambda event_id: ussd(
-            when, sid, initiator, user, event_id=event_id
+        lambda when, sid, initiator, user: (
+            lambda event_id: ussd(when, sid, initiator, user, event_id=event_id)
         ),
         times(),
         st.sampled_from(["u1", "u2", "u3"]),
@@ -164,9 +179,16 @@ def _ussd() -> st.SearchStrategy[EventBuilder]:
 
 def _lookup() -> st.SearchStrategy[EventBuilder]:
     return st.builds(
-        lambda when, rid, kind, status, user, result: lambda event_id: lookup(
-            when, rid, kind, status, user, event_id=event_id,
-            **({} if result is None else {"result": result}),
+        lambda when, rid, kind, status, user, result: (
+            lambda event_id: lookup(
+                when,
+                rid,
+                kind,
+                status,
+                user,
+                event_id=event_id,
+                **({} if result is None else {"result": result}),
+            )
         ),
         times(),
         st.sampled_from(["r1", "r2", "r3"]),
@@ -185,10 +207,20 @@ def _leg() -> st.SearchStrategy[EventBuilder]:
         disposition = draw(st.sampled_from(["answered", "answered", "no_answer", "busy"]))
         seconds = draw(st.sampled_from([0.5, 1, 30, 59, 60, 61, 125.25]))
         kw: dict[str, Any] = {
-            "service": draw(st.sampled_from([
-                "webrtc", "message", "ivr", "click_to_call", "number_masking", "sip_trunk",
-                "forward", "missed_call",
-            ])),
+            "service": draw(
+                st.sampled_from(
+                    [
+                        "webrtc",
+                        "message",
+                        "ivr",
+                        "click_to_call",
+                        "number_masking",
+                        "sip_trunk",
+                        "forward",
+                        "missed_call",
+                    ]
+                )
+            ),
             "direction": draw(st.sampled_from(["inbound", "outbound"])),
             "amd": draw(st.booleans()),
             "byoc": draw(st.booleans()),
@@ -199,8 +231,13 @@ def _leg() -> st.SearchStrategy[EventBuilder]:
             kw["country"] = country
         legid = draw(st.sampled_from(["l1", "l2"]))
         return lambda event_id: leg(
-            when, seconds if disposition == "answered" else 0, call_id=call, leg_id=legid,
-            disposition=disposition, event_id=event_id, **kw,
+            when,
+            seconds if disposition == "answered" else 0,
+            call_id=call,
+            leg_id=legid,
+            disposition=disposition,
+            event_id=event_id,
+            **kw,
         )
 
     return build()
@@ -217,22 +254,29 @@ def _recording() -> st.SearchStrategy[EventBuilder]:
         via = rid == "r4"  # a Conversations recording, consistently flagged
         kind = draw(st.sampled_from(["started", "stopped", "stored", "deleted"]))
         if kind == "started":
-            return lambda event_id: rec_start(when, rid, f"c-{rid}", via_conversations=via,
-                                         event_id=event_id)
+            return lambda event_id: rec_start(
+                when, rid, f"c-{rid}", via_conversations=via, event_id=event_id
+            )
         if kind == "stopped":
             return lambda event_id: rec_stop(when, rid, f"c-{rid}", event_id=event_id)
         if kind == "stored":
             size = draw(st.sampled_from([0, 10**9, 5 * 10**9 + 1]))
             secs = draw(st.sampled_from([1, 300, 301]))
-            return lambda event_id: rec_stored(when, rid, size, secs, via_conversations=via,
-                                          event_id=event_id)
+            return lambda event_id: rec_stored(
+                when, rid, size, secs, via_conversations=via, event_id=event_id
+            )
         return lambda event_id: rec_deleted(when, rid, event_id=event_id)
 
     return build()
 
 
-NUMBERS = {"n1": ("long", False), "n2": ("short_code", False), "n3": ("voice", True),
-           "n4": ("voice", False), "n5": ("toll_free", False)}
+NUMBERS = {
+    "n1": ("long", False),
+    "n2": ("short_code", False),
+    "n3": ("voice", True),
+    "n4": ("voice", False),
+    "n5": ("toll_free", False),
+}
 
 
 def _number() -> st.SearchStrategy[EventBuilder]:
@@ -243,8 +287,9 @@ def _number() -> st.SearchStrategy[EventBuilder]:
         if draw(st.booleans()):
             return lambda event_id: number_released(when, num, event_id=event_id)
         number_type, missed = NUMBERS[num]
-        return lambda event_id: number(when, num, number_type, missed_call=missed, country="FR",
-                                  event_id=event_id)
+        return lambda event_id: number(
+            when, num, number_type, missed_call=missed, country="FR", event_id=event_id
+        )
 
     return build()
 
@@ -286,8 +331,7 @@ def _sim() -> st.SearchStrategy[EventBuilder]:
     return build()
 
 
-GAPS_MS = [0, 1, 30 * 60_000, MS_PER_HOUR, 23 * MS_PER_HOUR, 24 * MS_PER_HOUR - 1,
-           24 * MS_PER_HOUR]
+GAPS_MS = [0, 1, 30 * 60_000, MS_PER_HOUR, 23 * MS_PER_HOUR, 24 * MS_PER_HOUR - 1, 24 * MS_PER_HOUR]
 
 
 def _dialogue() -> st.SearchStrategy[list[EventBuilder]]:
@@ -325,8 +369,17 @@ def _dialogue() -> st.SearchStrategy[list[EventBuilder]]:
 
 
 SINGLE = st.one_of(
-    _outbound(), _outbound(), _inbound(), _bot_end(), _ussd(), _lookup(), _leg(),
-    _recording(), _number(), _named_user(), _sim(),
+    _outbound(),
+    _outbound(),
+    _inbound(),
+    _bot_end(),
+    _ussd(),
+    _lookup(),
+    _leg(),
+    _recording(),
+    _number(),
+    _named_user(),
+    _sim(),
 )
 BURSTS = st.one_of(SINGLE.map(lambda b: [b]), SINGLE.map(lambda b: [b]), _dialogue())
 
@@ -336,8 +389,11 @@ def streams(draw: st.DrawFn, max_size: int = 30) -> list[Envelope]:
     """A stream of distinct events (unique CloudEvent ids from two sources)."""
     bursts = draw(st.lists(BURSTS, min_size=1, max_size=max_size))
     builders = [b for burst in bursts for b in burst]
-    sources = draw(st.lists(st.sampled_from(["sms-gw", "voice-gw"]), min_size=len(builders),
-                            max_size=len(builders)))
+    sources = draw(
+        st.lists(
+            st.sampled_from(["sms-gw", "voice-gw"]), min_size=len(builders), max_size=len(builders)
+        )
+    )
     out = []
     for i, (build, source) in enumerate(zip(builders, sources, strict=True)):
         e = build(event_id=f"ev-{i}")
@@ -353,8 +409,9 @@ SETTINGS = st.builds(
     mep_counts_broadcast=st.booleans(),
     sms_count_parts=st.booleans(),
     recording_limit=st.integers(1, 3),
-    voice_increment=st.sampled_from([Increment(), Increment(first=1, next=1),
-                                     Increment(first=30, next=6)]),
+    voice_increment=st.sampled_from(
+        [Increment(), Increment(first=1, next=1), Increment(first=30, next=6)]
+    ),
     named_user_service_start=maybe(st.sampled_from([date(2026, 10, 1), date(2026, 10, 31)])),
 )
 
@@ -440,8 +497,10 @@ def test_events_of_other_months_do_not_leak_into_the_period(
     """Adding the same traffic 100 days later (after the period) changes nothing in this period."""
     facts = facts_of(events)
     later = [
-        to_fact(e.model_copy(update={"id": f"later-{i}", "time": e.time + timedelta(days=100)}),
-                PSEUDONYMIZE)
+        to_fact(
+            e.model_copy(update={"id": f"later-{i}", "time": e.time + timedelta(days=100)}),
+            PSEUDONYMIZE,
+        )
         for i, e in enumerate(events)
     ]
     assert usage_json(facts + later, settings) == usage_json(facts, settings)

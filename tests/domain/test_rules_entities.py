@@ -33,8 +33,15 @@ OCT, NOV, SEP = Period(2026, 10), Period(2026, 11), Period(2026, 9)
 # --- recording licences ---------------------------------------------------------------------
 
 
-def recording(start_day: int, start_hour: int, stop_day: int, stop_hour: int, rid: str,
-              month: int = 10, **kw: object) -> list[Envelope]:
+def recording(
+    start_day: int,
+    start_hour: int,
+    stop_day: int,
+    stop_hour: int,
+    rid: str,
+    month: int = 10,
+    **kw: object,
+) -> list[Envelope]:
     return [
         rec_start(at(start_day, start_hour, month=month), rid, call_id=f"c-{rid}", **kw),
         rec_stop(at(stop_day, stop_hour, month=month), rid, call_id=f"c-{rid}"),
@@ -45,20 +52,32 @@ def recording(start_day: int, start_hour: int, stop_day: int, stop_hour: int, ri
     ("events", "licences"),
     [
         pytest.param(recording(2, 10, 2, 11, "r1"), 1, id="one"),
-        pytest.param(recording(2, 10, 2, 12, "r1") + recording(2, 11, 2, 13, "r2"), 2,
-                     id="overlapping"),
-        pytest.param(recording(2, 10, 2, 11, "r1") + recording(2, 11, 2, 12, "r2"), 1,
-                     id="stop-exactly-at-the-next-start"),
-        pytest.param(recording(2, 10, 2, 11, "r1") + recording(3, 10, 3, 11, "r2"), 1,
-                     id="different-days"),
-        pytest.param(recording(2, 10, 2, 20, "r1") + recording(2, 11, 2, 12, "r2")
-                     + recording(2, 13, 2, 14, "r3") + recording(2, 13, 2, 15, "r4"), 3,
-                     id="peak-not-sum"),
-        pytest.param([rec_start(at(30, 22, month=9), "r1")], 1,
-                     id="still-recording-from-last-month"),
+        pytest.param(
+            recording(2, 10, 2, 12, "r1") + recording(2, 11, 2, 13, "r2"), 2, id="overlapping"
+        ),
+        pytest.param(
+            recording(2, 10, 2, 11, "r1") + recording(2, 11, 2, 12, "r2"),
+            1,
+            id="stop-exactly-at-the-next-start",
+        ),
+        pytest.param(
+            recording(2, 10, 2, 11, "r1") + recording(3, 10, 3, 11, "r2"), 1, id="different-days"
+        ),
+        pytest.param(
+            recording(2, 10, 2, 20, "r1")
+            + recording(2, 11, 2, 12, "r2")
+            + recording(2, 13, 2, 14, "r3")
+            + recording(2, 13, 2, 15, "r4"),
+            3,
+            id="peak-not-sum",
+        ),
+        pytest.param(
+            [rec_start(at(30, 22, month=9), "r1")], 1, id="still-recording-from-last-month"
+        ),
         pytest.param(recording(30, 10, 30, 11, "r1", month=9), 0, id="done-last-month"),
-        pytest.param(recording(2, 10, 2, 11, "r1", via_conversations=True), 0,
-                     id="conversations-excluded"),
+        pytest.param(
+            recording(2, 10, 2, 11, "r1", via_conversations=True), 0, id="conversations-excluded"
+        ),
     ],
 )
 def test_recording_licences_are_the_peak_of_simultaneous_recordings(
@@ -190,8 +209,10 @@ def test_conversations_and_other_recordings_are_stored_on_separate_lines() -> No
 
 
 def test_video_recordings_are_stored_and_charged_the_same_way() -> None:
-    events = [rec_stored(CREATED, "r1", 10**9, FIVE_MINUTES, video=True),
-              rec_deleted(CREATED + DAY, "r1")]
+    events = [
+        rec_stored(CREATED, "r1", 10**9, FIVE_MINUTES, video=True),
+        rec_deleted(CREATED + DAY, "r1"),
+    ]
     assert totals(events) == {"recording.storage_minutes": 5}
 
 
@@ -208,8 +229,10 @@ def test_number_setup_in_the_provisioning_month_and_recurring_every_month(
 ) -> None:
     events = [number(at(5, month=9), "n1", number_type, country="FR")]
     dims = (("country", "FR"), ("number_type", number_type))
-    assert usage(events, SEP).figures() == {("numbers.recurring", dims): 1,
-                                             ("numbers.setup", dims): 1}
+    assert usage(events, SEP).figures() == {
+        ("numbers.recurring", dims): 1,
+        ("numbers.setup", dims): 1,
+    }
     assert usage(events, OCT).figures() == {("numbers.recurring", dims): 1}
     assert usage(events, NOV).figures() == {("numbers.recurring", dims): 1}
 
@@ -218,16 +241,33 @@ def test_number_setup_in_the_provisioning_month_and_recurring_every_month(
     ("events", "oct_recurring", "nov_recurring"),
     [
         pytest.param([number(at(31, 23, 59), "n1")], 1, 1, id="provisioned-on-the-last-day"),
-        pytest.param([number(at(5, month=9), "n1"), number_released(at(1, 10), "n1")], 1, 0,
-                     id="released-on-the-1st"),
-        pytest.param([number(at(5), "n1"), number_released(at(5, 1), "n1")], 1, 0,
-                     id="held-one-hour"),
-        pytest.param([number(at(5, month=9), "n1"), number_released(at(1, 10, month=11), "n1")],
-                     1, 1, id="released-on-next-1st"),
-        pytest.param([number(at(5, month=9), "n1"), number_released(at(30, month=9), "n1")],
-                     0, 0, id="released-last-month"),
-        pytest.param([number(at(5), "n1"), number_released(at(6), "n1"), number(at(20), "n1")],
-                     1, 1, id="released-and-re-provisioned"),
+        pytest.param(
+            [number(at(5, month=9), "n1"), number_released(at(1, 10), "n1")],
+            1,
+            0,
+            id="released-on-the-1st",
+        ),
+        pytest.param(
+            [number(at(5), "n1"), number_released(at(5, 1), "n1")], 1, 0, id="held-one-hour"
+        ),
+        pytest.param(
+            [number(at(5, month=9), "n1"), number_released(at(1, 10, month=11), "n1")],
+            1,
+            1,
+            id="released-on-next-1st",
+        ),
+        pytest.param(
+            [number(at(5, month=9), "n1"), number_released(at(30, month=9), "n1")],
+            0,
+            0,
+            id="released-last-month",
+        ),
+        pytest.param(
+            [number(at(5), "n1"), number_released(at(6), "n1"), number(at(20), "n1")],
+            1,
+            1,
+            id="released-and-re-provisioned",
+        ),
     ],
 )
 def test_recurring_fee_for_every_month_held_on_any_day(
@@ -238,8 +278,12 @@ def test_recurring_fee_for_every_month_held_on_any_day(
 
 
 def test_setup_fee_per_provisioning_recurring_fee_once_per_number_and_month() -> None:
-    events = [number(at(5), "n1"), number_released(at(6), "n1"), number(at(20), "n1"),
-              number(at(21), "n2", "short_code")]
+    events = [
+        number(at(5), "n1"),
+        number_released(at(6), "n1"),
+        number(at(20), "n1"),
+        number(at(21), "n2", "short_code"),
+    ]
     assert usage(events).figures() == {
         ("numbers.recurring", (("number_type", "long"),)): 1,
         ("numbers.recurring", (("number_type", "short_code"),)): 1,
@@ -274,16 +318,39 @@ def test_sim_activation_is_charged_once_per_sim() -> None:
     [
         pytest.param([sim(at(5), "s1")], 1, id="activated-this-month"),
         pytest.param([sim(at(5, month=8), "s1")], 1, id="active-since-august"),
-        pytest.param([sim(at(5, month=8), "s1"), sim_status(at(9, month=9), "s1", "suspended")],
-                     0, id="suspended-all-month"),
-        pytest.param([sim(at(5, month=8), "s1"), sim_status(at(9, month=9), "s1", "terminated")],
-                     0, id="terminated-last-month"),
-        pytest.param([sim(at(5, month=8), "s1"), sim_status(at(9), "s1", "suspended")], 1,
-                     id="suspended-mid-month"),
-        pytest.param([sim(at(5, month=8), "s1"), sim_status(at(9, month=9), "s1", "suspended"),
-                      sim_status(at(31, 23), "s1", "active")], 1, id="resumed-on-the-last-day"),
-        pytest.param([sim(at(5, month=8), "s1"), sim_status(at(9), "s1", "suspended"),
-                      sim_status(at(12), "s1", "active")], 1, id="suspended-and-resumed"),
+        pytest.param(
+            [sim(at(5, month=8), "s1"), sim_status(at(9, month=9), "s1", "suspended")],
+            0,
+            id="suspended-all-month",
+        ),
+        pytest.param(
+            [sim(at(5, month=8), "s1"), sim_status(at(9, month=9), "s1", "terminated")],
+            0,
+            id="terminated-last-month",
+        ),
+        pytest.param(
+            [sim(at(5, month=8), "s1"), sim_status(at(9), "s1", "suspended")],
+            1,
+            id="suspended-mid-month",
+        ),
+        pytest.param(
+            [
+                sim(at(5, month=8), "s1"),
+                sim_status(at(9, month=9), "s1", "suspended"),
+                sim_status(at(31, 23), "s1", "active"),
+            ],
+            1,
+            id="resumed-on-the-last-day",
+        ),
+        pytest.param(
+            [
+                sim(at(5, month=8), "s1"),
+                sim_status(at(9), "s1", "suspended"),
+                sim_status(at(12), "s1", "active"),
+            ],
+            1,
+            id="suspended-and-resumed",
+        ),
         pytest.param([sim(at(5), "s1"), sim(at(5), "s2"), sim(at(5), "s3")], 3, id="three-sims"),
     ],
 )
@@ -308,6 +375,13 @@ def test_sim_data_in_megabytes_by_country() -> None:
 
 
 def test_sim_data_report_redelivered_is_counted_once() -> None:
-    events = [sim_data(at(5), "s1", 1_000_000, event_id="d1"),
-              sim_data(at(5), "s1", 1_000_000, event_id="d1")]
+    events = [
+        sim_data(at(5), "s1", 1_000_000, event_id="d1"),
+        sim_data(at(5), "s1", 1_000_000, event_id="d1"),
+    ]
     assert totals(events) == {"things.data": 1}
+
+
+def test_a_duplicate_provisioning_of_a_held_number_adds_no_setup_fee() -> None:
+    events = [number(at(5), "n1"), number(at(7), "n1")]  # two events, one holding
+    assert totals(events)["numbers.setup"] == 1

@@ -350,10 +350,26 @@ def test_signals_counts_a_message_once_across_its_status_reports() -> None:
 )
 def test_blocked_traffic_is_neither_charged_nor_counted(channel: str) -> None:
     events = [
-        mt(at(2), "m1", "submitted", channel=channel, signals="blocked", conversation_id="t1",
-           via="flow", person_id="p1"),
-        mt(at(2, 0, 1), "m1", "delivered", channel=channel, signals="blocked",
-           conversation_id="t1", via="flow", person_id="p1"),
+        mt(
+            at(2),
+            "m1",
+            "submitted",
+            channel=channel,
+            signals="blocked",
+            conversation_id="t1",
+            via="flow",
+            person_id="p1",
+        ),
+        mt(
+            at(2, 0, 1),
+            "m1",
+            "delivered",
+            channel=channel,
+            signals="blocked",
+            conversation_id="t1",
+            via="flow",
+            person_id="p1",
+        ),
     ]
     assert totals(events) == {}
 
@@ -361,13 +377,31 @@ def test_blocked_traffic_is_neither_charged_nor_counted(channel: str) -> None:
 @pytest.mark.parametrize("channel", ["whatsapp", "messenger", "telegram"])
 def test_blocked_traffic_does_not_count_in_distinct_metrics(channel: str) -> None:
     blocked = [
-        mt(at(2), "m1", "delivered", channel=channel, kind="template", signals="blocked",
-           conversation_id="t1", via="flow", person_id="p1"),
+        mt(
+            at(2),
+            "m1",
+            "delivered",
+            channel=channel,
+            kind="template",
+            signals="blocked",
+            conversation_id="t1",
+            via="flow",
+            person_id="p1",
+        ),
     ]
     assert totals(blocked) == {}
     passed = [
-        mt(at(2), "m1", "delivered", channel=channel, kind="template", signals="passed",
-           conversation_id="t1", via="flow", person_id="p1"),
+        mt(
+            at(2),
+            "m1",
+            "delivered",
+            channel=channel,
+            kind="template",
+            signals="passed",
+            conversation_id="t1",
+            via="flow",
+            person_id="p1",
+        ),
     ]
     assert totals(passed)["signals"] == Decimal(1)
     assert totals(passed)["conversations.mac"] == Decimal(1)

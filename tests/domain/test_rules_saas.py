@@ -50,14 +50,25 @@ USER = "+33611111111"
             id="deprovision-then-re-add",
         ),
         pytest.param(
-            [seat(at(2), "a"), unseat(at(5), "a"), seat(at(8), "a"), unseat(at(9), "a"),
-             seat(at(20), "a")],
+            [
+                seat(at(2), "a"),
+                unseat(at(5), "a"),
+                seat(at(8), "a"),
+                unseat(at(9), "a"),
+                seat(at(20), "a"),
+            ],
             1,
             id="re-added-twice",
         ),
         pytest.param(
-            [seat(at(2), "a"), seat(at(2), "b"), unseat(at(3), "a"), seat(at(4), "c"),
-             unseat(at(5), "b"), seat(at(6), "d")],
+            [
+                seat(at(2), "a"),
+                seat(at(2), "b"),
+                unseat(at(3), "a"),
+                seat(at(4), "c"),
+                unseat(at(5), "b"),
+                seat(at(6), "d"),
+            ],
             2,
             id="peak-not-sum",
         ),
@@ -146,12 +157,18 @@ def test_second_concurrent_session_of_one_user_is_a_violation_not_a_charge() -> 
 @pytest.mark.parametrize(
     "events",
     [
-        pytest.param([login(at(2, 9), "a", "s1"), logout(at(2, 10), "a", "s1"),
-                      login(at(2, 10), "a", "s2")], id="sequential-sessions"),
-        pytest.param([login(at(2, 9), "a", "s1"), login(at(2, 9), "b", "s2")],
-                     id="two-users-one-session-each"),
-        pytest.param([login(at(2, 9), "a", "s1"), login(at(2, 9, 1), "a", "s1")],
-                     id="same-session-reported-twice"),
+        pytest.param(
+            [login(at(2, 9), "a", "s1"), logout(at(2, 10), "a", "s1"), login(at(2, 10), "a", "s2")],
+            id="sequential-sessions",
+        ),
+        pytest.param(
+            [login(at(2, 9), "a", "s1"), login(at(2, 9), "b", "s2")],
+            id="two-users-one-session-each",
+        ),
+        pytest.param(
+            [login(at(2, 9), "a", "s1"), login(at(2, 9, 1), "a", "s1")],
+            id="same-session-reported-twice",
+        ),
     ],
 )
 def test_no_violation_without_two_simultaneous_sessions_of_one_user(
@@ -190,10 +207,25 @@ def test_mac_conversation_counted_once_however_many_messages() -> None:
 # --- moments.mep ---------------------------------------------------------------------------
 
 
-def flow(when: datetime, message_id: str, person: str, status: str = "delivered",
-         via: str = "flow", channel: str = "sms", **kw: Any) -> Envelope:
-    return mt(when, message_id, status, channel=channel, via=via, person_id=person,
-              end_user=f"+33{person}", **kw)
+def flow(
+    when: datetime,
+    message_id: str,
+    person: str,
+    status: str = "delivered",
+    via: str = "flow",
+    channel: str = "sms",
+    **kw: Any,
+) -> Envelope:
+    return mt(
+        when,
+        message_id,
+        status,
+        channel=channel,
+        via=via,
+        person_id=person,
+        end_user=f"+33{person}",
+        **kw,
+    )
 
 
 def test_mep_counts_persons_reached_by_flow_on_any_channel() -> None:
@@ -239,8 +271,9 @@ def test_mep_persons_are_pseudonymized_like_end_users() -> None:
     from billing.domain.settings import ContractSettings
 
     pseudonymize = HmacPseudonymizer(b"k" * 16)
-    u = usage_of_events([flow(at(2), "m1", "person-1")], Period(2026, 10), ContractSettings(),
-                        pseudonymize)
+    u = usage_of_events(
+        [flow(at(2), "m1", "person-1")], Period(2026, 10), ContractSettings(), pseudonymize
+    )
     assert u.distinct[("moments.mep", ())] == {pseudonymize("person-1")}
 
 
@@ -249,8 +282,9 @@ def test_mep_persons_are_pseudonymized_like_end_users() -> None:
 T = at(10, 12)
 
 
-def to_bot(when: datetime, message_id: str, bot: str = "b1", end_user: str = USER,
-           **kw: Any) -> Envelope:
+def to_bot(
+    when: datetime, message_id: str, bot: str = "b1", end_user: str = USER, **kw: Any
+) -> Envelope:
     return mo(when, message_id, channel="whatsapp", bot_id=bot, end_user=end_user, **kw)
 
 
@@ -321,8 +355,11 @@ def test_activity_inside_the_session_keeps_it_open() -> None:
 
 @pytest.mark.parametrize("reason", ["completed", "transferred"])
 def test_completion_or_transfer_closes_the_session(reason: str) -> None:
-    events = [to_bot(T, "i1"), bot_end(T + MIN, reason=reason, end_user=USER),
-              to_bot(T + 2 * MIN, "i2")]
+    events = [
+        to_bot(T, "i1"),
+        bot_end(T + MIN, reason=reason, end_user=USER),
+        to_bot(T + 2 * MIN, "i2"),
+    ]
     assert sessions(events) == 2
 
 
@@ -341,8 +378,11 @@ def test_outbound_bot_message_alone_opens_nothing() -> None:
 
 
 def test_session_end_of_another_bot_does_not_close() -> None:
-    events = [to_bot(T, "i1"), bot_end(T + MIN, bot_id="b2", end_user=USER),
-              to_bot(T + 2 * MIN, "i2")]
+    events = [
+        to_bot(T, "i1"),
+        bot_end(T + MIN, bot_id="b2", end_user=USER),
+        to_bot(T + 2 * MIN, "i2"),
+    ]
     assert sessions(events) == 1
 
 

@@ -76,18 +76,24 @@ def test_click_to_call_is_two_legs_both_charged() -> None:
 def test_click_to_call_with_one_leg_unanswered_charges_the_answered_one() -> None:
     events = [
         leg(at(3, 9), 30, service="click_to_call", call_id="c1", leg_id="agent"),
-        leg(at(3, 9), 0, service="click_to_call", call_id="c1", leg_id="customer",
-            disposition="no_answer"),
+        leg(
+            at(3, 9),
+            0,
+            service="click_to_call",
+            call_id="c1",
+            leg_id="customer",
+            disposition="no_answer",
+        ),
     ]
     assert totals(events) == {"voice.click_to_call": 60}
 
 
 def test_masked_call_is_the_inbound_leg_plus_the_forwarded_leg() -> None:
     events = [
-        leg(at(3, 9), 90, service="number_masking", call_id="m1", leg_id="in",
-            direction="inbound"),
-        leg(at(3, 9), 75, service="number_masking", call_id="m1", leg_id="fwd",
-            direction="outbound"),
+        leg(at(3, 9), 90, service="number_masking", call_id="m1", leg_id="in", direction="inbound"),
+        leg(
+            at(3, 9), 75, service="number_masking", call_id="m1", leg_id="fwd", direction="outbound"
+        ),
     ]
     assert usage(events).figures() == {
         ("voice.number_masking", (("direction", "inbound"),)): 120,
@@ -97,8 +103,15 @@ def test_masked_call_is_the_inbound_leg_plus_the_forwarded_leg() -> None:
 
 def test_masked_call_never_connected_is_not_charged() -> None:
     events = [
-        leg(at(3, 9), 0, service="number_masking", call_id="m1", leg_id="in",
-            direction="inbound", disposition="no_answer"),
+        leg(
+            at(3, 9),
+            0,
+            service="number_masking",
+            call_id="m1",
+            leg_id="in",
+            direction="inbound",
+            disposition="no_answer",
+        ),
     ]
     assert totals(events) == {}
 
@@ -106,8 +119,9 @@ def test_masked_call_never_connected_is_not_charged() -> None:
 def test_duplicate_leg_with_a_different_event_id_is_charged_once() -> None:
     events = [
         leg(at(3, 9), 61, service="ivr", call_id="c1", leg_id="l1", event_id="cdr-1", amd=True),
-        leg(at(3, 9), 61, service="ivr", call_id="c1", leg_id="l1", event_id="cdr-1-retry",
-            amd=True),
+        leg(
+            at(3, 9), 61, service="ivr", call_id="c1", leg_id="l1", event_id="cdr-1-retry", amd=True
+        ),
     ]
     assert totals(events) == {"voice.amd": 1, "voice.ivr": 120}
 
@@ -132,8 +146,9 @@ def test_same_leg_id_in_another_call_is_another_leg() -> None:
 def test_amd_is_charged_per_request_only_when_answered(
     disposition: str, seconds: int, amd_charged: int
 ) -> None:
-    events = [leg(at(3), seconds, service="message", disposition=disposition, amd=True,
-                  country="DE")]
+    events = [
+        leg(at(3), seconds, service="message", disposition=disposition, amd=True, country="DE")
+    ]
     figures = usage(events).figures()
     assert figures.get(("voice.amd", (("country", "DE"),)), 0) == amd_charged
 
@@ -163,8 +178,10 @@ def test_byoc_on_a_missed_call_number_bills_the_byoc_minutes_only() -> None:
 
 
 def test_per_service_increment_override() -> None:
-    events = [leg(at(3), 31, service="sip_trunk", call_id="a"), leg(at(3), 31, service="ivr",
-                                                                     call_id="b")]
+    events = [
+        leg(at(3), 31, service="sip_trunk", call_id="a"),
+        leg(at(3), 31, service="ivr", call_id="b"),
+    ]
     result = totals(events, voice_increments={VoiceService.SIP_TRUNK: Increment(first=30, next=6)})
     assert result == {"voice.ivr": 60, "voice.sip_trunk": 36}
 
@@ -188,8 +205,11 @@ def test_video_call_is_billed_like_audio() -> None:
 
 
 def test_call_belongs_to_the_month_of_its_event_time() -> None:
-    events = [leg(at(30, 23, 59, month=9), 61, call_id="sep"), leg(at(1), 61, call_id="oct"),
-              leg(at(1, month=11), 61, call_id="nov")]
+    events = [
+        leg(at(30, 23, 59, month=9), 61, call_id="sep"),
+        leg(at(1), 61, call_id="oct"),
+        leg(at(1, month=11), 61, call_id="nov"),
+    ]
     assert totals(events) == {"voice.ivr": 120}
 
 

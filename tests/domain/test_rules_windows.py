@@ -17,20 +17,37 @@ H = timedelta(hours=1)
 USER = "+33611111111"
 
 
-def template(when: datetime, message_id: str = "t1", status: str = "delivered",
-             end_user: str = USER, **kw: Any) -> Envelope:
-    return mt(when, message_id, status, channel="whatsapp", kind="template", end_user=end_user,
-              **kw)
+def template(
+    when: datetime,
+    message_id: str = "t1",
+    status: str = "delivered",
+    end_user: str = USER,
+    **kw: Any,
+) -> Envelope:
+    return mt(
+        when, message_id, status, channel="whatsapp", kind="template", end_user=end_user, **kw
+    )
 
 
-def free_form(when: datetime, message_id: str = "f1", status: str = "delivered",
-              end_user: str = USER, **kw: Any) -> Envelope:
-    return mt(when, message_id, status, channel="whatsapp", kind="free_form", end_user=end_user,
-              **kw)
+def free_form(
+    when: datetime,
+    message_id: str = "f1",
+    status: str = "delivered",
+    end_user: str = USER,
+    **kw: Any,
+) -> Envelope:
+    return mt(
+        when, message_id, status, channel="whatsapp", kind="free_form", end_user=end_user, **kw
+    )
 
 
-def inbound(when: datetime, message_id: str = "i1", end_user: str = USER,
-            channel: str = "whatsapp", **kw: Any) -> Envelope:
+def inbound(
+    when: datetime,
+    message_id: str = "i1",
+    end_user: str = USER,
+    channel: str = "whatsapp",
+    **kw: Any,
+) -> Envelope:
     return mo(when, message_id, channel=channel, end_user=end_user, **kw)
 
 
@@ -225,8 +242,13 @@ def test_template_inside_a_service_conversation_opens_its_own_category() -> None
 
 
 def test_free_form_messages_inside_one_service_conversation_are_one_conversation() -> None:
-    events = [inbound(T - H), free_form(T, "f1"), free_form(T + 10 * H, "f2"),
-              inbound(T + 20 * H, "i2"), free_form(T + 23 * H, "f3")]
+    events = [
+        inbound(T - H),
+        free_form(T, "f1"),
+        free_form(T + 10 * H, "f2"),
+        inbound(T + 20 * H, "i2"),
+        free_form(T + 23 * H, "f3"),
+    ]
     assert conv(events) == {"service": 1}
 
 
@@ -243,8 +265,10 @@ def test_template_without_a_category_counts_as_marketing_and_is_reported() -> No
 
 
 def test_conversations_are_per_end_user() -> None:
-    events = [template(T, "t1", category="utility", end_user="+331"),
-              template(T, "t2", category="utility", end_user="+332")]
+    events = [
+        template(T, "t1", category="utility", end_user="+331"),
+        template(T, "t2", category="utility", end_user="+332"),
+    ]
     assert conv(events) == {"utility": 2}
 
 
@@ -289,8 +313,12 @@ def test_viber_bot_any_kind_is_charged_outside_and_inbound_never() -> None:
 
 
 def test_viber_bot_message_is_judged_at_its_first_delivery() -> None:
-    events = [inbound(T - 23 * H, channel="viber_bot"), bot_out(T, "o1"),
-              bot_out(T + 2 * H, "o1"), bot_out(T + 2 * H, "o2")]
+    events = [
+        inbound(T - 23 * H, channel="viber_bot"),
+        bot_out(T, "o1"),
+        bot_out(T + 2 * H, "o1"),
+        bot_out(T + 2 * H, "o2"),
+    ]
     assert totals(events) == {"viber_bot": 1}
 
 
@@ -303,8 +331,9 @@ def test_viber_bot_window_setting() -> None:
 # --- Viber session pricing (section 3a) -------------------------------------------------------
 
 
-def viber_out(when: datetime, message_id: str, kind: str = "session",
-              status: str = "delivered") -> Envelope:
+def viber_out(
+    when: datetime, message_id: str, kind: str = "session", status: str = "delivered"
+) -> Envelope:
     return mt(when, message_id, status, channel="viber", kind=kind, end_user=USER)
 
 
@@ -378,8 +407,12 @@ def test_viber_undelivered_messages_neither_charged_nor_use_the_quota() -> None:
 
 
 def test_viber_session_message_reported_twice_uses_the_quota_once() -> None:
-    events = [viber_in(T), viber_out(T + H, "s1"), viber_out(T + H + ms(5), "s1"),
-              viber_out(T + 2 * H, "s2")]
+    events = [
+        viber_in(T),
+        viber_out(T + H, "s1"),
+        viber_out(T + H + ms(5), "s1"),
+        viber_out(T + 2 * H, "s2"),
+    ]
     assert session_totals(events, viber_session_message_limit=2) == {"viber.session": 1}
 
 

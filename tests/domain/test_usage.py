@@ -19,15 +19,18 @@ OCT = Period(2026, 10)
 
 
 def sample() -> Usage:
-    return usage([
-        mt(at(2), "m1", parts=3, country="FR", network="20801"),
-        mt(at(2), "m2", "delivered", channel="viber", sender_id="S1", country="FR"),
-        mt(at(3), "m3", "delivered", channel="messenger", end_user="u1"),
-        mt(at(3), "m4", "delivered", channel="whatsapp", kind="free_form", end_user="w1"),
-        leg(at(4), 61, country="DE"),
-        number(at(5), "+331", "short_code", country="FR"),
-        seat(at(1), "agent-1"),
-    ], viber_model="mmc")
+    return usage(
+        [
+            mt(at(2), "m1", parts=3, country="FR", network="20801"),
+            mt(at(2), "m2", "delivered", channel="viber", sender_id="S1", country="FR"),
+            mt(at(3), "m3", "delivered", channel="messenger", end_user="u1"),
+            mt(at(3), "m4", "delivered", channel="whatsapp", kind="free_form", end_user="w1"),
+            leg(at(4), 61, country="DE"),
+            number(at(5), "+331", "short_code", country="FR"),
+            seat(at(1), "agent-1"),
+        ],
+        viber_model="mmc",
+    )
 
 
 def u_with(period: str = "2026-10", **distinct: set[str]) -> Usage:
@@ -69,8 +72,12 @@ def test_json_shape() -> None:
     assert u.to_json() == {
         "period": "2026-10",
         "lines": [
-            {"metric": "sms.mt", "dims": {"country": "FR", "network": "20801"},
-             "quantity": "5", "events": 2},
+            {
+                "metric": "sms.mt",
+                "dims": {"country": "FR", "network": "20801"},
+                "quantity": "5",
+                "events": 2,
+            },
         ],
         "distinct": [{"metric": "whatsapp.mau", "dims": {}, "members": ["a", "b"]}],
         "notes": {
@@ -166,8 +173,14 @@ def noted(notes: list[Note]) -> Usage:
     return u.compact()
 
 
-NOTES = [Note("whatsapp.outside_window" if i % 2 else "conversations.licence_violation",
-              1_000 + i, f"n{i}") for i in range(45)]
+NOTES = [
+    Note(
+        "whatsapp.outside_window" if i % 2 else "conversations.licence_violation",
+        1_000 + i,
+        f"n{i}",
+    )
+    for i in range(45)
+]
 
 
 def test_notes_are_counted_in_full_and_capped_as_examples() -> None:
