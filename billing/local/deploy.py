@@ -104,14 +104,22 @@ def find_stack(
     return stacks[0]
 
 
-def synth(project_root: str | os.PathLike[str], *, timeout: float = 300.0) -> Path:
-    """Runs the CDK app (``app.py``) of ``project_root``; returns the ``cdk.out`` path."""
+def synth(
+    project_root: str | os.PathLike[str],
+    *,
+    outdir: str | os.PathLike[str] | None = None,
+    timeout: float = 300.0,
+) -> Path:
+    """Runs the CDK app (``app.py``) of ``project_root``; returns the cloud assembly path
+    (``cdk.out`` unless ``outdir`` says otherwise)."""
     root = Path(project_root)
     app = root / "app.py"
     if not app.is_file():
         raise DeployError(f"no CDK app at {app}")
     env = dict(os.environ)
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    if outdir is not None:
+        env["CDK_OUTDIR"] = str(Path(outdir).resolve())
     result = subprocess.run(  # noqa: S603
         [sys.executable, str(app)],
         cwd=root,
@@ -123,7 +131,7 @@ def synth(project_root: str | os.PathLike[str], *, timeout: float = 300.0) -> Pa
     )
     if result.returncode != 0:
         raise DeployError(f"synthesis failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return root / "cdk.out"
+    return Path(env["CDK_OUTDIR"]) if outdir is not None else root / "cdk.out"
 
 
 def _substitute_placeholders(text: str, account_id: str, region: str) -> str:

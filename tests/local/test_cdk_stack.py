@@ -15,8 +15,6 @@ from billing.local.stack import DeployedStack
 
 pytestmark = pytest.mark.e2e
 
-CDK_OUT = REPO_ROOT / "cdk.out"
-TEMPLATE = CDK_OUT / "Billing-dev.template.json"
 
 CLOSE_FUNCTIONS = {
     "CloseFreezeFunction": "freeze",
@@ -41,12 +39,9 @@ SHARED_ENV = (
 
 
 @pytest.fixture(scope="module")
-def cdk_out() -> Path:
-    if not (REPO_ROOT / "app.py").is_file():
-        pytest.skip("no CDK app (app.py) yet")
-    if not TEMPLATE.is_file():
-        synth(REPO_ROOT)
-    return CDK_OUT
+def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh synthesis of the real app, private to this test process."""
+    return synth(REPO_ROOT, outdir=tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture(scope="module")

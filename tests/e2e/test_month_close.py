@@ -1,0 +1,180 @@
+"""Events in, invoices out, through the real pipeline on moto.
+
+Golden scenarios (hand-computed invoices) go through the intake queue, the ingest handler,
+DynamoDB, the month-close state machine and S3; then re-running a close is byte-identical,
+a late event after the close becomes an adjustment on the next invoice, and an account
+that cannot be invoiced is reported while the others close.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from billing.adapters.invoices import DocumentStore, invoice_key
+from billing.adapters.store import UsageStore
+from billing.cli.main import run_close, send_lines
+from billing.cli.stack import Deployed
+from billing.domain.invoice import Invoice
+from billing.local import LocalAws
+from tests.factories import at, raw
+from tests.golden import invoice_view, load_scenario, scenario_paths
+
+pytestmark = pytest.mark.e2e
+
+SCENARIOS = [load_scenario(p) for p in scenario_paths()]
+PERIODS = sorted({str(s.period) for s in SCENARIOS})
+
+
+def issued(store: UsageStore, docs: DocumentStore, period: str, account: str) -> Invoice:
+    result = next(r for r in store.results(period) if r["account"] == account)
+    assert result["status"] == "issued", result
+    body = docs.read(result["keys"]["json"])
+    assert body is not None
+    return Invoice.model_validate_json(body)
+
+
+def everything_under(docs: DocumentStore, prefix: str) -> dict[str, bytes]:
+    return {key: docs.read(key) or b"" for key in docs.list_keys(prefix)}
+
+
+@pytest.fixture(scope="module")
+def closed(aws: LocalAws, stack: Deployed, store: UsageStore) -> dict[str, Any]:
+    """Every golden scenario ingested and its period closed once."""
+    for s in SCENARIOS:
+        store.put_plan(s.account, s.plan.effective_from, s.plan.model_dump(mode="json"))
+    # An account with usage but no price plan: its close must fail, visibly, alone.
+    orphan = raw(
+        "message.outbound",
+        at(9),
+        "no-plan",
+        message_id="o1",
+        channel="sms",
+        status="submitted",
+        end_user="+33600000000",
+        country="FR",
+    )
+    lines = [line for s in SCENARIOS for line in s.events_raw] + [json.dumps(orphan)]
+    send_lines(stack.queue_url, lines)
+    aws.drain(timeout=300)
+    return {period: run_close(stack, period, settle=0) for period in PERIODS}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_golden_invoice_through_the_pipeline(
+    closed: dict[str, Any], store: UsageStore, documents: DocumentStore, scenario: Any
+) -> None:
+    invoice = issued(store, documents, str(scenario.period), scenario.account)
+    assert invoice_view(invoice) == scenario.expected
+    for fmt in ("csv", "pdf"):
+        assert documents.read(
+            invoice_key(str(scenario.period), scenario.account, invoice.number, fmt)
+        )
+
+
+def test_a_failing_account_is_reported_and_the_others_close(
+    closed: dict[str, Any], store: UsageStore, documents: DocumentStore
+) -> None:
+    result = closed["2026-10"]
+    assert result["failed"] == ["no-plan"]
+    failure = next(r for r in store.results("2026-10") if r["account"] == "no-plan")
+    assert "no price plan" in failure["error"]
+    manifest = json.loads(documents.read("invoices/2026-10/manifest.json") or b"{}")
+    assert "no-plan" in json.dumps(manifest)
+    assert result["issued"] == sum(1 for s in SCENARIOS if str(s.period) == "2026-10")
+
+
+def test_the_pdf_renders_with_the_account_period_and_total(
+    closed: dict[str, Any], store: UsageStore, documents: DocumentStore, tmp_path: Any
+) -> None:
+    s = SCENARIOS[0]
+    invoice = issued(store, documents, str(s.period), s.account)
+    pdf = documents.read(invoice_key(str(s.period), s.account, invoice.number, "pdf"))
+    path = tmp_path / "invoice.pdf"
+    path.write_bytes(pdf or b"")
+    text = "".join(page.extract_text() for page in PdfReader(path).pages)
+    assert s.account in text and str(s.period) in text
+    assert f"{invoice.total:,.2f}".replace(",", "") in text.replace(",", "")
+
+
+def test_rerunning_a_close_is_byte_identical(
+    closed: dict[str, Any], stack: Deployed, documents: DocumentStore
+) -> None:
+    before = everything_under(documents, "invoices/2026-10/")
+    assert len(before) > 10
+    again = run_close(stack, "2026-10", settle=0)
+    assert again["failed"] == ["no-plan"]
+    assert everything_under(documents, "invoices/2026-10/") == before
+
+
+def test_a_late_event_is_billed_as_an_adjustment_on_the_next_invoice(
+    closed: dict[str, Any],
+    aws: LocalAws,
+    stack: Deployed,
+    store: UsageStore,
+    documents: DocumentStore,
+) -> None:
+    s = next(s for s in SCENARIOS if s.name == "sms_mms_rcs")
+    october = issued(store, documents, "2026-10", s.account)
+    late = raw(
+        "message.outbound",
+        at(30, 12),
+        s.account,
+        message_id="late-1",
+        channel="sms",
+        status="submitted",
+        end_user="+33611111111",
+        country="FR",
+        parts=2,
+    )
+    send_lines(stack.queue_url, [json.dumps(late), json.dumps(late)])  # and a duplicate
+    aws.drain(timeout=60)
+    november = run_close(stack, "2026-11", settle=0)
+    assert s.account not in november["failed"]
+    invoice = issued(store, documents, "2026-11", s.account)
+    adjustments = [line for line in invoice.adjustment_lines if line.metric == "sms.mt"]
+    assert len(adjustments) == 1
+    assert adjustments[0].adjusts == "2026-10" or adjustments[0].period == "2026-10"
+    assert adjustments[0].quantity == 2 and adjustments[0].amount > 0
+    # October's invoice is immutable, and a re-run of October does not pick the event up
+    run_close(stack, "2026-10", settle=0)
+    assert issued(store, documents, "2026-10", s.account) == october
+
+
+def test_the_cli_shows_usage_invoices_and_explanations(
+    closed: dict[str, Any], stack: Deployed, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from billing.cli.main import app
+
+    s = next(s for s in SCENARIOS if s.name == "sms_mms_rcs")
+    runner = CliRunner()
+    usage = runner.invoke(app, ["usage", "--account", s.account, "--period", "2026-10", "--json"])
+    assert usage.exit_code == 0, usage.output
+    assert "sms.mt" in usage.output
+    listing = runner.invoke(app, ["invoices", "list", "--period", "2026-10"])
+    assert listing.exit_code == 0 and s.account in listing.output and "no-plan" in listing.output
+    got = runner.invoke(
+        app,
+        [
+            "invoices",
+            "download",
+            "-p",
+            "2026-10",
+            "-a",
+            s.account,
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert got.exit_code == 0, got.output
+    csv_text = next(tmp_path.glob("*.csv")).read_text()
+    assert csv_text.startswith("section,kind,metric") and "sms.mt" in csv_text
+    why = runner.invoke(app, ["explain", "-p", "2026-10", "-a", s.account])
+    assert why.exit_code == 0 and "sms.mt" in why.output
