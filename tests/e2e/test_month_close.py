@@ -96,7 +96,8 @@ def test_the_pdf_renders_with_the_account_period_and_total(
     path = tmp_path / "invoice.pdf"
     path.write_bytes(pdf or b"")
     text = "".join(page.extract_text() for page in PdfReader(path).pages)
-    assert s.account in text and str(s.period) in text
+    assert s.account in text
+    assert str(s.period) in text
     assert f"{invoice.total:,.2f}".replace(",", "") in text.replace(",", "")
 
 
@@ -138,7 +139,8 @@ def test_a_late_event_is_billed_as_an_adjustment_on_the_next_invoice(
     adjustments = [line for line in invoice.adjustment_lines if line.metric == "sms.mt"]
     assert len(adjustments) == 1
     assert adjustments[0].adjusts == "2026-10" or adjustments[0].period == "2026-10"
-    assert adjustments[0].quantity == 2 and adjustments[0].amount > 0
+    assert adjustments[0].quantity == 2
+    assert adjustments[0].amount > 0
     # October's invoice is immutable, and a re-run of October does not pick the event up
     run_close(stack, "2026-10", settle=0)
     assert issued(store, documents, "2026-10", s.account) == october
@@ -157,7 +159,9 @@ def test_the_cli_shows_usage_invoices_and_explanations(
     assert usage.exit_code == 0, usage.output
     assert "sms.mt" in usage.output
     listing = runner.invoke(app, ["invoices", "list", "--period", "2026-10"])
-    assert listing.exit_code == 0 and s.account in listing.output and "no-plan" in listing.output
+    assert listing.exit_code == 0
+    assert s.account in listing.output
+    assert "no-plan" in listing.output
     got = runner.invoke(
         app,
         [
@@ -175,6 +179,8 @@ def test_the_cli_shows_usage_invoices_and_explanations(
     )
     assert got.exit_code == 0, got.output
     csv_text = next(tmp_path.glob("*.csv")).read_text()
-    assert csv_text.startswith("section,kind,metric") and "sms.mt" in csv_text
+    assert csv_text.startswith("section,kind,metric")
+    assert "sms.mt" in csv_text
     why = runner.invoke(app, ["explain", "-p", "2026-10", "-a", s.account])
-    assert why.exit_code == 0 and "sms.mt" in why.output
+    assert why.exit_code == 0
+    assert "sms.mt" in why.output
