@@ -98,15 +98,35 @@ def send_lines(queue_url: str, lines: Iterable[str], progress: Progress | None =
     return sent
 
 
+def wait_until_ingested(queue_url: str, timeout: float = 300) -> bool:
+    """Wait until the intake queue has nothing visible or in flight (twice in a row)."""
+    sqs = boto3.client("sqs")
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    deadline = time.monotonic() + timeout
+    empty_checks = 0
+    while time.monotonic() < deadline:
+        attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        empty_checks = empty_checks + 1 if all(int(attrs[n]) == 0 for n in names) else 0
+        if empty_checks >= 2:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 @app.command()
 def send(
     file: Annotated[str, typer.Argument(help="JSON Lines of CloudEvents, or - for stdin")],
+    wait: Annotated[bool, typer.Option(help="wait until the queue has been ingested")] = True,
 ) -> None:
     """Send usage events to the intake queue."""
     d = deployed()
     with _progress() as progress:
         n = send_lines(d.queue_url, _lines(file), progress)
     console.print(f"sent {n} events to {d.queue_url}")
+    if wait:
+        with console.status("waiting for ingestion"):
+            done = wait_until_ingested(d.queue_url)
+        console.print("ingested" if done else "[yellow]still ingesting[/]: check again later")
 
 
 @app.command()
@@ -339,7 +359,7 @@ def local_start(
     from billing.local import service
 
     with console.status("starting moto, synthesizing and deploying the stack"):
-        env = service.start(state_dir)
+        env = service.start(state_dir, max_batching_window_seconds=0)
     for name, value in sorted(env.items()):
         out.print(f"export {name}={value}")
 
