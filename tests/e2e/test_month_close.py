@@ -42,7 +42,28 @@ def everything_under(docs: DocumentStore, prefix: str) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def closed(aws: LocalAws, stack: Deployed, store: UsageStore) -> dict[str, Any]:
+def invoice_events(aws: LocalAws, stack: Deployed) -> str:
+    """A consumer of the bus: a queue receiving every InvoiceIssued event."""
+    sqs, events = aws.client("sqs"), aws.client("events")
+    url = sqs.create_queue(QueueName="invoice-issued-consumer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(
+        Name="invoice-issued",
+        EventBusName=stack.bus,
+        EventPattern=json.dumps({"detail-type": ["InvoiceIssued"]}),
+    )
+    events.put_targets(
+        Rule="invoice-issued",
+        EventBusName=stack.bus,
+        Targets=[{"Id": "consumer", "Arn": arn["QueueArn"]}],
+    )
+    return str(url)
+
+
+@pytest.fixture(scope="module")
+def closed(
+    aws: LocalAws, stack: Deployed, store: UsageStore, invoice_events: str
+) -> dict[str, Any]:
     """Every golden scenario ingested and its period closed once."""
     for s in SCENARIOS:
         store.put_plan(s.account, s.plan.effective_from, s.plan.model_dump(mode="json"))
@@ -184,3 +205,57 @@ def test_the_cli_shows_usage_invoices_and_explanations(
     why = runner.invoke(app, ["explain", "-p", "2026-10", "-a", s.account])
     assert why.exit_code == 0
     assert "sms.mt" in why.output
+
+
+def test_an_invoice_issued_event_is_published_per_account(
+    closed: dict[str, Any], aws: LocalAws, invoice_events: str
+) -> None:
+    sqs = aws.client("sqs")
+    seen: list[dict[str, Any]] = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=invoice_events, MaxNumberOfMessages=10).get("Messages")
+        if not msgs:
+            break
+        seen.extend(json.loads(m["Body"]) for m in msgs)
+        sqs.delete_message_batch(
+            QueueUrl=invoice_events,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+            ],
+        )
+    october = {e["detail"]["account"] for e in seen if e["detail"]["period"] == "2026-10"}
+    expected = {s.account for s in SCENARIOS if str(s.period) == "2026-10"}
+    assert october == expected
+    assert all(e["source"] == "cpaas.billing" for e in seen)
+
+
+def test_replay_resends_the_dlq_and_fixed_rejected_events(
+    closed: dict[str, Any], aws: LocalAws, stack: Deployed, store: UsageStore
+) -> None:
+    from typer.testing import CliRunner
+
+    from billing.adapters.rejects import RejectStore
+    from billing.cli.main import app
+    from billing.queries import current_usage
+
+    event = raw(
+        "lookup",
+        at(12),
+        "replayed",
+        request_id="r1",
+        kind="number_lookup",
+        status="submitted",
+        end_user="+4915100000000",
+        country="DE",
+    )
+    rejected = dict(event, id="from-rejects", data=dict(event["data"], request_id="r2"))
+    aws.client("sqs").send_message(QueueUrl=stack.dlq_url, MessageBody=json.dumps(event))
+    rejects = RejectStore(aws.client("s3"), stack.rejects_bucket)
+    before = set(rejects.list_keys())
+    rejects.put(json.dumps(rejected), "invalid", [{"field": "data", "error": "fixed since"}], "m1")
+    result = CliRunner().invoke(app, ["replay"])
+    assert result.exit_code == 0, result.output
+    aws.drain(timeout=60)
+    figures = current_usage(store, "replayed", "2026-10").by_metric()
+    assert figures == {"number_lookup": 2}
+    assert set(rejects.list_keys()) <= before  # the fixed one left the store
