@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser import parse
 from pydantic import ValidationError
 
 from billing.adapters.rejects import RejectStore
@@ -30,7 +31,7 @@ from billing.adapters.store import (
     affected_periods,
     fact_item,
 )
-from billing.domain.events import parse_event
+from billing.domain.events import Envelope, UsageEvent
 from billing.domain.facts import Fact, Pseudonymize, to_fact
 from billing.domain.settings import DEFAULT_SETTINGS
 
@@ -121,7 +122,8 @@ class Ingestor:
                     "oversized", [{"field": "(body)", "error": f"over {MAX_BODY_BYTES} bytes"}]
                 )
             try:
-                event = parse_event(unwrap(body))
+                # powertools' parser validates JSON text too; its stubs only name dicts
+                event: Envelope = parse(event=unwrap(body), model=UsageEvent)  # type: ignore[call-overload]
             except ValidationError as err:
                 raise Rejected("invalid", describe(err)) from err
         except Rejected as rej:

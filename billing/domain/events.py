@@ -382,9 +382,10 @@ ENVELOPES: dict[str, type[Envelope]] = {
     TYPE_PREFIX + name: _envelope(name, payload) for name, payload in PAYLOADS.items()
 }
 
-_ADAPTER: TypeAdapter[Envelope] = TypeAdapter(
-    Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[arg-type]  # noqa: UP007
-)
+#: Any usage event: the union of every envelope model, discriminated by ``type``.
+UsageEvent = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+
+_ADAPTER: TypeAdapter[Envelope] = TypeAdapter(UsageEvent)  # type: ignore[arg-type]
 
 
 def parse_event(raw: str | bytes) -> Envelope:
