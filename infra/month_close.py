@@ -199,6 +199,11 @@ def build_close_functions(
     return functions
 
 
+def _fields(*names: str) -> dict[str, Any]:
+    """A payload that passes the named fields of the state input through."""
+    return {name: sfn.JsonPath.string_at(f"$.{name}") for name in names}
+
+
 def _invoke(
     stack: Stack,
     state_id: str,
@@ -246,10 +251,7 @@ def build_definition(
         stack,
         "ListAccounts",
         functions["list_accounts"],
-        payload={
-            "period": sfn.JsonPath.string_at("$.period"),
-            "cursor": sfn.JsonPath.string_at("$.cursor"),
-        },
+        payload=_fields("period", "cursor"),
         result_path="$.page",
     )
 
@@ -268,20 +270,13 @@ def build_definition(
         stack,
         "RateAccount",
         functions["rate_account"],
-        payload={
-            "period": sfn.JsonPath.string_at("$.period"),
-            "account": sfn.JsonPath.string_at("$.account"),
-        },
+        payload=_fields("period", "account"),
     )
     record_failure = _invoke(
         stack,
         "RecordFailure",
         functions["record_failure"],
-        payload={
-            "period": sfn.JsonPath.string_at("$.period"),
-            "account": sfn.JsonPath.string_at("$.account"),
-            "error": sfn.JsonPath.object_at("$.error"),
-        },
+        payload={**_fields("period", "account"), "error": sfn.JsonPath.object_at("$.error")},
     )
     for step in (plan_account, compute_shards, rate_account):
         step.add_catch(record_failure, errors=[sfn.Errors.ALL], result_path="$.error")
