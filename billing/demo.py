@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 
 import boto3
@@ -28,6 +30,7 @@ from billing.local.runtime import LocalAws
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "examples" / "plans"
 console = Console(stderr=True)
+CHUNK = 200
 
 
 def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) -> None:
@@ -50,9 +53,14 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
             store.put_plan(account, plan.effective_from, plan.model_dump(mode="json"))
         console.print(f"price plans stored for {accounts} accounts ({len(plans)} examples)")
         lines = generate(seed=seed, size=events, period=period, accounts=accounts)
-        sent = send_lines(d.queue_url, lines)
-        with console.status(f"ingesting {sent} events"):
-            aws.drain(timeout=600)
+        sent = 0
+        with console.status("ingesting") as status:
+            # moto scans a whole queue on every receive: feed it the way producers do, a
+            # steady flow rather than one backlog, so local ingestion stays linear.
+            for chunk in batched(lines, CHUNK):
+                sent += send_lines(d.queue_url, chunk)
+                aws.drain(timeout=600)
+                status.update(f"ingested {sent:,} of {events:,} events")
         rejected = sum(
             1
             for _ in boto3.client("s3").list_objects_v2(Bucket=d.rejects_bucket).get("Contents", [])
@@ -63,6 +71,12 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
         show(store, period, result.get("failed", []))
     console.print(f"\n{len(files)} files written under {out_dir / 'invoices' / period}/")
     console.print(f"done in {time.monotonic() - started:.0f} s")
+
+
+def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def show(store: UsageStore, period: str, failed: list[str]) -> None:
