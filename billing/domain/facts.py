@@ -182,13 +182,6 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards
 
 
-def facts_from_events(events: list[Envelope], pseudonymize: Pseudonymize) -> list[Fact]:
-    return [to_fact(e, pseudonymize) for e in events]
-
-
 def identity(value: str) -> str:
     """A pseudonymizer for tests where readable keys help."""
     return value
-
-
-PseudonymizerFactory = Callable[[bytes], Pseudonymize]
