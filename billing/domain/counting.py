@@ -18,6 +18,7 @@ concurrency) is made here, from the facts alone, so arrival order cannot change 
 - ``Opened``: setup fees, once per holding that starts in the month.
 - ``HeldInPeriod``: numbers and SIMs held on any day of the month.
 - ``StorageDays``: recording storage per started 24 h period.
+  (The last four work on an entity's holdings and say what of it a later month needs.)
 - ``OverlappingSessions``: a named user with two sessions at once (licence violation).
 """
 
@@ -30,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from billing.domain.facts import Fact
 from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR
@@ -43,6 +44,13 @@ class Strategy(Protocol):
     def metric(self) -> str: ...
 
     def apply(self, facts: Sequence[Fact], sink: Sink) -> None: ...
+
+
+@runtime_checkable
+class Carries(Protocol):
+    """A strategy over lifecycle facts: which of one entity's facts later periods need."""
+
+    def carry(self, facts: Sequence[Fact]) -> list[Fact]: ...
 
 
 def dims_of(fact: Fact, names: Sequence[str]) -> Dims:
@@ -99,6 +107,18 @@ class PerOccurrence:
             quantity[ident] = max(quantity.get(ident, 0), qty)
         for ident, f in first.items():
             sink.charge(self.metric, dims_of(f, self.dims), quantity[ident], f.at)
+
+    def carry(self, facts: Sequence[Fact]) -> list[Fact]:
+        """Over lifecycle facts (a SIM's activation): the first chargeable fact of each
+        occurrence stays known, so that a repeat in a later month is not charged again."""
+        first: dict[object, Fact] = {}
+        for f in facts:
+            if self.charge_on is None or f.attrs.get(self.status_field) in self.charge_on:
+                ident: object = f.id
+                if self.id_fields:
+                    ident = (f.key, *(f.attrs.get(n) for n in self.id_fields))
+                first.setdefault(ident, f)
+        return list(first.values())
 
 
 @dataclass(frozen=True)
@@ -338,48 +358,82 @@ class CallSeconds:
 
 
 # --- entities: seats, recordings, numbers, SIMs -------------------------------------------
+#
+# An entity (a seat, a recording, a number, a SIM) lives across months. Its strategies see
+# the entity's facts as *holdings*: from a fact that opens it to the next one that closes
+# it. Everything a holding contributes (its dimensions included) comes from its own facts,
+# so a holding that ended before a period contributes nothing to it: ``carry`` names the
+# facts that can still matter after a period end, which is what the close keeps from one
+# month to the next instead of the entity's whole history (``billing.domain.entities``).
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One uninterrupted holding of an entity: ``facts`` run from the opening fact up to and
+    including the closing one; ``end`` is ``None`` while it lasts."""
+
+    facts: tuple[Fact, ...]
+    end: int | None
+
+    @property
+    def opened(self) -> Fact:
+        return self.facts[0]
+
+    @property
+    def start(self) -> int:
+        return self.facts[0].at
+
+    def attr(self, name: str) -> object:
+        """An attribute of the holding: the value on its earliest fact that has one."""
+        return next((f.attrs[name] for f in self.facts if name in f.attrs), None)
+
+    def dims(self, names: Sequence[str]) -> Dims:
+        return tuple((n, str(v)) for n in names if (v := self.attr(n)) is not None)
 
 
 @dataclass(frozen=True)
 class Lifecycle:
-    """Which facts open and which close an entity's interval (``status`` values optional)."""
+    """Which facts open and which close an entity's holding (``status`` values optional).
+
+    A fact that opens an entity already held, or closes one not held, changes nothing.
+    """
 
     opens: frozenset[str]
     closes: frozenset[str]
     open_statuses: frozenset[str] = frozenset()
     close_statuses: frozenset[str] = frozenset()
 
-    def intervals(self, facts: Sequence[Fact]) -> list[tuple[int, int | None]]:
-        """Half-open [start, end) intervals of one entity; ``None`` end: still open."""
-        out: list[tuple[int, int | None]] = []
-        start: int | None = None
+    def holdings(self, facts: Sequence[Fact]) -> list[Holding]:
+        """The holdings of one entity, from its facts in processing order."""
+        out: list[Holding] = []
+        current: list[Fact] | None = None
         for f in facts:
             status = f.attrs.get("status")
             if f.type in self.opens or (status in self.open_statuses and f.type not in self.closes):
-                if start is None:
-                    start = f.at
-            elif (f.type in self.closes or status in self.close_statuses) and start is not None:
-                out.append((start, f.at))
-                start = None
-        if start is not None:
-            out.append((start, None))
+                if current is None:
+                    current = []
+            elif (f.type in self.closes or status in self.close_statuses) and current is not None:
+                current.append(f)
+                out.append(Holding(tuple(current), f.at))
+                current = None
+                continue
+            if current is not None:
+                current.append(f)
+        if current is not None:
+            out.append(Holding(tuple(current), None))
         return out
 
+    def intervals(self, facts: Sequence[Fact]) -> list[tuple[int, int | None]]:
+        """Half-open [start, end) intervals of one entity; ``None`` end: still open."""
+        return [(h.start, h.end) for h in self.holdings(facts)]
 
-def _peak(intervals: list[tuple[int, int | None]], lo: int, hi: int) -> int:
-    """Maximum number of intervals overlapping at one instant within [lo, hi)."""
-    edges: list[tuple[int, int]] = []
-    for start, end in intervals:
-        s, e = max(start, lo), min(hi if end is None else end, hi)
-        if s < e:
-            edges.append((s, 1))
-            edges.append((e, -1))
-    edges.sort()  # at equal instants an end (-1) sorts before a start: half-open intervals
-    peak = current = 0
-    for _, step in edges:
-        current += step
-        peak = max(peak, current)
-    return peak
+    def carry(self, facts: Sequence[Fact]) -> list[Fact]:
+        """What later periods need of an entity whose facts so far are ``facts``: the facts
+        of its open holding, or nothing once it has ended."""
+        held = self.holdings(facts)
+        if not held or held[-1].end is not None:
+            return []
+        return [f for f in facts if f.at >= held[-1].start]
 
 
 def _entities(facts: Sequence[Fact]) -> dict[str, list[Fact]]:
@@ -389,110 +443,116 @@ def _entities(facts: Sequence[Fact]) -> dict[str, list[Fact]]:
     return by_entity
 
 
-def _attr(facts: Sequence[Fact], name: str) -> object:
-    """An entity attribute: the value on its earliest fact that has one."""
-    return next((f.attrs[name] for f in facts if name in f.attrs), None)
-
-
 @dataclass(frozen=True)
-class PeakConcurrency:
-    """The month's peak number of simultaneously open entities, optionally capped by a
-    settings field (the Recording Limit): a peak above the cap is reported.
-    ``initial_metric`` additionally counts the peak during the named-user service start
-    day, the seats the first month's proration applies to."""
+class EntityStrategy:
+    """Base of the lifecycle strategies: an entity's future depends on its open holding."""
 
     metric: str
     lifecycle: Lifecycle
+
+    def carry(self, facts: Sequence[Fact]) -> list[Fact]:
+        return self.lifecycle.carry(facts)
+
+
+@dataclass(frozen=True)
+class PeakConcurrency(EntityStrategy):
+    """The month's peak number of simultaneously open entities, optionally capped by a
+    settings field (the Recording Limit): a peak above the cap is reported.
+    ``initial_metric`` additionally counts the peak during the named-user service start
+    day, the seats the first month's proration applies to.
+
+    The peak is not additive over shards of entities, so the strategy records the holdings
+    as steps (``usage.Peak``) and the figure is taken once the shards are merged.
+    """
+
     cap: str | None = None
     initial_metric: str | None = None
 
     def apply(self, facts: Sequence[Fact], sink: Sink) -> None:
-        period = sink.period
-        intervals = [iv for fs in _entities(facts).values() for iv in self.lifecycle.intervals(fs)]
-        peak = _peak(intervals, period.start_ms, period.end_ms)
+        lo, hi = sink.period.start_ms, sink.period.end_ms
+        peak = sink.usage.peak(self.metric)
         if self.cap is not None:
-            limit = int(getattr(sink.settings, self.cap))
-            if peak > limit:
-                sink.note(f"{self.metric}.above_limit", period.start_ms, f"peak {peak} > {limit}")
-            peak = min(peak, limit)
-        sink.charge(self.metric, (), peak, period.start_ms)
+            peak.cap = int(getattr(sink.settings, self.cap))
         start_day = sink.settings.named_user_service_start
         if self.initial_metric and start_day is not None:
-            day = int(
-                datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC).timestamp()
-            )
-            lo = day * 1000
-            if period.contains_ms(lo):
-                sink.charge(self.initial_metric, (), _peak(intervals, lo, lo + MS_PER_DAY), lo)
+            day = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
+            first = int(day.timestamp()) * 1000
+            if sink.period.contains_ms(first):
+                peak.initial = (self.initial_metric, first, first + MS_PER_DAY)
+        for fs in _entities(facts).values():
+            for start, end in self.lifecycle.intervals(fs):
+                peak.add_interval(max(start, lo), min(hi if end is None else end, hi))
 
 
 @dataclass(frozen=True)
-class Opened:
+class Opened(EntityStrategy):
     """One per holding that starts in the period (setup fees): provisioning a number that
     is already held adds nothing; provisioning it again after a release does."""
 
-    metric: str
-    lifecycle: Lifecycle
     dims: tuple[str, ...] = ()
 
     def apply(self, facts: Sequence[Fact], sink: Sink) -> None:
         for fs in _entities(facts).values():
-            dims = tuple((n, str(v)) for n in self.dims if (v := _attr(fs, n)) is not None)
-            for start, _ in self.lifecycle.intervals(fs):
-                sink.charge(self.metric, dims, 1, start)
+            for holding in self.lifecycle.holdings(fs):
+                sink.charge(self.metric, holding.dims(self.dims), 1, holding.start)
 
 
 @dataclass(frozen=True)
-class HeldInPeriod:
+class HeldInPeriod(EntityStrategy):
     """One per entity held on any day of the period (recurring number fees, SIM
-    subscriptions), with the entity's attributes as dimensions."""
+    subscriptions), with the attributes of its first holding in the period as dimensions."""
 
-    metric: str
-    lifecycle: Lifecycle
     dims: tuple[str, ...] = ()
 
     def apply(self, facts: Sequence[Fact], sink: Sink) -> None:
         lo, hi = sink.period.start_ms, sink.period.end_ms
         for fs in _entities(facts).values():
-            held = [
-                iv
-                for iv in self.lifecycle.intervals(fs)
-                if iv[0] < hi and (iv[1] is None or iv[1] > lo)
-            ]
-            if held:
-                dims = tuple((n, str(v)) for n in self.dims if (v := _attr(fs, n)) is not None)
-                sink.charge(self.metric, dims, 1, max(held[0][0], lo))
+            held = next(
+                (
+                    h
+                    for h in self.lifecycle.holdings(fs)
+                    if h.start < hi and (h.end is None or h.end > lo)
+                ),
+                None,
+            )
+            if held is not None:
+                sink.charge(self.metric, held.dims(self.dims), 1, max(held.start, lo))
+
+
+STORED = Lifecycle(frozenset({"recording.stored"}), frozenset({"recording.deleted"}))
 
 
 @dataclass(frozen=True)
-class StorageDays:
+class StorageDays(EntityStrategy):
     """Recording storage: every started 24 h period from creation (``recording.stored``)
     until deletion, each day in the month in which it starts. Conversations recordings
-    are charged per GB-day, others per minute-day (recorded minutes rounded up)."""
+    are charged per GB-day, others per minute-day (recorded minutes rounded up).
 
-    metric: str
-    conversations: bool
+    A deletion timed before the recording was stored deletes nothing (it is not held).
+    """
+
+    conversations: bool = False
+    lifecycle: Lifecycle = STORED
 
     def apply(self, facts: Sequence[Fact], sink: Sink) -> None:
         lo, hi = sink.period.start_ms, sink.period.end_ms
         for fs in _entities(facts).values():
-            stored = next((f for f in fs if f.type == "recording.stored"), None)
-            via_conversations = bool(stored.attrs.get("via_conversations")) if stored else False
-            if stored is None or via_conversations != self.conversations:
-                continue
-            deleted = next((f.at for f in fs if f.type == "recording.deleted"), None)
-            created = stored.at
-            until = hi if deleted is None else min(hi, deleted)
-            first = max(0, -(-(lo - created) // MS_PER_DAY))  # first day starting in the period
-            last = -(-(until - created) // MS_PER_DAY) - 1  # last day starting before `until`
-            days = last - first + 1
-            if days <= 0:
-                continue
-            if self.conversations:
-                size = Decimal(stored.attrs["size_bytes"]) / sink.settings.gigabyte_bytes
-            else:
-                size = Decimal(math.ceil(Decimal(stored.attrs["duration_seconds"]) / 60))
-            sink.charge(self.metric, (), size * days, created + first * MS_PER_DAY)
+            for holding in self.lifecycle.holdings(fs):
+                stored = holding.opened
+                if bool(stored.attrs.get("via_conversations")) != self.conversations:
+                    continue
+                created = holding.start
+                until = hi if holding.end is None else min(hi, holding.end)
+                first = max(0, -(-(lo - created) // MS_PER_DAY))  # first day starting in period
+                last = -(-(until - created) // MS_PER_DAY) - 1  # last day starting before until
+                days = last - first + 1
+                if days <= 0:
+                    continue
+                if self.conversations:
+                    size = Decimal(stored.attrs["size_bytes"]) / sink.settings.gigabyte_bytes
+                else:
+                    size = Decimal(math.ceil(Decimal(stored.attrs["duration_seconds"]) / 60))
+                sink.charge(self.metric, (), size * days, created + first * MS_PER_DAY)
 
 
 @dataclass(frozen=True)

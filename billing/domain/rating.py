@@ -540,6 +540,7 @@ def rate(usage: Usage, plan: PricePlan) -> Rating:
     Raises ``RatingError`` for usage the plan does not price, ``ValueError`` when the plan
     is not yet in force for the usage's period.
     """
+    usage = usage.resolved()
     period = Period.parse(usage.period)
     if period < plan.start:
         raise ValueError(f"plan effective from {plan.effective_from} rates no {period} usage")
@@ -648,6 +649,7 @@ def adjustment_lines(
 
 
 def _usage_notes(usage: Usage) -> list[InvoiceNote]:
+    usage = usage.resolved()
     examples: dict[str, list[str]] = defaultdict(list)
     for note in usage.notes():
         when = datetime.fromtimestamp(note.at / 1000, tz=UTC).isoformat(timespec="seconds")

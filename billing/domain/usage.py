@@ -33,12 +33,53 @@ class Note:
 
 
 @dataclass
+class Peak:
+    """Simultaneously open entities (seats, recorded calls) over the period, kept as the net
+    change at each instant so that shards merge exactly (their sum); the figure is the
+    maximum overlap, optionally capped, computed once everything is merged.
+
+    Intervals are half-open: one ending and another starting at the same instant net out.
+    ``initial`` names a second figure: the peak within one day (the named-user service
+    start day, which the first month's proration applies to).
+    """
+
+    steps: dict[int, int] = field(default_factory=dict)
+    cap: int | None = None
+    initial: tuple[str, int, int] | None = None  # metric, [lo, hi) in epoch ms
+
+    def add_interval(self, start: int, end: int) -> None:
+        if start < end:
+            self.steps[start] = self.steps.get(start, 0) + 1
+            self.steps[end] = self.steps.get(end, 0) - 1
+
+    def merge(self, other: Peak) -> Peak:
+        steps = dict(self.steps)
+        for at, step in other.steps.items():
+            steps[at] = steps.get(at, 0) + step
+        return Peak(steps, self.cap, self.initial)
+
+    def highest(self, lo: int | None = None, hi: int | None = None) -> int:
+        """The maximum number open at one instant within [lo, hi) (the whole period)."""
+        peak = current = 0
+        for at in sorted(self.steps):
+            if hi is not None and at >= hi:
+                break
+            current += self.steps[at]
+            if lo is None or at >= lo:
+                peak = max(peak, current)
+        if lo is not None:  # open at ``lo`` itself
+            peak = max(peak, sum(s for at, s in self.steps.items() if at <= lo))
+        return peak
+
+
+@dataclass
 class Usage:
     """Usage figures of one account for one period (or a shard of it).
 
     ``quantities`` are additive; ``distinct`` keeps the distinct keys themselves so that
-    shards merge exactly (their union, not the sum of their sizes); ``events`` counts the
-    chargeable events behind each line (evidence); ``notes`` keep violations by kind.
+    shards merge exactly (their union, not the sum of their sizes); ``peaks`` keep the
+    concurrency steps for the same reason; ``events`` counts the chargeable events behind
+    each line (evidence); ``notes`` keep violations by kind.
     """
 
     period: str
@@ -47,6 +88,7 @@ class Usage:
     distinct: dict[LineKey, set[str]] = field(default_factory=dict)
     note_counts: dict[str, int] = field(default_factory=dict)
     note_examples: list[Note] = field(default_factory=list)
+    peaks: dict[str, Peak] = field(default_factory=dict)
 
     # --- recording ----------------------------------------------------------------
 
@@ -63,10 +105,36 @@ class Usage:
         self.note_counts[note.kind] = self.note_counts.get(note.kind, 0) + 1
         self.note_examples.append(note)
 
+    def peak(self, metric: str) -> Peak:
+        return self.peaks.setdefault(metric, Peak())
+
     # --- reading ------------------------------------------------------------------
 
+    def resolved(self) -> Usage:
+        """The usage with every peak turned into its figure (and its above-cap note):
+        what rating reads, once all shards are merged."""
+        if not self.peaks:
+            return self
+        out = self.merge(Usage(self.period))
+        out.peaks = {}
+        for metric, peak in sorted(self.peaks.items()):
+            highest = peak.highest()
+            if peak.cap is not None and highest > peak.cap:
+                start = Period.parse(self.period).start_ms
+                out.add_note(Note(f"{metric}.above_limit", start, f"peak {highest} > {peak.cap}"))
+                highest = peak.cap
+            if highest:
+                out.add(metric, (), highest)
+            if peak.initial is not None:
+                name, lo, hi = peak.initial
+                if first_day := peak.highest(lo, hi):
+                    out.add(name, (), first_day)
+        return out.compact()
+
     def figures(self) -> dict[LineKey, Decimal]:
-        """Every line's billable quantity, distinct metrics counted."""
+        """Every line's billable quantity, distinct metrics counted, peaks resolved."""
+        if self.peaks:
+            return self.resolved().figures()
         out = dict(self.quantities)
         for key, members in self.distinct.items():
             out[key] = out.get(key, Decimal(0)) + len(members)
@@ -105,6 +173,9 @@ class Usage:
             for kind, n in source_counts.items():
                 out.note_counts[kind] = out.note_counts.get(kind, 0) + n
         out.note_examples = sorted(self.note_examples + other.note_examples)[:MAX_NOTE_EXAMPLES]
+        for source_peaks in (self.peaks, other.peaks):
+            for metric, peak in source_peaks.items():
+                out.peaks[metric] = out.peaks[metric].merge(peak) if metric in out.peaks else peak
         return out
 
     def compact(self) -> Usage:
@@ -129,6 +200,15 @@ class Usage:
                 "counts": dict(sorted(self.note_counts.items())),
                 "examples": [[n.kind, n.at, n.detail] for n in self.note_examples],
             },
+            "peaks": [
+                {
+                    "metric": m,
+                    "steps": [[at, step] for at, step in sorted(p.steps.items()) if step],
+                    "cap": p.cap,
+                    "initial": list(p.initial) if p.initial else None,
+                }
+                for m, p in sorted(self.peaks.items())
+            ],
         }
 
     @classmethod
@@ -143,6 +223,13 @@ class Usage:
             out.distinct[key] = set(line["members"])
         out.note_counts = dict(doc["notes"]["counts"])
         out.note_examples = [Note(k, int(at), d) for k, at, d in doc["notes"]["examples"]]
+        for p in doc.get("peaks", ()):
+            initial = p.get("initial")
+            out.peaks[p["metric"]] = Peak(
+                {int(at): int(step) for at, step in p["steps"]},
+                p.get("cap"),
+                (str(initial[0]), int(initial[1]), int(initial[2])) if initial else None,
+            )
         return out
 
     def dumps(self) -> str:
@@ -173,7 +260,9 @@ class Sink:
 
 
 def fact_order(fact: Fact) -> tuple[int, int, str]:
-    """Deterministic processing order: time, then inbound before outbound before endings."""
+    """Deterministic processing order: time, then inbound before outbound before endings
+    (at one instant an entity opens before it closes, a user's session closes before the
+    next one opens)."""
     return (fact.at, _TYPE_RANK.get(fact.type, 1), fact.id)
 
 
@@ -183,29 +272,32 @@ _TYPE_RANK = {
     "recording.started": 0,
     "number.provisioned": 0,
     "sim.activated": 0,
+    "named_user.session_closed": 0,  # a session ending as the next one starts: no overlap
     "bot.session_ended": 2,
     "recording.stopped": 2,
     "named_user.deprovisioned": 2,
     "number.released": 2,
+    "recording.deleted": 2,
 }
 
 
 def unique_facts(facts: Iterable[Fact], period: Period, lookback_hours: int) -> list[Fact]:
-    """De-duplicate by id and keep what can matter for the period, in processing order.
-
-    Two different facts under one id (a producer re-using an id) resolve to the same one
-    whatever the arrival order: the smallest by content.
-    """
+    """De-duplicate by id and keep what can matter for the period, in processing order."""
     since = period.start_ms - lookback_hours * MS_PER_HOUR
     until = period.end_ms
+    kept = (f for f in facts if f.at < until and (f.entity is not None or f.at >= since))
+    return sorted(unique_by_id(kept), key=fact_order)
+
+
+def unique_by_id(facts: Iterable[Fact]) -> list[Fact]:
+    """One fact per id. Two different facts under one id (a producer re-using an id)
+    resolve to the same one whatever the arrival order: the smallest by content."""
     chosen: dict[str, Fact] = {}
     for f in facts:
-        if f.at >= until or (f.entity is None and f.at < since):
-            continue
         seen = chosen.get(f.id)
         if seen is None or (seen != f and _content(f) < _content(seen)):
             chosen[f.id] = f
-    return sorted(chosen.values(), key=fact_order)
+    return list(chosen.values())
 
 
 def _content(f: Fact) -> str:

@@ -95,8 +95,8 @@ def test_recording_licences_capped_at_the_recording_limit_with_a_note() -> None:
     events = [e for i in range(12) for e in recording(2, 10, 2, 11, f"r{i}")]
     u = usage(events)
     assert u.by_metric() == {"recording.licence": 10}
-    assert u.note_counts == {"recording.licence.above_limit": 1}
-    assert "12" in u.notes()[0].detail
+    assert u.resolved().note_counts == {"recording.licence.above_limit": 1}
+    assert "12" in u.resolved().notes()[0].detail
 
 
 def test_recording_limit_raised_in_writing() -> None:

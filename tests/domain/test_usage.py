@@ -84,6 +84,7 @@ def test_json_shape() -> None:
             "counts": {"whatsapp.outside_window": 1},
             "examples": [["whatsapp.outside_window", 5, "free_form outside the window"]],
         },
+        "peaks": [],
     }
 
 
