@@ -62,6 +62,7 @@ from billing.adapters.invoices import DocumentStore
 from billing.adapters.store import StoredFact, UsageStore, fact_item
 from billing.close import MonthClose
 from billing.domain.engine import monthly_usage
+from billing.domain.entities import carry_forward
 from billing.domain.events import parse_event
 from billing.domain.facts import Fact, HmacPseudonymizer, to_fact
 from billing.domain.periods import Period
@@ -89,6 +90,9 @@ class Timed:
     wall: float = 0.0
     cpu: float = 0.0
 
+    def __add__(self, other: Timed) -> Timed:
+        return Timed(self.wall + other.wall, self.cpu + other.cpu)
+
     def __iadd__(self, other: Timed) -> Timed:
         self.wall += other.wall
         self.cpu += other.cpu
@@ -102,18 +106,27 @@ def timed(call: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, Timed]:
 
 
 class MeteredStore(UsageStore):
-    """``UsageStore`` that remembers how many facts the last ``read_unit`` returned and
-    how long it took (wall, and CPU of the calling thread)."""
+    """``UsageStore`` that counts the facts a unit reads (its period facts and lifecycle
+    facts) and how long that took (wall, and CPU of the calling thread)."""
 
     def __init__(self, table: Any, shards: int) -> None:
         super().__init__(table, shards)
-        self.last_read: tuple[int, Timed] = (0, Timed())
+        self.reads: tuple[int, Timed] = (0, Timed())
 
-    def read_unit(
-        self, account: str, period: Period, unit: str, lookback_hours: int
+    def take(self) -> tuple[int, Timed]:
+        out, self.reads = self.reads, (0, Timed())
+        return out
+
+    def read_period(
+        self, account: str, period: Period, shard: str, lookback_hours: int
     ) -> list[StoredFact]:
-        out, spent = timed(super().read_unit, account, period, unit, lookback_hours)
-        self.last_read = (len(out), spent)
+        out, spent = timed(super().read_period, account, period, shard, lookback_hours)
+        self.reads = (self.reads[0] + len(out), self.reads[1] + spent)
+        return out
+
+    def read_lifecycle(self, account: str, period: Period, shard: str) -> list[StoredFact]:
+        out, spent = timed(super().read_lifecycle, account, period, shard)
+        self.reads = (self.reads[0] + len(out), self.reads[1] + spent)
         return out
 
 
@@ -173,12 +186,12 @@ def load(store: UsageStore, lines: Mapping[str, list[str]], period: str) -> Load
 
 
 def unit_items(loaded: Loaded) -> dict[str, list[dict[str, Any]]]:
-    """Stored fact items by partition key (one entry per shard and the entity partition)."""
-    by_pk: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """Stored fact items by unit of close work: a shard's period and lifecycle facts."""
+    by_unit: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (pk, _), item in loaded.items.items():
         if pk.startswith(("F#", "E#")):
-            by_pk[pk].append(item)
-    return by_pk
+            by_unit[pk.rsplit("#", 1)[1]].append(item)
+    return by_unit
 
 
 # --- the close ----------------------------------------------------------------------------
@@ -269,7 +282,7 @@ def run_close(
             for unit in plan["units"]:
                 _, spent = timed(close.compute_shard, **unit)
                 times.append(spent)
-                read_facts, read_time = store.last_read
+                read_facts, read_time = store.take()
                 run.facts_read += read_facts
                 run.read += read_time
             run.unit_times[account] = times
@@ -475,7 +488,8 @@ class Measured:
     read_cpu: float  # CPU s per fact read (client side)
     item_bytes: float  # mean stored item
     stored_per_event: float  # facts stored per event (duplicates and rejects collapse)
-    entity_share: float  # of the stored facts, in the entity partition
+    entity_share: float  # of the stored facts, lifecycle facts
+    carried_share: float  # of a month's lifecycle facts, still carried after its end
     baseline_mb: float  # runtime before any fact
     page_mb: float  # transient while one 1 MB page is parsed
 
@@ -540,27 +554,39 @@ def arithmetic(m: Measured, lookback_hours: int) -> list[str]:
         f"  {'SHARDS':>6} {'facts/unit':>11} {'pages':>6} {'read s':>8} {'read CPU':>9} "
         f"{'engine':>7} {'unit s':>8} {'memory':>9} {'of 1769MB':>9} {'of 10GB':>7}",
     ]
+    entity_month = stored * m.entity_share
+    carried_month = entity_month * m.carried_share
+
+    def per_unit(shards: int, months: int) -> UnitCost:
+        """A unit's facts: its shard of the period (and look-back), of the month's lifecycle
+        facts, and of the entity state carried in after ``months`` months of history."""
+        return unit_cost(
+            (period_facts * lookback + entity_month + carried_month * months) / shards, m
+        )
+
     for shards in (16, 32, 64, 128):
-        u = unit_cost(period_facts / shards * lookback, m)
+        u = per_unit(shards, 12)
         out.append(
             f"  {shards:>6} {u.facts:>11,.0f} {u.pages:>6,} {u.read_lo:>3.0f}-{u.read_hi:<4.0f} "
             f"{u.read_cpu:>8.0f}s {u.engine:>6.0f}s {u.seconds_lo:>3.0f}-{u.seconds_hi:<4.0f} "
             f"{u.memory_mb:>7,.0f}MB {u.memory_mb / COMPUTE_MEMORY_MB:>9.0%} "
             f"{u.memory_mb / LAMBDA_MAX_MB:>7.0%}"
         )
-    entity_month = stored * m.entity_share
-    for months in (1, 12):
-        u = unit_cost(entity_month * months, m)
-        out.append(
-            f"  entity unit, {months:>2} month(s) of lifecycle facts: {u.facts:>11,.0f} facts, "
-            f"{u.seconds_lo:,.0f}-{u.seconds_hi:,.0f} s, {u.memory_mb:,.0f} MB "
-            f"({u.memory_mb / COMPUTE_MEMORY_MB:.0%} of {COMPUTE_MEMORY_MB} MB, "
-            f"{u.memory_mb / LAMBDA_MAX_MB:.0%} of 10 GB)"
-        )
     out.append(
-        "    (E#account is one unit whatever SHARDS is, its key has no period and its items "
-        "no expires_at: the unit reads every lifecycle fact ever stored for the account)"
+        f"    (each unit: its shard of the {period_facts / 1e6:.1f}M period facts, of the "
+        f"{entity_month / 1e6:.2f}M lifecycle facts of the month, and of the entity state "
+        f"carried in: {m.carried_share:.1%} of a month's lifecycle facts stay carried (stored, "
+        f"undeleted recordings; held numbers and seats; SIMs) = {carried_month / 1e6:.2f}M "
+        "facts more per month of history; the table assumes 12 months)"
     )
+    for months in (1, 12, 36, 120):
+        u16, u64 = per_unit(16, months), per_unit(64, months)
+        out.append(
+            f"  after {months:>3} month(s) of history: carried state "
+            f"{carried_month * months / 1e6:>6.2f}M facts; unit at SHARDS=16 "
+            f"{u16.seconds_lo:,.0f}-{u16.seconds_hi:,.0f} s {u16.memory_mb:,.0f} MB, at "
+            f"SHARDS=64 {u64.seconds_lo:,.0f}-{u64.seconds_hi:,.0f} s {u64.memory_mb:,.0f} MB"
+        )
     reads = total_events * m.stored_per_event * lookback * m.item_bytes / 4096 * 0.5
     out.append(
         f"  read units of one close: {reads / 1e6:,.1f}M RRU (eventually consistent Query, "
@@ -569,14 +595,14 @@ def arithmetic(m: Measured, lookback_hours: int) -> list[str]:
 
     def smallest(memory_mb: int) -> int | None:
         for shards in (16, 32, 64, 128, 256, 512):
-            u = unit_cost(period_facts / shards * lookback, m)
+            u = per_unit(shards, 12)
             if u.seconds_hi <= LAMBDA_TIMEOUT_S / 3 and u.memory_mb <= 0.6 * memory_mb:
                 return shards
         return None
 
     out.append(
-        "  smallest SHARDS keeping every period unit under 300 s (1/3 of the timeout, slow "
-        "pages) and under 60% of its memory: "
+        "  smallest SHARDS keeping every unit (12 months of history) under 300 s (1/3 of the "
+        "timeout, slow pages) and under 60% of its memory: "
         + ", ".join(f"{mb:,} MB -> {smallest(mb)}" for mb in (1769, 3008, 5120, 10240))
     )
     return out
@@ -672,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
         if pk.startswith(("F#", "E#"))
     )
     entity_share = kinds["entity"] / max(1, kinds["entity"] + kinds["period"])
+    lifecycle = [Fact.from_item(i) for i in fact_items if "e" in i]
+    carried_share = len(carry_forward(lifecycle, period.end_ms)) / max(1, len(lifecycle))
     mean_bytes = statistics.fmean(item_bytes(i) for i in fact_items)
     bodies = pages_of(fact_items)
     read_cpu = read_cpu_per_fact(bodies)
@@ -681,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     rate = facts / shard_cpu
     print(
         f"\nlargest account ({loaded.events:,} events, {facts:,} stored facts, "
-        f"{entity_share:.1%} of them in the entity partition; mean item {mean_bytes:.0f} B)"
+        f"{entity_share:.1%} of them lifecycle facts, {carried_share:.1%} of those carried past "
+        f"the period end; mean item {mean_bytes:.0f} B)"
     )
     print(
         f"  engine          {rate:,.0f} facts/s CPU over its {len(by_pk)} units one by one "
@@ -708,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         item_bytes=mean_bytes,
         stored_per_event=facts / loaded.events,
         entity_share=entity_share,
+        carried_share=carried_share,
         baseline_mb=baseline,
         page_mb=max(0, mem.read_peak - mem.held) / 2**20,
     )

@@ -5,9 +5,10 @@
 
 1. ``freeze``: the period stops taking on-time facts; later ones become adjustments.
 2. ``list_accounts``: a page of accounts (with a plan, usage or adjustments).
-3. ``plan_account``: the units of work of one account: every storage shard of the
-   period (and of each prior period with late facts), plus its entity partition.
-4. ``compute_shard``: the usage engine over one unit's facts -> a partial in S3.
+3. ``plan_account``: the units of work of one account: its storage shards.
+4. ``compute_shard``: one shard, for the period and each prior period with late facts:
+   the entity state carried in (``billing.adapters.state``) + the period's facts -> the
+   usage engine -> a partial in S3; the entity state carried out is saved for next month.
 5. ``rate_account``: merge the partials, rate with the price plan, add prior-period
    adjustments, write the invoice JSON/CSV/PDF once (byte-identical on re-runs).
 6. ``record_failure``: a failing account is reported; the others carry on.
@@ -23,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing.adapters.invoices import CONTENT_TYPES, DocumentStore, invoice_key, partial_key
-from billing.adapters.store import UsageStore, shard_labels
+from billing.adapters.state import StateStore
+from billing.adapters.store import HISTORY_MONTHS, UsageStore, shard_labels
 from billing.documents.render import invoice_csv, invoice_json, invoice_pdf, manifest, summary_csv
 from billing.domain.engine import monthly_usage
 from billing.domain.invoice import Invoice
@@ -32,6 +34,7 @@ from billing.domain.plan import PricePlan
 from billing.domain.rating import adjustment_lines, build_invoice, rate
 from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
 from billing.domain.usage import Usage
+from billing.shard import View, Walk, months_before
 
 
 class MissingPlan(Exception):
@@ -45,6 +48,10 @@ class MonthClose:
     events: Any  # boto3 EventBridge client
     bus_name: str
     settle_seconds: int
+
+    @property
+    def states(self) -> StateStore:
+        return StateStore(self.documents)
 
     # --- 1. freeze ------------------------------------------------------------------
 
@@ -70,11 +77,14 @@ class MonthClose:
 
     # --- 3. units of work -----------------------------------------------------------
 
+    def sources(self, period: str, account: str) -> list[str]:
+        """The periods this close computes for the account: its own, and every frozen prior
+        period with late facts (their invoices are adjusted on this one)."""
+        return sorted({period, *self.store.adjustment_periods(period, account)})
+
     def plan_account(self, period: str, account: str) -> dict[str, Any]:
-        sources = [period, *self.store.adjustment_periods(period, account)]
         units = [
-            {"period": period, "account": account, "source_period": q, "shard": s}
-            for q in sources
+            {"period": period, "account": account, "shard": s}
             for s in shard_labels(self.store.shards)
         ]
         return {"period": period, "account": account, "units": units}
@@ -85,36 +95,66 @@ class MonthClose:
         doc = self.store.plan_document(account, period)
         return PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
 
-    def compute_shard(self, period: str, account: str, source_period: str, shard: str) -> None:
-        """Usage of one shard as known at this close; for a prior period also as known at
-        the previous close, so that rating the difference bills exactly the late facts."""
-        settings = self.settings_for(account, source_period)
-        q = Period.parse(source_period)
-        stored = self.store.read_unit(account, q, shard, settings.lookback_hours)
-        known_now = [s.fact for s in stored if s.adj is None or s.adj <= period]
-        doc: dict[str, Any] = {"with": monthly_usage(known_now, q, settings).to_json()}
-        if source_period != period:
-            before = [s.fact for s in stored if s.adj is None or s.adj < period]
-            doc["without"] = monthly_usage(before, q, settings).to_json()
-        key = partial_key(period, account, source_period, shard)
-        self.documents.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")
+    def history_start(self, account: str, first: Period) -> Period:
+        """Where to rebuild entity state from when no close saved any: the account's
+        earliest period with facts among those still stored."""
+        back = [months_before(first, n) for n in range(HISTORY_MONTHS, 0, -1)]
+        stored = self.store.periods_with_facts(account, [str(p) for p in back])
+        return Period.parse(stored[0]) if stored else first
+
+    def compute_shard(self, period: str, account: str, shard: str) -> None:
+        """Usage of one shard for each source period as known at this close; for a prior
+        period also as known at the previous close, so that rating the difference bills
+        exactly the late facts.
+
+        The entity state is rolled forward from the earliest source period: from the
+        state saved at the start of that period (or before it, if a close was skipped) as
+        the previous close knew it. Each close saves the state it carries into every
+        following period under its own name, so late lifecycle facts are in the state of
+        every later close, and a re-run reads exactly what the first run read.
+        """
+        sources = self.sources(period, account)
+        first, current = Period.parse(sources[0]), Period.parse(period)
+        previous_close = str(current.prev())
+        saved = self.states.latest(account, shard, str(first), previous_close)
+        start = Period.parse(saved.period) if saved else self.history_start(account, first)
+        now, before = View(period), View(previous_close)
+        now.state = before.state = saved.facts if saved else []
+        walk = Walk(self.store, account, shard)
+        for q, lifecycle in walk.periods(start, current, (now, before)):
+            if q > first:  # the state this close carries into q (rebuilt if late facts came)
+                self.states.put(account, shard, str(q), period, now.state)
+            if str(q) in sources:
+                settings = self.settings_for(account, str(q))
+                traffic = self.store.read_period(account, q, shard, settings.lookback_hours)
+                views = {"with": now} if q == current else {"with": now, "without": before}
+                doc = {
+                    name: monthly_usage(
+                        v.state + v.admit(lifecycle) + v.admit(traffic), q, settings
+                    ).to_json()
+                    for name, v in views.items()
+                }
+                key = partial_key(period, account, str(q), shard)
+                body = json.dumps(doc, sort_keys=True).encode()
+                self.documents.write(key, body, "application/json")
+        self.states.put(account, shard, str(current.next()), period, now.state)
 
     # --- 5. rate --------------------------------------------------------------------
 
     def merged_partials(self, period: str, account: str) -> dict[str, dict[str, Usage]]:
         """source period -> {"with": Usage, "without": Usage} merged over all shards."""
-        expected = self.plan_account(period, account)["units"]
         merged: dict[str, dict[str, Usage]] = {}
-        for unit in expected:
-            key = partial_key(period, account, unit["source_period"], unit["shard"])
-            body = self.documents.read(key)
-            if body is None:
-                raise RuntimeError(f"missing partial usage {key}")
-            doc = json.loads(body)
-            into = merged.setdefault(unit["source_period"], {})
-            for which, usage_doc in doc.items():
-                usage = Usage.from_json(usage_doc)
-                into[which] = into[which].merge(usage) if which in into else usage
+        for source in self.sources(period, account):
+            for shard in shard_labels(self.store.shards):
+                key = partial_key(period, account, source, shard)
+                body = self.documents.read(key)
+                if body is None:
+                    raise RuntimeError(f"missing partial usage {key}")
+                doc = json.loads(body)
+                into = merged.setdefault(source, {})
+                for which, usage_doc in doc.items():
+                    usage = Usage.from_json(usage_doc)
+                    into[which] = into[which].merge(usage) if which in into else usage
         return merged
 
     def plan_for(self, account: str, period: str) -> PricePlan:

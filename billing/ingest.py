@@ -179,7 +179,7 @@ class Ingestor:
             items[key] = item  # a duplicate inside one batch is written once
             owners.setdefault(key, []).append(acc.message_id)
             registry = (acc.account, str(acc.fact.period))
-            if acc.fact.entity is None and registry not in self._registered:
+            if registry not in self._registered:
                 reg = {"pk": f"P#{registry[1]}", "sk": f"A#{registry[0]}"}
                 items[(reg["pk"], reg["sk"])] = reg
         try:

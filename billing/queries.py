@@ -8,6 +8,7 @@ from billing.domain.periods import Period
 from billing.domain.plan import PricePlan
 from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
 from billing.domain.usage import Usage
+from billing.shard import View, Walk, months_before
 
 
 def contract_settings(store: UsageStore, account: str, period: str) -> ContractSettings:
@@ -19,11 +20,16 @@ def current_usage(
     store: UsageStore, account: str, period: str, settings: ContractSettings | None = None
 ) -> Usage:
     """Usage as of now: every stored fact of the period, late ones included, merged over
-    the shards exactly as the close merges them."""
+    the shards exactly as the close merges them. Entity state is rebuilt from the stored
+    history (the close's saved state is what a close knew; this is everything)."""
     settings = settings or contract_settings(store, account, period)
     p = Period.parse(period)
     total = Usage(period)
-    for unit in shard_labels(store.shards):
-        facts = [s.fact for s in store.read_unit(account, p, unit, settings.lookback_hours)]
-        total = total.merge(monthly_usage(facts, p, settings))
-    return total
+    for shard in shard_labels(store.shards):
+        everything = View(None)
+        for q, lifecycle in Walk(store, account, shard).periods(months_before(p), p, [everything]):
+            if q == p:
+                traffic = store.read_period(account, p, shard, settings.lookback_hours)
+                facts = everything.state + everything.admit(lifecycle) + everything.admit(traffic)
+                total = total.merge(monthly_usage(facts, p, settings))
+    return total.resolved()

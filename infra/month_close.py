@@ -32,7 +32,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from infra.config import BillingConfig
 from infra.functions import billing_function, function_name, removal_policy, retention
 from infra.nag import acknowledge_findings, arn_ref
-from infra.storage import INVOICES_PREFIX, WORK_PREFIX, Storage
+from infra.storage import INVOICES_PREFIX, STATE_PREFIX, WORK_PREFIX, Storage
 
 HANDLERS = "functions.close.handlers"
 LONG_TIMEOUT = Duration.seconds(900)
@@ -141,6 +141,7 @@ def build_close_functions(
     object_arns = [
         bucket.arn_for_objects(f"{INVOICES_PREFIX}*"),
         bucket.arn_for_objects(f"{WORK_PREFIX}*"),
+        bucket.arn_for_objects(f"{STATE_PREFIX}*"),
     ]
     for task in CLOSE_TASKS:
         function = billing_function(
@@ -168,7 +169,7 @@ def build_close_functions(
         )
         # Unconditioned on purpose: S3 answers a GET of a missing key with 404 only to
         # callers that may list the bucket (403 otherwise), and the close checks for
-        # existing documents that way. The bucket holds only invoices/ and work/.
+        # existing documents that way. The bucket holds only invoices/, work/ and state/.
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ListCloseObjects",
@@ -189,10 +190,12 @@ def build_close_functions(
             [
                 f"Resource::{arn_ref(bucket)}/{INVOICES_PREFIX}*",
                 f"Resource::{arn_ref(bucket)}/{WORK_PREFIX}*",
+                f"Resource::{arn_ref(bucket)}/{STATE_PREFIX}*",
             ],
-            "The close writes one invoice/manifest per account and period and scratch files "
-            "under keys it derives at run time; access is limited to the invoices/ and work/ "
-            "prefixes of the invoice bucket.",
+            "The close writes one invoice/manifest per account and period, scratch files and "
+            "the entity state carried to the next close under keys it derives at run time; "
+            "access is limited to the invoices/, work/ and state/ prefixes of the invoice "
+            "bucket.",
         )
         functions[task.handler] = function
     bus.grant_put_events_to(functions["finish"])

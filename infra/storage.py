@@ -21,6 +21,7 @@ from infra.nag import acknowledge, acknowledge_findings, arn_ref
 
 INVOICES_PREFIX = "invoices/"
 WORK_PREFIX = "work/"
+STATE_PREFIX = "state/"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,14 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
                 id="expire-close-work",
                 prefix=WORK_PREFIX,
                 expiration=Duration.days(30),
+                noncurrent_version_expiration=Duration.days(1),
+            ),
+            # Entity state carried between closes: read by the next close, and by any
+            # close that adjusts a prior period, as long as the fact log is kept.
+            s3.LifecycleRule(
+                id="expire-entity-state",
+                prefix=STATE_PREFIX,
+                expiration=Duration.days(400),
                 noncurrent_version_expiration=Duration.days(1),
             ),
         ],

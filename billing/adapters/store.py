@@ -6,7 +6,7 @@ One table, ``pk``/``sk`` strings (see docs/architecture.md for the access patter
 pk                        sk                               item
 ========================  ===============================  ==================================
 F#{acct}#{period}#{nn}    {at:013d}#{fact id}              a fact of period ``period``, shard nn
-E#{acct}                  {entity}#{at:013d}#{fact id}     a lifecycle fact (recording, number..)
+E#{acct}#{period}#{nn}    {at:013d}#{fact id}              a lifecycle fact (recording, number..)
 P#{period}                A#{acct}                         the account has usage in the period
 P#{period}                ADJ#{acct}#{prior period}        late facts of a closed prior period
 P#{period}                STATUS                           frozen / closed
@@ -20,6 +20,10 @@ A fact's item is derived only from the event, so a redelivered event writes an i
 item: one unconditional put per event, idempotent, in batches of 25. Late facts (their
 period is frozen) are the exception: a conditional put that never overwrites, tagged with
 the period whose invoice adjusts for them.
+
+Lifecycle facts (recordings, numbers, seats, SIMs) are sharded by their entity and kept
+apart from the period's other facts: the close reads them to roll the carried entity
+state (``billing.adapters.state``) forward without reading the period's traffic.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from billing.domain.facts import Fact, shard_of
 from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR, Period
 
 FACT_RETENTION_DAYS = 400  # the fact log outlives the period by 13 months (adjustments, audit)
-ENTITY_UNIT = "E"
+HISTORY_MONTHS = 13  # what is still stored of the fact log, in whole periods
 
 
 def fact_pk(account: str, period: Period | str, shard: int | str) -> str:
@@ -46,9 +50,14 @@ def fact_pk(account: str, period: Period | str, shard: int | str) -> str:
     return f"F#{account}#{period}#{label}"
 
 
+def lifecycle_pk(account: str, period: Period | str, shard: int | str) -> str:
+    label = shard if isinstance(shard, str) else f"{shard:02d}"
+    return f"E#{account}#{period}#{label}"
+
+
 def shard_labels(shards: int) -> list[str]:
-    """Every unit of work of one account and period: the shards and the entity partition."""
-    return [f"{n:02d}" for n in range(shards)] + [ENTITY_UNIT]
+    """The storage shards of one account and period: one unit of close work each."""
+    return [f"{n:02d}" for n in range(shards)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +68,10 @@ class StoredFact:
 
 def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:
     item = fact.to_item()
-    if fact.entity is not None:
-        item["pk"] = f"E#{account}"
-        item["sk"] = f"{fact.entity}#{fact.at:013d}#{fact.id}"
-    else:
-        item["pk"] = fact_pk(account, fact.period, shard_of(fact.key, shards))
-        item["sk"] = f"{fact.at:013d}#{fact.id}"
-        item["expires_at"] = fact.period.end_ms // 1000 + FACT_RETENTION_DAYS * 86_400
+    make_pk = fact_pk if fact.entity is None else lifecycle_pk
+    item["pk"] = make_pk(account, fact.period, shard_of(fact.key, shards))
+    item["sk"] = f"{fact.at:013d}#{fact.id}"
+    item["expires_at"] = fact.period.end_ms // 1000 + FACT_RETENTION_DAYS * 86_400
     if adj is not None:
         item["adj"] = adj
     return dict(_to_dynamo(item))
@@ -207,29 +213,45 @@ class UsageStore:
         page = ordered[:limit]
         return page, (page[-1] if len(ordered) > limit else None)
 
+    def periods_with_facts(self, account: str, periods: Sequence[str]) -> list[str]:
+        """Which of ``periods`` the account has facts stored in (ingest's registry)."""
+        keys = [{"pk": f"P#{p}", "sk": f"A#{account}"} for p in dict.fromkeys(periods)]
+        found: list[str] = []
+        for start in range(0, len(keys), 100):
+            request = {
+                self.table.name: {"Keys": keys[start : start + 100], "ProjectionExpression": "pk"}
+            }
+            while request:
+                resp = self.client.batch_get_item(RequestItems=request)
+                found.extend(i["pk"][2:] for i in resp["Responses"].get(self.table.name, []))
+                request = resp.get("UnprocessedKeys") or {}
+        return sorted(found)
+
     def adjustment_periods(self, period: str, account: str) -> list[str]:
         cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with(f"ADJ#{account}#")
         return sorted(i["sk"].rsplit("#", 1)[1] for i in self._query(KeyConditionExpression=cond))
 
-    def read_unit(
-        self, account: str, period: Period, unit: str, lookback_hours: int
+    def read_period(
+        self, account: str, period: Period, shard: str, lookback_hours: int
     ) -> list[StoredFact]:
-        """Every stored fact one unit of work needs: a shard of the period plus the look-back
-        tail of the previous period, or the account's entity partition."""
-        if unit == ENTITY_UNIT:
-            items = self._query(KeyConditionExpression=Key("pk").eq(f"E#{account}"))
-            return [_stored(i) for i in items]
+        """The period facts of one shard, plus the look-back tail of the previous period
+        (window and session state is rebuilt from it)."""
         out = [
             _stored(i)
             for i in self._query(
-                KeyConditionExpression=Key("pk").eq(fact_pk(account, period, unit))
+                KeyConditionExpression=Key("pk").eq(fact_pk(account, period, shard))
             )
         ]
         since = period.start_ms - lookback_hours * MS_PER_HOUR
         prev = period.prev()
-        cond = Key("pk").eq(fact_pk(account, prev, unit)) & Key("sk").gte(f"{since:013d}")
+        cond = Key("pk").eq(fact_pk(account, prev, shard)) & Key("sk").gte(f"{since:013d}")
         out.extend(_stored(i) for i in self._query(KeyConditionExpression=cond))
         return out
+
+    def read_lifecycle(self, account: str, period: Period, shard: str) -> list[StoredFact]:
+        """The lifecycle facts of one shard whose time falls in the period."""
+        cond = Key("pk").eq(lifecycle_pk(account, period, shard))
+        return [_stored(i) for i in self._query(KeyConditionExpression=cond)]
 
     def put_result(self, period: str, account: str, result: Mapping[str, Any]) -> None:
         self.table.put_item(
@@ -316,7 +338,7 @@ def adjustment_period(fact_period: Period, frozen: Iterable[str]) -> str:
 
 
 __all__ = [
-    "ENTITY_UNIT",
+    "HISTORY_MONTHS",
     "MS_PER_DAY",
     "StoredFact",
     "UsageStore",
@@ -326,5 +348,6 @@ __all__ = [
     "fact_item",
     "fact_pk",
     "item_write_units",
+    "lifecycle_pk",
     "shard_labels",
 ]

@@ -50,9 +50,7 @@ def plan_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def compute_shard(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    month_close().compute_shard(
-        event["period"], event["account"], event["source_period"], event["shard"]
-    )
+    month_close().compute_shard(event["period"], event["account"], event["shard"])
     return {"ok": True}
 
 

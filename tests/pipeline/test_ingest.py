@@ -25,7 +25,8 @@ ACCOUNTS = ("acme", "globex")
 
 def reference(events: list[dict[str, Any]], account: str) -> dict[str, Any]:
     mine = [parse_event_obj(e) for e in events if e["subject"] == account]
-    return usage_of_events(mine, PERIOD, pseudonymize=HmacPseudonymizer(KEY)).to_json()
+    usage = usage_of_events(mine, PERIOD, pseudonymize=HmacPseudonymizer(KEY))
+    return usage.resolved().to_json()
 
 
 def stored(env: Env, account: str) -> dict[str, Any]:
