@@ -9,7 +9,6 @@ and re-runs must stay byte-identical.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,11 +82,11 @@ class CountingStore(UsageStore):
 
 
 @pytest.fixture
-def close(env: Env) -> Iterator[MonthClose]:
+def close(env: Env) -> MonthClose:
     boto3.client("events").create_event_bus(Name="bus")
     store = CountingStore(env.table, SHARDS)
     store.put_plan(ACCOUNT, PLAN.effective_from, PLAN.model_dump(mode="json"))
-    yield MonthClose(store, DocumentStore(env.s3, "invoices"), boto3.client("events"), "bus", 0)
+    return MonthClose(store, DocumentStore(env.s3, "invoices"), boto3.client("events"), "bus", 0)
 
 
 def ingest(env: Env, events: list[Envelope]) -> None:
