@@ -96,12 +96,7 @@ class PerOccurrence:
             charge_on = frozenset(str(v) for v in getattr(sink.settings, self.charge_on_setting))
         first: dict[object, Fact] = {}
         quantity: dict[object, int] = {}
-        for f in facts:
-            if charge_on is not None and f.attrs.get(self.status_field) not in charge_on:
-                continue
-            ident: object = (f.key, *(f.attrs.get(n) for n in self.id_fields))
-            if not self.id_fields:
-                ident = f.id
+        for ident, f in self._chargeable(facts, charge_on):
             first.setdefault(ident, f)
             qty = int(f.attrs.get("parts", 1)) if count_parts else 1
             quantity[ident] = max(quantity.get(ident, 0), qty)
@@ -112,13 +107,21 @@ class PerOccurrence:
         """Over lifecycle facts (a SIM's activation): the first chargeable fact of each
         occurrence stays known, so that a repeat in a later month is not charged again."""
         first: dict[object, Fact] = {}
-        for f in facts:
-            if self.charge_on is None or f.attrs.get(self.status_field) in self.charge_on:
-                ident: object = f.id
-                if self.id_fields:
-                    ident = (f.key, *(f.attrs.get(n) for n in self.id_fields))
-                first.setdefault(ident, f)
+        for ident, f in self._chargeable(facts, self.charge_on):
+            first.setdefault(ident, f)
         return list(first.values())
+
+    def _chargeable(
+        self, facts: Sequence[Fact], charge_on: frozenset[str] | None
+    ) -> Iterator[tuple[object, Fact]]:
+        """(occurrence, fact) for every fact with a chargeable status."""
+        for f in facts:
+            if charge_on is not None and f.attrs.get(self.status_field) not in charge_on:
+                continue
+            if self.id_fields:
+                yield (f.key, *(f.attrs.get(n) for n in self.id_fields)), f
+            else:
+                yield f.id, f
 
 
 @dataclass(frozen=True)
