@@ -25,7 +25,7 @@ from typing import Any
 
 from billing.adapters.invoices import CONTENT_TYPES, DocumentStore, invoice_key, partial_key
 from billing.adapters.state import StateStore
-from billing.adapters.store import HISTORY_MONTHS, UsageStore, shard_labels
+from billing.adapters.store import UsageStore, shard_labels
 from billing.documents.render import invoice_csv, invoice_json, invoice_pdf, manifest, summary_csv
 from billing.domain.engine import monthly_usage
 from billing.domain.invoice import Invoice
@@ -34,7 +34,7 @@ from billing.domain.plan import PricePlan
 from billing.domain.rating import adjustment_lines, build_invoice, rate
 from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
 from billing.domain.usage import Usage
-from billing.shard import View, Walk, months_before
+from billing.shard import View, Walk, history_start
 
 
 class MissingPlan(Exception):
@@ -95,13 +95,6 @@ class MonthClose:
         doc = self.store.plan_document(account, period)
         return PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
 
-    def history_start(self, account: str, first: Period) -> Period:
-        """Where to rebuild entity state from when no close saved any: the account's
-        earliest period with facts among those still stored."""
-        back = [months_before(first, n) for n in range(HISTORY_MONTHS, 0, -1)]
-        stored = self.store.periods_with_facts(account, [str(p) for p in back])
-        return Period.parse(stored[0]) if stored else first
-
     def compute_shard(self, period: str, account: str, shard: str) -> None:
         """Usage of one shard for each source period as known at this close; for a prior
         period also as known at the previous close, so that rating the difference bills
@@ -117,22 +110,23 @@ class MonthClose:
         first, current = Period.parse(sources[0]), Period.parse(period)
         previous_close = str(current.prev())
         saved = self.states.latest(account, shard, str(first), previous_close)
-        start = Period.parse(saved.period) if saved else self.history_start(account, first)
+        start = Period.parse(saved.period) if saved else history_start(self.store, account, first)
         now, before = View(period), View(previous_close)
         now.state = before.state = saved.facts if saved else []
-        walk = Walk(self.store, account, shard)
-        for q, lifecycle in walk.periods(start, current, (now, before)):
+        # without prior periods to adjust, what the previous close knew is never asked for
+        views = (now, before) if first < current else (now,)
+        for q, lifecycle in Walk(self.store, account, shard).periods(start, current, views):
             if q > first:  # the state this close carries into q (rebuilt if late facts came)
                 self.states.put(account, shard, str(q), period, now.state)
             if str(q) in sources:
                 settings = self.settings_for(account, str(q))
                 traffic = self.store.read_period(account, q, shard, settings.lookback_hours)
-                views = {"with": now} if q == current else {"with": now, "without": before}
+                known = {"with": now} if q == current else {"with": now, "without": before}
                 doc = {
                     name: monthly_usage(
                         v.state + v.admit(lifecycle) + v.admit(traffic), q, settings
                     ).to_json()
-                    for name, v in views.items()
+                    for name, v in known.items()
                 }
                 key = partial_key(period, account, str(q), shard)
                 body = json.dumps(doc, sort_keys=True).encode()

@@ -8,7 +8,7 @@ from billing.domain.periods import Period
 from billing.domain.plan import PricePlan
 from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
 from billing.domain.usage import Usage
-from billing.shard import View, Walk, months_before
+from billing.shard import View, Walk, history_start
 
 
 def contract_settings(store: UsageStore, account: str, period: str) -> ContractSettings:
@@ -25,9 +25,10 @@ def current_usage(
     settings = settings or contract_settings(store, account, period)
     p = Period.parse(period)
     total = Usage(period)
+    start = history_start(store, account, p)
     for shard in shard_labels(store.shards):
         everything = View(None)
-        for q, lifecycle in Walk(store, account, shard).periods(months_before(p), p, [everything]):
+        for q, lifecycle in Walk(store, account, shard).periods(start, p, [everything]):
             if q == p:
                 traffic = store.read_period(account, p, shard, settings.lookback_hours)
                 facts = everything.state + everything.admit(lifecycle) + everything.admit(traffic)

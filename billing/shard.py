@@ -38,6 +38,14 @@ def months_before(period: Period, months: int = HISTORY_MONTHS) -> Period:
     return period
 
 
+def history_start(store: UsageStore, account: str, first: Period) -> Period:
+    """Where to rebuild entity state from when no close saved any: the account's earliest
+    period with facts among those still stored (``first`` if none)."""
+    back = [str(months_before(first, n)) for n in range(HISTORY_MONTHS, 0, -1)]
+    stored = store.periods_with_facts(account, back)
+    return Period.parse(stored[0]) if stored else first
+
+
 @dataclass
 class Walk:
     store: UsageStore
