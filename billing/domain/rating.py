@@ -649,7 +649,6 @@ def adjustment_lines(
 
 
 def _usage_notes(usage: Usage) -> list[InvoiceNote]:
-    usage = usage.resolved()
     examples: dict[str, list[str]] = defaultdict(list)
     for note in usage.notes():
         when = datetime.fromtimestamp(note.at / 1000, tz=UTC).isoformat(timespec="seconds")
@@ -674,6 +673,7 @@ def build_invoice(
         raise ValueError(f"usage of {usage.period} cannot be invoiced for {p}")
     if plan.account != account:
         raise ValueError(f"the plan of {plan.account} cannot invoice {account}")
+    usage = usage.resolved()  # peaks resolved once, for the lines and the notes
     rating = rate(usage, plan)
     adjusted = list(adjustments)
     if any(line.kind != "adjustment" for line in adjusted):
