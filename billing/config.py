@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 
 from billing.domain.facts import HmacPseudonymizer
+from billing.domain.lateness import TimePolicy
+from billing.domain.periods import Period
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class Config:
     shards: int
     settle_seconds: int
     stage: str
+    event_horizon: str = "2020-01"
+    max_future_seconds: int = 300
+    max_late_periods: int = 3
 
     @classmethod
     def from_env(cls) -> Config:
@@ -37,6 +42,17 @@ class Config:
             shards=int(env.get("SHARDS", "16")),
             settle_seconds=int(env.get("SETTLE_SECONDS", "120")),
             stage=env.get("STAGE", "dev"),
+            event_horizon=env.get("EVENT_HORIZON", "2020-01"),
+            max_future_seconds=int(env.get("MAX_FUTURE_SECONDS", "300")),
+            max_late_periods=int(env.get("MAX_LATE_PERIODS", "3")),
+        )
+
+    def time_policy(self) -> TimePolicy:
+        """The contract's time window and late-event policy of this stage."""
+        return TimePolicy(
+            horizon=Period.parse(self.event_horizon),
+            max_future_seconds=self.max_future_seconds,
+            max_late_periods=self.max_late_periods,
         )
 
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser import parse
 from pydantic import ValidationError
 
+from billing.adapters.claims import CLAIM_WORKERS, Claim, ClaimResult, Claims
 from billing.adapters.rejects import RejectStore
 from billing.adapters.store import (
     UsageStore,
@@ -31,8 +33,9 @@ from billing.adapters.store import (
     affected_periods,
     fact_item,
 )
-from billing.domain.events import Envelope, UsageEvent
+from billing.domain.events import check_json, parse_event
 from billing.domain.facts import Fact, Pseudonymize, to_fact
+from billing.domain.lateness import DEFAULT_TIME_POLICY, TimePolicy, wall_clock
 from billing.domain.settings import DEFAULT_SETTINGS
 
 MAX_BODY_BYTES = 64 * 1024  # a usage event is about 0.5 KB; anything this large is not one
@@ -69,10 +72,9 @@ def unwrap(body: str) -> str:
     """Events published on EventBridge arrive as the rule's target input; accept both the
     bare CloudEvent and a full EventBridge envelope (``detail`` holds the CloudEvent)."""
     if body.startswith("{") and '"detail-type"' in body[:400]:
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            return body
+        # a duplicate key or invalid JSON anywhere is a ValidationError, too deep a nesting
+        # a RecursionError: both reject the record in ``classify``
+        doc = check_json(body)
         if isinstance(doc, dict) and isinstance(doc.get("detail"), dict):
             return json.dumps(doc["detail"])
     return body
@@ -83,6 +85,7 @@ class Accepted:
     message_id: str
     account: str
     fact: Fact
+    body: str = ""
 
 
 @dataclass
@@ -90,6 +93,7 @@ class BatchOutcome:
     accepted: int = 0
     rejected: int = 0
     late: int = 0
+    conflicts: int = 0
     failed: list[str] = field(default_factory=list)
 
 
@@ -101,7 +105,11 @@ class Ingestor:
         pseudonymize: Pseudonymize,
         lookback_hours: int = DEFAULT_SETTINGS.lookback_hours,
         clock: Callable[[], float] = time.monotonic,
+        time_policy: TimePolicy = DEFAULT_TIME_POLICY,
+        wall_clock: Callable[[], datetime] = wall_clock,
     ) -> None:
+        self.time_policy = time_policy
+        self.wall_clock = wall_clock
         self.store = store
         self.rejects = rejects
         self.pseudonymize = pseudonymize
@@ -114,23 +122,58 @@ class Ingestor:
     # --- per record ---------------------------------------------------------------
 
     def classify(self, record: SQSRecord) -> Accepted | None:
-        """Parse one record; ``None`` when it was rejected (and stored with its reason)."""
+        """Parse one record; ``None`` when it was rejected (and stored with its reason).
+
+        Everything computed from the record's content runs here, inside the per-record
+        guard: an exception it causes (a nesting too deep, a number out of range...) rejects
+        this record only. Reading the frozen periods and storing a rejection are the
+        transient parts: they fail this record only (a batch item failure, redelivered)."""
         body = record.body or ""
+        frozen = self.frozen()
+        try:
+            accepted = self._accept(record.message_id, body, frozen)
+        except Rejected as rej:
+            self.rejects.put(body, rej.reason, rej.errors, record.message_id)
+            logger.info("event rejected", extra={"reason": rej.reason, "errors": rej.errors[:5]})
+            return None
+        return accepted
+
+    def _accept(self, message_id: str, body: str, frozen: frozenset[str]) -> Accepted:
         try:
             if len(body.encode("utf-8", "surrogateescape")) > MAX_BODY_BYTES:
                 raise Rejected(
                     "oversized", [{"field": "(body)", "error": f"over {MAX_BODY_BYTES} bytes"}]
                 )
             try:
-                # powertools' parser validates JSON text too; its stubs only name dicts
-                event: Envelope = parse(event=unwrap(body), model=UsageEvent)  # type: ignore[call-overload]
+                event = parse_event(unwrap(body))
             except ValidationError as err:
                 raise Rejected("invalid", describe(err)) from err
-        except Rejected as rej:
-            self.rejects.put(body, rej.reason, rej.errors, record.message_id)
-            logger.info("event rejected", extra={"reason": rej.reason, "errors": rej.errors[:5]})
-            return None
-        return Accepted(record.message_id, event.subject, to_fact(event, self.pseudonymize))
+            refusal = self.time_policy.check(event.time, self.wall_clock(), frozen)
+            if refusal is not None:
+                raise Rejected(
+                    refusal.reason,
+                    [{"field": "time", "error": refusal.message, "type": refusal.reason}],
+                )
+            fact = to_fact(event, self.pseudonymize)
+            # the storage item and the period arithmetic, computed once here so that a fact
+            # that cannot be stored is this record's rejection, not the batch's failure
+            fact_item(event.subject, fact, self.store.shards)
+            if str(fact.period) in frozen:
+                adjustment_period(fact.period, frozen)
+        except Rejected:
+            raise
+        except (RecursionError, ValueError, ArithmeticError, TypeError, KeyError) as err:
+            raise Rejected(
+                "invalid",
+                [
+                    {
+                        "field": "(body)",
+                        "error": f"unprocessable: {type(err).__name__}",
+                        "type": "unprocessable",
+                    }
+                ],
+            ) from err
+        return Accepted(message_id, event.subject, fact, body)
 
     # --- per batch ----------------------------------------------------------------
 
@@ -166,6 +209,8 @@ class Ingestor:
     def store_facts(self, accepted: Sequence[Accepted]) -> BatchOutcome:
         outcome = BatchOutcome()
         frozen = self.frozen()
+        accepted = self.screen_ids(accepted, frozen, outcome)
+        unclaimed = len(outcome.failed)
         shards = self.store.shards
         items: dict[tuple[str, str], dict[str, Any]] = {}
         owners: dict[tuple[str, str], list[str]] = {}
@@ -197,8 +242,66 @@ class Ingestor:
             except Exception:
                 logger.exception("late fact not written")
                 outcome.failed.append(acc.message_id)
-        outcome.accepted = len(accepted) - len(outcome.failed)
+        outcome.accepted = len(accepted) - (len(outcome.failed) - unclaimed)
         return outcome
+
+    def screen_ids(
+        self, accepted: Sequence[Accepted], frozen: frozenset[str], outcome: BatchOutcome
+    ) -> list[Accepted]:
+        """Claim every fact's event id (``billing.adapters.claims``); keep the facts whose
+        claim holds. A reused id with a different content is a conflict: that version is
+        rejected (with the first stored version), the first one is voided by a marker."""
+        claims = Claims(self.store, self.lookback_hours)
+        items = [fact_item(a.account, a.fact, self.store.shards) for a in accepted]
+
+        def claim(item: dict[str, Any]) -> ClaimResult | None:
+            try:
+                return claims.claim(item)
+            except Exception:
+                logger.exception("event id not claimed")
+                return None
+
+        if len(items) > 1:
+            with ThreadPoolExecutor(max_workers=min(CLAIM_WORKERS, len(items))) as pool:
+                results = list(pool.map(claim, items))
+        else:
+            results = [claim(i) for i in items]
+        kept: list[Accepted] = []
+        for acc, result in zip(accepted, results, strict=True):
+            if result is None:
+                outcome.failed.append(acc.message_id)
+            elif result.status is Claim.OWN:
+                kept.append(acc)
+            else:
+                try:
+                    self.reject_conflict(claims, acc, result, frozen)
+                    outcome.conflicts += 1
+                except Exception:
+                    logger.exception("id conflict not recorded")
+                    outcome.failed.append(acc.message_id)
+        if outcome.conflicts:
+            metrics.add_metric(name="IdConflicts", unit=MetricUnit.Count, value=outcome.conflicts)
+        return kept
+
+    def reject_conflict(
+        self, claims: Claims, acc: Accepted, result: ClaimResult, frozen: frozenset[str]
+    ) -> None:
+        assert result.first is not None
+        first = claims.mark(result.first, frozen)
+        errors = [
+            {
+                "field": "id",
+                "error": "event id reused with a different content: no version is billed",
+                "type": "id_conflict",
+                "fact_id": acc.fact.id,
+                "first_version": first,
+            }
+        ]
+        self.rejects.put(acc.body, "id_conflict", errors, acc.message_id)
+        logger.warning(
+            "event id reused with a different content",
+            extra={"reason": "id_conflict", "fact_id": acc.fact.id, "account": acc.account},
+        )
 
     def store_late(self, acc: Accepted, frozen: frozenset[str]) -> None:
         """A fact for a frozen period: stored once (never overwriting the on-time version

@@ -28,8 +28,12 @@ class View:
     state: list[Fact] = field(default_factory=list)
 
     def admit(self, stored: Sequence[StoredFact]) -> list[Fact]:
+        """The facts known at ``known_at``, without any whose id has a known conflict
+        (a reused event id: no version of it is billed)."""
         at = self.known_at
-        return [s.fact for s in stored if at is None or s.adj is None or s.adj <= at]
+        known = [s for s in stored if at is None or s.adj is None or s.adj <= at]
+        void = {s.fact.id for s in known if s.conflict}
+        return [s.fact for s in known if not s.conflict and s.fact.id not in void]
 
 
 def months_before(period: Period, months: int = HISTORY_MONTHS) -> Period:

@@ -7,10 +7,13 @@ pk                        sk                               item
 ========================  ===============================  ==================================
 F#{acct}#{period}#{nn}    {at:013d}#{fact id}              a fact of period ``period``, shard nn
 E#{acct}#{period}#{nn}    {at:013d}#{fact id}              a lifecycle fact (recording, number..)
+(the fact's pk)           X#{fact id}                      id conflict: no version is billed
+I#{2 chars of fact id}    {fact id}                        the claim of an event id (content)
 P#{period}                A#{acct}                         the account has usage in the period
 P#{period}                ADJ#{acct}#{prior period}        late facts of a closed prior period
 P#{period}                STATUS                           frozen / closed
 P#{period}                R#{acct}                         close result of one account
+P#{period}                LOCK                             the execution closing the period
 CONTROL                   FROZEN                           the set of frozen periods
 ACCOUNTS                  {acct}                           the account has a price plan
 PLAN#{acct}               {effective period}               the price plan document
@@ -64,6 +67,7 @@ def shard_labels(shards: int) -> list[str]:
 class StoredFact:
     fact: Fact
     adj: str | None  # the period whose close adjusts for this late fact; None if on time
+    conflict: bool = False  # a conflict marker: no fact with ``fact.id`` is billed
 
 
 def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:
@@ -87,6 +91,15 @@ def _to_dynamo(value: Any) -> Any:
     return value
 
 
+class CloseInProgress(Exception):
+    """Another execution holds the close lock of the period."""
+
+    def __init__(self, period: str, owner: str) -> None:
+        super().__init__(f"period {period} is being closed by execution {owner}")
+        self.period = period
+        self.owner = owner
+
+
 class WriteFailed(Exception):
     """Some items could not be written after retries (throttling); the caller retries."""
 
@@ -106,8 +119,11 @@ class UsageStore:
     # --- ingest -------------------------------------------------------------------
 
     def put_items(self, items: Sequence[dict[str, Any]], attempts: int = 6) -> None:
-        """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff."""
+        """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff. A chunk
+        refused as a whole for a reason other than throttling (one invalid item) is written
+        item by item, so that only the refused items fail (``WriteFailed``)."""
         pending = list(items)
+        refused: list[dict[str, Any]] = []
         for attempt in range(attempts):
             unprocessed: list[dict[str, Any]] = []
             for start in range(0, len(pending), 25):
@@ -118,7 +134,10 @@ class UsageStore:
                     )
                 except ClientError as err:
                     if not _throttled(err):
-                        raise
+                        if err.response["Error"]["Code"] != "ValidationException":
+                            raise
+                        self._put_one_by_one(chunk, unprocessed, refused)
+                        continue
                     unprocessed.extend(chunk)
                     continue
                 left = resp.get("UnprocessedItems", {}).get(self.table.name, [])
@@ -128,10 +147,26 @@ class UsageStore:
                         item_write_units(r["PutRequest"]["Item"]) for r in left
                     )
             if not unprocessed:
+                if refused:
+                    raise WriteFailed(refused)
                 return
             pending = unprocessed
             time.sleep(min(0.05 * 2**attempt, 1.0))
-        raise WriteFailed(pending)
+        raise WriteFailed(pending + refused)
+
+    def _put_one_by_one(
+        self,
+        chunk: Sequence[dict[str, Any]],
+        unprocessed: list[dict[str, Any]],
+        refused: list[dict[str, Any]],
+    ) -> None:
+        for item in chunk:
+            try:
+                self.table.put_item(Item=item)
+            except ClientError as err:
+                (unprocessed if _throttled(err) else refused).append(item)
+                continue
+            self._count(item)
 
     def put_late(self, item: dict[str, Any]) -> bool:
         """Write a late fact unless a version of it is already stored. True if written."""
@@ -258,6 +293,95 @@ class UsageStore:
             Item={"pk": f"P#{period}", "sk": f"R#{account}", **_to_dynamo(dict(result))}
         )
 
+    def put_failure(self, period: str, account: str, result: Mapping[str, Any]) -> bool:
+        """Record a failed result unless the account's result is already ``issued``
+        (an issued invoice is never reported failed by a later or concurrent run)."""
+        try:
+            self.table.put_item(
+                Item={"pk": f"P#{period}", "sk": f"R#{account}", **_to_dynamo(dict(result))},
+                ConditionExpression="attribute_not_exists(pk) OR #s <> :issued",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":issued": "issued"},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def result(self, period: str, account: str) -> dict[str, Any] | None:
+        item = self.table.get_item(
+            Key={"pk": f"P#{period}", "sk": f"R#{account}"}, ConsistentRead=True
+        ).get("Item")
+        return dict(item) if item else None
+
+    def mark_announced(self, period: str, account: str, invoice: str, at: str) -> bool:
+        """Claim the announcement of an issued invoice: True once per invoice."""
+        try:
+            self.table.update_item(
+                Key={"pk": f"P#{period}", "sk": f"R#{account}"},
+                UpdateExpression="SET announced_at = :t",
+                ConditionExpression=(
+                    "#s = :issued AND #i = :n AND attribute_not_exists(announced_at)"
+                ),
+                ExpressionAttributeNames={"#s": "status", "#i": "invoice"},
+                ExpressionAttributeValues={":issued": "issued", ":n": invoice, ":t": at},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def unmark_announced(self, period: str, account: str) -> None:
+        """Give an announcement back (its publication failed): the next run sends it."""
+        self.table.update_item(
+            Key={"pk": f"P#{period}", "sk": f"R#{account}"},
+            UpdateExpression="REMOVE announced_at",
+        )
+
+    # --- the close lock: one execution per period -------------------------------------
+
+    def acquire_close_lock(self, period: str, owner: str, now: int, lease_seconds: int) -> None:
+        """Take ``P#{period}/LOCK`` for ``owner`` if it is free, already held by ``owner``
+        (a retried task) or its lease has expired; ``CloseInProgress`` otherwise."""
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": f"P#{period}",
+                    "sk": "LOCK",
+                    "owner": owner,
+                    "lease_until": now + lease_seconds,
+                },
+                ConditionExpression=("attribute_not_exists(pk) OR #o = :o OR lease_until < :now"),
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": owner, ":now": now},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            holder = self.close_lock(period) or {}
+            raise CloseInProgress(period, str(holder.get("owner", "?"))) from None
+
+    def release_close_lock(self, period: str, owner: str) -> None:
+        """Free the lock if ``owner`` holds it (a no-op otherwise)."""
+        try:
+            self.table.delete_item(
+                Key={"pk": f"P#{period}", "sk": "LOCK"},
+                ConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": owner},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def close_lock(self, period: str) -> dict[str, Any] | None:
+        item = self.table.get_item(
+            Key={"pk": f"P#{period}", "sk": "LOCK"}, ConsistentRead=True
+        ).get("Item")
+        return dict(item) if item else None
+
     def results(self, period: str) -> list[dict[str, Any]]:
         cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with("R#")
         return [dict(i) for i in self._query(KeyConditionExpression=cond)]
@@ -278,6 +402,9 @@ class UsageStore:
 
 
 def _stored(item: Mapping[str, Any]) -> StoredFact:
+    if str(item["sk"]).startswith("X#"):  # an id-conflict marker (billing.adapters.claims)
+        marker = Fact(id=str(item["id"]), type="id_conflict", at=int(item["at"]), key="", attrs={})
+        return StoredFact(marker, item.get("adj"), conflict=True)
     return StoredFact(Fact.from_item(item), item.get("adj"))
 
 

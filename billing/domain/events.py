@@ -12,25 +12,99 @@ on an invoice. The JSON Schemas in ``schemas/`` are generated from these models
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
     create_model,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+# --- bounds: plausible maxima of every number a producer sends -----------------------------
+
+MAX_SECONDS = 86_400  # one call leg or one recording: at most 24 h
+MAX_PARTS = 255  # concatenated SMS: the UDH part counter is one byte
+MAX_RECORDING_BYTES = 10**12  # one stored recording: 1 TB
+MAX_SIM_BYTES = 10**12  # one SIM data-usage report: 1 TB
+
+#: the account id: a letter or digit, then letters, digits, ``-``, ``_``, ``.``; no ``..``;
+#: at most 64 characters. Never ``#`` or ``/``, the separators of storage keys.
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ACCOUNT_ID_MAX = 64
+_ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+
+
+def validate_account_id(value: str) -> str:
+    """The account id if it is one; ``ValueError`` with the reason otherwise."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("an account id is a non-empty string")
+    if len(value) > ACCOUNT_ID_MAX:
+        raise ValueError(f"an account id has at most {ACCOUNT_ID_MAX} characters")
+    if not _ACCOUNT_ID.match(value) or ".." in value:
+        raise ValueError(
+            "an account id starts with a letter or digit, then letters, digits, '-', '_' or"
+            " '.', without '..'"
+        )
+    return value
+
+
+_DECIMAL_TEXT = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,12})?$")
+
+
+def _seconds(value: Any) -> Any:
+    """Strict seconds: a JSON number or a plain decimal string (``"93.4"``), never a
+    boolean, an exponent, ``NaN`` or padding."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, str) and not _DECIMAL_TEXT.match(value):
+        raise ValueError("must be a decimal number of seconds like 93.4")
+    return value
+
 
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
-AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+AccountId = Annotated[
+    str,
+    Field(min_length=1, max_length=ACCOUNT_ID_MAX, pattern=ACCOUNT_ID_PATTERN),
+    AfterValidator(validate_account_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": ACCOUNT_ID_MAX,
+            "pattern": r"^(?!.*\.\.)" + ACCOUNT_ID_PATTERN[1:],
+        }
+    ),
+]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-Seconds = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=3)]
+Seconds = Annotated[
+    Decimal,
+    BeforeValidator(_seconds),
+    Field(ge=0, le=MAX_SECONDS, max_digits=12, decimal_places=3),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+                {"type": "string", "pattern": _DECIMAL_TEXT.pattern},
+            ],
+            "description": f"seconds, at most {MAX_SECONDS} (exact: a decimal string)",
+        }
+    ),
+]
 
 
 class Channel(StrEnum):
@@ -161,7 +235,9 @@ class MessageOutbound(Payload):
     channel: Channel
     status: OutboundStatus
     end_user: Identifier = Field(description="MSISDN, email address or app user id")
-    parts: int = Field(1, ge=1, le=255, description="message parts of a concatenated SMS")
+    parts: StrictInt = Field(
+        1, ge=1, le=MAX_PARTS, description="message parts of a concatenated SMS"
+    )
     country: CountryCode | None = None
     network: Annotated[str, Field(max_length=32)] | None = None
     kind: MessageKind = MessageKind.STANDARD
@@ -183,7 +259,7 @@ class MessageInbound(Payload):
     channel: Channel
     status: InboundStatus = InboundStatus.ACCEPTED
     end_user: Identifier
-    parts: int = Field(1, ge=1, le=255)
+    parts: StrictInt = Field(1, ge=1, le=MAX_PARTS)
     country: CountryCode | None = None
     network: Annotated[str, Field(max_length=32)] | None = None
     via: Via = Via.API
@@ -191,7 +267,7 @@ class MessageInbound(Payload):
     conversation_id: Identifier | None = None
     sender_id: Identifier | None = None
     bot_id: Identifier | None = Field(None, description="Answers bot the message was sent to")
-    bot_timeout_minutes: int | None = Field(
+    bot_timeout_minutes: StrictInt | None = Field(
         None, ge=1, le=1440, description="the bot's inactivity timeout (at most 24 h)"
     )
     signals: SignalsOutcome | None = None
@@ -241,9 +317,9 @@ class CallLeg(Payload):
     end_user: Identifier
     country: CountryCode | None = None
     network: Annotated[str, Field(max_length=32)] | None = None
-    amd: bool = Field(False, description="answering-machine detection requested")
-    byoc: bool = Field(False, description="carried over the account's own carrier")
-    video: bool = False
+    amd: StrictBool = Field(False, description="answering-machine detection requested")
+    byoc: StrictBool = Field(False, description="carried over the account's own carrier")
+    video: StrictBool = False
 
     @model_validator(mode="after")
     def _duration_only_when_answered(self) -> CallLeg:
@@ -255,7 +331,7 @@ class CallLeg(Payload):
 class RecordingStarted(Payload):
     recording_id: Identifier
     call_id: Identifier
-    via_conversations: bool = False
+    via_conversations: StrictBool = False
 
 
 class RecordingStopped(Payload):
@@ -265,10 +341,10 @@ class RecordingStopped(Payload):
 
 class RecordingStored(Payload):
     recording_id: Identifier
-    size_bytes: int = Field(ge=0)
+    size_bytes: StrictInt = Field(ge=0, le=MAX_RECORDING_BYTES)
     duration_seconds: Seconds
-    via_conversations: bool = False
-    video: bool = False
+    via_conversations: StrictBool = False
+    video: StrictBool = False
 
 
 class RecordingDeleted(Payload):
@@ -282,7 +358,7 @@ class NumberProvisioned(Payload):
     number: Identifier
     number_type: NumberType
     country: CountryCode | None = None
-    missed_call: bool = Field(False, description="configured for the missed-call service")
+    missed_call: StrictBool = Field(False, description="configured for the missed-call service")
 
 
 class NumberReleased(Payload):
@@ -319,7 +395,7 @@ class SimStatusChanged(Payload):
 
 class SimDataUsage(Payload):
     sim_id: Identifier
-    bytes: int = Field(ge=0)
+    bytes: StrictInt = Field(ge=0, le=MAX_SIM_BYTES)
     country: CountryCode
 
 
@@ -388,8 +464,44 @@ UsageEvent = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="ty
 _ADAPTER: TypeAdapter[Envelope] = TypeAdapter(UsageEvent)  # type: ignore[arg-type]
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(dup)
+    return doc
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def check_json(raw: str | bytes) -> Any:
+    """Decode a JSON document, refusing a key repeated in any object (``ValidationError``
+    of type ``duplicate_key``). A document nested too deep raises ``RecursionError``."""
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as dup:
+        error = PydanticCustomError(
+            "duplicate_key",
+            "duplicate key {key!r}: a key appears once per object",
+            {"key": dup.key},
+        )
+        details: list[InitErrorDetails] = [{"type": error, "loc": (), "input": dup.key}]
+        raise ValidationError.from_exception_data("UsageEvent", details) from None
+    except ValueError as err:
+        error = PydanticCustomError("json_invalid", "invalid JSON: {msg}", {"msg": str(err)})
+        details = [{"type": error, "loc": (), "input": ""}]
+        raise ValidationError.from_exception_data("UsageEvent", details) from None
+
+
 def parse_event(raw: str | bytes) -> Envelope:
-    """Validate one CloudEvent JSON document. Raises ``pydantic.ValidationError``."""
+    """Validate one CloudEvent JSON document. Raises ``pydantic.ValidationError``
+    (duplicate keys included)."""
+    check_json(raw)
     return _ADAPTER.validate_json(raw)
 
 

@@ -61,6 +61,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from billing.domain.counting import CallSeconds
+from billing.domain.events import AccountId
 from billing.domain.periods import Period
 from billing.domain.rules import FREE_UNLESS_PRICED, RULES, RULES_BY_METRIC
 from billing.domain.settings import ContractSettings
@@ -80,7 +81,6 @@ KNOWN_DIMS = frozenset(
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 PeriodText = Annotated[str, Field(pattern=PERIOD_PATTERN, description="a period, YYYY-MM")]
-AccountId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 
 

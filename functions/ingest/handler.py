@@ -25,7 +25,12 @@ def ingestor() -> Ingestor:
     # parameter validation would only re-check it, at a third of the handler's CPU.
     dynamodb = boto3.resource("dynamodb", config=BotoConfig(parameter_validation=False))
     store = UsageStore(dynamodb.Table(cfg.table_name), cfg.shards)
-    return Ingestor(store, RejectStore(client("s3"), cfg.rejects_bucket), pseudonymizer())
+    return Ingestor(
+        store,
+        RejectStore(client("s3"), cfg.rejects_bucket),
+        pseudonymizer(),
+        time_policy=cfg.time_policy(),
+    )
 
 
 @logger.inject_lambda_context

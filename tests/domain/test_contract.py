@@ -189,15 +189,15 @@ def test_missing_envelope_attribute_is_named(missing: str) -> None:
 @pytest.mark.parametrize(
     ("type_name", "field", "value", "error"),
     [
-        pytest.param("message.outbound.v1", "parts", "three", "int_parsing", id="parts-text"),
+        pytest.param("message.outbound.v1", "parts", "three", "int_type", id="parts-text"),
         pytest.param("message.outbound.v1", "parts", 0, "greater_than_equal", id="parts-zero"),
         pytest.param("message.outbound.v1", "end_user", 33612345678, "string_type", id="user-int"),
         pytest.param("message.outbound.v1", "status", "sent", "enum", id="status-unknown"),
         pytest.param("message.outbound.v1", "channel", "fax", "enum", id="channel-unknown"),
-        pytest.param("call.leg.v1", "answered_seconds", "long", "decimal_parsing", id="secs-text"),
-        pytest.param("call.leg.v1", "amd", "maybe", "bool_parsing", id="amd-not-bool"),
+        pytest.param("call.leg.v1", "answered_seconds", "long", "value_error", id="secs-text"),
+        pytest.param("call.leg.v1", "amd", "maybe", "bool_type", id="amd-not-bool"),
         pytest.param("sim.data_usage.v1", "bytes", -1, "greater_than_equal", id="bytes-negative"),
-        pytest.param("recording.stored.v1", "size_bytes", 1.5, "int_from_float", id="size-float"),
+        pytest.param("recording.stored.v1", "size_bytes", 1.5, "int_type", id="size-float"),
         pytest.param(
             "message.inbound.v1",
             "bot_timeout_minutes",

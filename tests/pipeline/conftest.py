@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -22,6 +23,9 @@ from billing.domain.facts import HmacPseudonymizer
 from billing.ingest import Ingestor
 
 KEY = b"test-pseudonym-key-0123456789abcdef"
+# The clock ingest reads for the future bound: the scenarios span months from 2026-10 on,
+# ingested as if each had already happened.
+SCENARIO_CLOCK = datetime(2030, 1, 1, tzinfo=UTC)
 SHARDS = 4
 
 
@@ -35,7 +39,9 @@ class Env:
     def ingestor(self) -> Ingestor:
         """A fresh Lambda container: no caches carried over."""
         store = UsageStore(self.table, SHARDS)
-        return Ingestor(store, self.rejects, HmacPseudonymizer(KEY))
+        return Ingestor(
+            store, self.rejects, HmacPseudonymizer(KEY), wall_clock=lambda: SCENARIO_CLOCK
+        )
 
 
 def create_table(name: str = "usage") -> Any:

@@ -1,0 +1,155 @@
+"""Event-id claims: one stored content per ``source``+``id``, whatever the account or month.
+
+A fact's id is derived from ``source`` and ``id`` only; its storage key also holds the
+account, the period and the shard, so two different events sent under one id would be
+stored side by side in places no single reader sees together. Before a fact is written,
+ingest *claims* its id:
+
+========================  ===============  ============================================
+pk                        sk               item
+========================  ===============  ============================================
+I#{first 2 chars of id}   {fact id}        the claim: content digest ``h``, where the
+                                           first version is stored (``fpk``/``fsk``),
+                                           ``c`` once a different content was seen
+{pk of the first fact}    X#{fact id}      conflict marker: no version of the id is
+                                           billed (``adj`` when that period is frozen)
+========================  ===============  ============================================
+
+A claim is one conditional put (``attribute_not_exists(sk) OR h = :h``), so an identical
+redelivery passes and a different content under a claimed id fails, whichever arrives
+first. The id is then conflicted for good: the claim is marked (``c``) and a marker is
+written next to the first stored fact, where the close's query of that partition (and of
+its look-back tail: ``X`` sorts after the digits of fact sort keys) finds it. Any later
+delivery of any version of a conflicted id is rejected and writes the marker again, which
+covers a crash between the two writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from billing.adapters.store import (
+    UsageStore,
+    adjustment_period,
+    affected_periods,
+    item_write_units,
+)
+from billing.domain.facts import Fact
+
+CONFLICT_PREFIX = "X#"
+CLAIM_WORKERS = 8  # claims are single conditional puts: run a batch's concurrently
+
+
+class Claim(Enum):
+    OWN = "own"  # first claim, or the same content again: store the fact
+    CONFLICT = "conflict"  # a different content under the id, now or before: bill none
+
+
+def claim_pk(fact_id: str) -> str:
+    return f"I#{fact_id[:2]}"
+
+
+def content_digest(item: dict[str, Any]) -> str:
+    """Digest of a fact's stored content (its key and the late tag excluded)."""
+    body = {k: v for k, v in item.items() if k not in {"pk", "sk", "expires_at", "adj"}}
+    text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    status: Claim
+    first: dict[str, Any] | None = None  # the claim item of the first version (on conflict)
+
+
+class Claims:
+    def __init__(self, store: UsageStore, lookback_hours: int) -> None:
+        self.store = store
+        self.table = store.table
+        self.lookback_hours = lookback_hours
+
+    def _count(self, item: dict[str, Any]) -> None:
+        if self.store.count_units:
+            self.store.write_units += item_write_units(item)
+
+    def claim(self, item: dict[str, Any]) -> ClaimResult:
+        """Claim the id of the fact ``item`` (as it will be stored)."""
+        fact_id = str(item["id"])
+        claim = {
+            "pk": claim_pk(fact_id),
+            "sk": fact_id,
+            "h": content_digest(item),
+            "fpk": item["pk"],
+            "fsk": item["sk"],
+            "expires_at": item["expires_at"],
+        }
+        self._count(claim)
+        try:
+            self.table.put_item(
+                Item=claim,
+                ConditionExpression=(
+                    "attribute_not_exists(sk) OR (h = :h AND attribute_not_exists(c))"
+                ),
+                ExpressionAttributeValues={":h": claim["h"]},
+            )
+            return ClaimResult(Claim.OWN)
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        key = {"pk": claim["pk"], "sk": fact_id}
+        first = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        if first is None:  # the claim expired in between: claim again
+            return self.claim(item)
+        if "c" not in first:
+            self._count(first)
+            self.table.update_item(
+                Key=key, UpdateExpression="SET c = :t", ExpressionAttributeValues={":t": True}
+            )
+        return ClaimResult(Claim.CONFLICT, dict(first))
+
+    def first_fact(self, first: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored fact of the first version (``None`` if it was never written)."""
+        got = self.table.get_item(Key={"pk": first["fpk"], "sk": first["fsk"]}).get("Item")
+        return dict(got) if got else None
+
+    def mark(self, first: dict[str, Any], frozen: Iterable[str]) -> dict[str, Any] | None:
+        """Write the conflict marker next to the first stored fact (once: never retagged)
+        and return that fact (``None`` if it was never written).
+
+        If that fact's period is frozen, its removal is a late change: the marker carries
+        the adjusting period, which gets the ``ADJ#`` markers a late fact would."""
+        frozen_set = frozenset(frozen)
+        fpk, fsk = str(first["fpk"]), str(first["fsk"])
+        account = fpk[2:].rsplit("#", 2)[0]  # F#{acct}#{period}#{nn} or E#...
+        at = int(fsk.split("#", 1)[0])
+        stored = self.first_fact(first)
+        marker: dict[str, Any] = {
+            "pk": fpk,
+            "sk": f"{CONFLICT_PREFIX}{first['sk']}",
+            "id": first["sk"],
+            "at": at,
+            "expires_at": first["expires_at"],
+        }
+        fact = Fact.from_item(stored) if stored else None
+        if fact is not None and str(fact.period) in frozen_set:
+            adj = adjustment_period(fact.period, frozen_set)
+            marker["adj"] = adj
+            # the marker's own adjusting markers first: a crash after them is harmless
+            self.store.put_items(
+                [
+                    {"pk": f"P#{adj}", "sk": f"ADJ#{account}#{prior}"}
+                    for prior in affected_periods(fact, frozen_set, self.lookback_hours)
+                ]
+            )
+        self.store.put_late(marker)
+        return stored
+
+
+__all__ = ["CONFLICT_PREFIX", "Claim", "ClaimResult", "Claims", "claim_pk", "content_digest"]

@@ -1,0 +1,101 @@
+"""When an event may happen: the time window of the contract and the late-event policy.
+
+One place for both, used by ingest:
+
+- not before the **horizon** (a stage setting, default period 2020-01);
+- not more than ``max_future_seconds`` ahead of the wall clock at ingest (default 300 s);
+- **maximum lateness**: an event of a frozen (closed) period is accepted only if the period
+  that adjusts for it (the first period after it that is not frozen) is at most
+  ``max_late_periods`` periods after the event's period (default 3, at most 12: facts are
+  kept 13 months). Deliberately not relative to the wall clock: a stored scenario dated
+  2026-10 stays valid forever; the horizon and the future bound reject 1969 and 2099.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from billing.domain.periods import Period
+
+DEFAULT_HORIZON = Period(2020, 1)
+DEFAULT_MAX_FUTURE_SECONDS = 300
+DEFAULT_MAX_LATE_PERIODS = 3
+MAX_LATE_PERIODS_LIMIT = 12  # 13 months of stored facts
+
+
+@dataclass(frozen=True)
+class TimeRefusal:
+    reason: str  # "out_of_window" or "too_late"
+    message: str
+
+
+@dataclass(frozen=True)
+class TimePolicy:
+    horizon: Period = DEFAULT_HORIZON
+    max_future_seconds: int = DEFAULT_MAX_FUTURE_SECONDS
+    max_late_periods: int = DEFAULT_MAX_LATE_PERIODS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_late_periods <= MAX_LATE_PERIODS_LIMIT:
+            raise ValueError(f"max_late_periods must be 0..{MAX_LATE_PERIODS_LIMIT}")
+        if not 0 <= self.max_future_seconds <= 86_400:
+            raise ValueError("max_future_seconds must be 0..86400")
+
+    def check(self, when: datetime, now: datetime, frozen: Collection[str]) -> TimeRefusal | None:
+        """``None`` when an event that happened at ``when`` is accepted at ``now``, given
+        the frozen periods; the reason and a message otherwise."""
+        if when.tzinfo is None:
+            return TimeRefusal("out_of_window", "time must carry a zone")
+        # compare before any conversion: a zone offset on year 1 or 9999 overflows
+        if when.year < self.horizon.year - 1 or when.year > now.year + 1:
+            return TimeRefusal("out_of_window", f"time {when.isoformat()} is out of range")
+        if when < self.horizon.start:
+            return TimeRefusal(
+                "out_of_window", f"time is before the horizon {self.horizon} of this stage"
+            )
+        if when > now + timedelta(seconds=self.max_future_seconds):
+            return TimeRefusal(
+                "out_of_window",
+                f"time is more than {self.max_future_seconds} s in the future",
+            )
+        return self.check_late(Period.of(when), frozen)
+
+    def check_late(self, period: Period, frozen: Collection[str]) -> TimeRefusal | None:
+        """The late-event policy. A frozen period is adjusted for by the first period after
+        it that is not frozen (``adjustment_period``); a period older than every frozen
+        period (before the first close) counts as frozen up to the first one."""
+        if not frozen:
+            return None
+        start = period
+        label = str(period)
+        if label not in frozen:
+            first = _first(frozen if isinstance(frozen, frozenset) else frozenset(frozen))
+            if label >= first:  # YYYY-MM labels sort like periods
+                return None
+            start = Period.parse(first)  # before the first close: behind every closed period
+        adjusting = start.next()
+        while str(adjusting) in frozen:
+            adjusting = adjusting.next()
+        late = (adjusting.year - period.year) * 12 + adjusting.month - period.month
+        if late > self.max_late_periods:
+            return TimeRefusal(
+                "too_late",
+                f"period {period} is closed and is adjusted for by {adjusting}, {late} periods"
+                f" later: more than the {self.max_late_periods} periods of lateness accepted",
+            )
+        return None
+
+
+@lru_cache(maxsize=8)
+def _first(frozen: frozenset[str]) -> str:
+    return min(frozen)
+
+
+DEFAULT_TIME_POLICY = TimePolicy()
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
