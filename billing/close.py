@@ -18,14 +18,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from billing.adapters.invoices import CONTENT_TYPES, DocumentStore, invoice_key, partial_key
 from billing.adapters.state import StateStore
-from billing.adapters.store import UsageStore, shard_labels
+from billing.adapters.store import CloseInProgress, UsageStore, shard_labels
 from billing.documents.render import invoice_csv, invoice_json, invoice_pdf, manifest, summary_csv
 from billing.domain.engine import monthly_usage
 from billing.domain.invoice import Invoice
@@ -41,6 +41,19 @@ class MissingPlan(Exception):
     pass
 
 
+class EarlyClose(Exception):
+    """The period has not ended; closing it needs ``force``."""
+
+
+__all__ = ["CloseInProgress", "EarlyClose", "MissingPlan", "MonthClose"]
+
+DEFAULT_LEASE_SECONDS = 24 * 3600  # the state machine's timeout (close_timeout_hours)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class MonthClose:
     store: UsageStore
@@ -48,6 +61,8 @@ class MonthClose:
     events: Any  # boto3 EventBridge client
     bus_name: str
     settle_seconds: int
+    clock: Callable[[], datetime] = field(default=utc_now)
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
 
     @property
     def states(self) -> StateStore:
@@ -56,18 +71,55 @@ class MonthClose:
     # --- 1. freeze ------------------------------------------------------------------
 
     def freeze(
-        self, period: str | None, settle: int | None = None, now: datetime | None = None
+        self,
+        period: str | None,
+        settle: int | None = None,
+        now: datetime | None = None,
+        *,
+        force: bool = False,
+        execution: str | None = None,
+        lease_seconds: int | None = None,
     ) -> dict[str, Any]:
         """Freeze ``period`` (default: the month before now). The state machine then waits
-        ``settle_seconds`` for in-flight ingest batches; a re-run, or a caller that knows
-        nothing is in flight (the local runtime), can say 0."""
-        now = now or datetime.now(UTC)
+        for in-flight ingest batches: ``settle_seconds`` counted from the first freeze
+        (``frozen_at``), so a re-run that finds the period frozen waits only what is left;
+        a caller that knows nothing is in flight (the local runtime) can say 0.
+
+        A period that has not ended is refused (``EarlyClose``) unless ``force``. With
+        ``execution`` (the Step Functions execution id) the period's close lock is taken
+        first: another execution holding it fails this one with ``CloseInProgress``.
+        """
+        now = now or self.clock()
         target = Period.parse(period) if period else Period.of(now).prev()
-        status = self.store.period_status(str(target))
-        self.store.freeze(str(target), now.isoformat(timespec="seconds"))
+        if target.end > now and not force:
+            raise EarlyClose(
+                f"period {target} has not ended (it ends {target.end.isoformat()}); "
+                "closing it early needs force"
+            )
+        if execution:
+            self.store.acquire_close_lock(
+                str(target), execution, int(now.timestamp()), lease_seconds or self.lease_seconds
+            )
+        try:
+            self.store.freeze(str(target), now.isoformat(timespec="seconds"))
+        except Exception:
+            if execution:
+                self.store.release_close_lock(str(target), execution)
+            raise
         if settle is None:
-            settle = 0 if status else self.settle_seconds
-        return {"period": str(target), "settle_seconds": settle}
+            status = self.store.period_status(str(target)) or {}
+            frozen_at = datetime.fromisoformat(str(status.get("frozen_at", now.isoformat())))
+            waited = int((now - frozen_at).total_seconds())
+            settle = max(0, min(self.settle_seconds, self.settle_seconds - waited))
+        out: dict[str, Any] = {"period": str(target), "settle_seconds": settle}
+        if execution:
+            out["execution"] = execution
+        return out
+
+    def release(self, period: str | None, execution: str) -> None:
+        """Free the period's close lock held by ``execution`` (failure path of the close)."""
+        if period:
+            self.store.release_close_lock(period, execution)
 
     # --- 2. accounts ----------------------------------------------------------------
 
@@ -83,6 +135,11 @@ class MonthClose:
         return sorted({period, *self.store.adjustment_periods(period, account)})
 
     def plan_account(self, period: str, account: str) -> dict[str, Any]:
+        """The account's units; none for an account an earlier run already issued (its
+        invoice is kept as it is, ``rate_account``)."""
+        existing = self.store.result(period, account)
+        if existing and existing.get("status") == "issued":
+            return {"period": period, "account": account, "units": []}
         units = [
             {"period": period, "account": account, "shard": s}
             for s in shard_labels(self.store.shards)
@@ -158,29 +215,50 @@ class MonthClose:
         return PricePlan.model_validate(doc)
 
     def invoice_for(self, period: str, account: str) -> Invoice:
+        return self.invoice_and_skipped(period, account)[0]
+
+    def invoice_and_skipped(
+        self, period: str, account: str
+    ) -> tuple[Invoice, list[dict[str, str]]]:
+        """The invoice, and the prior-period adjustments left out of it because they could
+        not be rated (period, reason): one prior period's failure never blocks the
+        current invoice."""
         merged = self.merged_partials(period, account)
         plan = self.plan_for(account, period)
         adjustments = []
+        skipped: list[dict[str, str]] = []
         for prior, usages in sorted(merged.items()):
             if prior == period:
                 continue
-            prior_plan = self.plan_for(account, prior)
-            adjustments.extend(
-                adjustment_lines(
+            try:
+                prior_plan = self.plan_for(account, prior)
+                lines = adjustment_lines(
                     prior, rate(usages["with"], prior_plan), rate(usages["without"], prior_plan)
                 )
-            )
-        return build_invoice(account, period, plan, merged[period]["with"], adjustments=adjustments)
+            except Exception as err:  # reported in the result and the manifest
+                skipped.append({"period": prior, "reason": f"{type(err).__name__}: {err}"})
+                continue
+            adjustments.extend(lines)
+        invoice = build_invoice(
+            account, period, plan, merged[period]["with"], adjustments=adjustments
+        )
+        return invoice, skipped
 
     def rate_account(self, period: str, account: str) -> dict[str, Any]:
-        invoice = self.invoice_for(period, account)
+        """Rate and issue the account's invoice, once: an account already ``issued`` by an
+        earlier run keeps its result and documents (nothing is recomputed or rewritten);
+        a ``failed`` one is retried."""
+        existing = self.store.result(period, account)
+        if existing and existing.get("status") == "issued":
+            return {"account": account, "status": "issued", "total": str(existing["total"])}
+        invoice, skipped = self.invoice_and_skipped(period, account)
         keys = {}
         renderers = {"json": invoice_json, "csv": invoice_csv, "pdf": invoice_pdf}
         for fmt, render in renderers.items():
             key = invoice_key(period, account, invoice.number, fmt)
             self.documents.write_once(key, render(invoice), CONTENT_TYPES[fmt])
             keys[fmt] = key
-        result = {
+        result: dict[str, Any] = {
             "status": "issued",
             "account": account,
             "invoice": invoice.number,
@@ -188,6 +266,8 @@ class MonthClose:
             "total": str(invoice.total),
             "keys": keys,
         }
+        if skipped:
+            result["adjustment_failures"] = skipped
         self.store.put_result(period, account, result)
         return {"account": account, "status": "issued", "total": str(invoice.total)}
 
@@ -200,16 +280,37 @@ class MonthClose:
             cause = f"{detail.get('errorType', 'Error')}: {detail.get('errorMessage', cause)}"
         except (ValueError, AttributeError):
             pass
-        self.store.put_result(
+        self.store.put_failure(
             period, account, {"status": "failed", "account": account, "error": cause[:2000]}
         )
 
     # --- 7. finish ------------------------------------------------------------------
 
-    def finish(self, period: str, now: datetime | None = None) -> dict[str, Any]:
+    def finish(
+        self, period: str, now: datetime | None = None, execution: str | None = None
+    ) -> dict[str, Any]:
+        """Manifest and summary from the results, checked against S3: an ``issued`` result
+        whose documents are missing is reported failed. Then the period is closed, each
+        invoice not yet announced is announced once, and the close lock is released."""
+        now = now or self.clock()
         results = sorted(self.store.results(period), key=lambda r: r["account"])
+        for r in results:
+            if r["status"] != "issued":
+                continue
+            missing = [k for k in r["keys"].values() if self.documents.read(k) is None]
+            if missing:
+                account = r["account"]
+                r.clear()
+                r.update(
+                    status="failed",
+                    account=account,
+                    error=f"issued documents missing in S3: {', '.join(sorted(missing))}",
+                )
         issued = [r for r in results if r["status"] == "issued"]
         failed = [r for r in results if r["status"] != "issued"]
+        for r in failed:
+            if r.get("error", "").startswith("issued documents missing"):
+                self.store.put_result(period, r["account"], r)
         invoices = []
         for r in issued:
             body = self.documents.read(r["keys"]["json"])
@@ -219,16 +320,49 @@ class MonthClose:
             f"invoices/{period}/summary.csv", summary_csv(invoices), CONTENT_TYPES["csv"]
         )
         failures = [{"account": r["account"], "error": r.get("error", "")} for r in failed]
+        skipped = [
+            {"account": r["account"], "period": a["period"], "reason": a["reason"]}
+            for r in issued
+            for a in r.get("adjustment_failures", [])
+        ]
         self.documents.write(
             f"invoices/{period}/manifest.json",
-            manifest(period, invoices, failures),
+            manifest(period, invoices, failures, skipped),
             CONTENT_TYPES["json"],
         )
-        self.store.mark_closed(period, (now or datetime.now(UTC)).isoformat(timespec="seconds"))
-        self.publish_issued(period, issued)
-        return {"period": period, "issued": len(issued), "failed": [f["account"] for f in failures]}
+        at = now.isoformat(timespec="seconds")
+        self.store.mark_closed(period, at)
+        announced = self.announce(period, issued, at)
+        if execution:
+            self.store.release_close_lock(period, execution)
+        return {
+            "period": period,
+            "issued": len(issued),
+            "announced": announced,
+            "failed": [f["account"] for f in failures],
+        }
 
-    def publish_issued(self, period: str, issued: list[dict[str, Any]]) -> None:
+    def announce(self, period: str, issued: list[dict[str, Any]], at: str) -> int:
+        """Publish ``InvoiceIssued`` once per invoice. Each announcement is claimed first
+        (a conditional update of the result); a failed publication gives the claim back.
+        Crash window: a crash between the claim and ``PutEvents`` loses that announcement
+        (at most once); the result shows ``announced_at`` and the invoice is in S3 and in
+        the manifest."""
+        claimed = [
+            r for r in issued if self.store.mark_announced(period, r["account"], r["invoice"], at)
+        ]
+        try:
+            failed_accounts = self.publish_issued(period, claimed)
+        except Exception:
+            for r in claimed:
+                self.store.unmark_announced(period, r["account"])
+            raise
+        for account in failed_accounts:
+            self.store.unmark_announced(period, account)
+        return len(claimed) - len(failed_accounts)
+
+    def publish_issued(self, period: str, issued: list[dict[str, Any]]) -> list[str]:
+        """Put the events; the accounts whose entries EventBridge did not accept."""
         entries = [
             {
                 "Source": "cpaas.billing",
@@ -248,5 +382,10 @@ class MonthClose:
             }
             for r in issued
         ]
+        rejected: list[str] = []
         for start in range(0, len(entries), 10):
-            self.events.put_events(Entries=entries[start : start + 10])
+            resp = self.events.put_events(Entries=entries[start : start + 10])
+            for r, entry in zip(issued[start : start + 10], resp.get("Entries", []), strict=False):
+                if entry.get("ErrorCode"):
+                    rejected.append(r["account"])
+        return rejected

@@ -2,14 +2,17 @@
 
 Flow (``MonthCloseStateMachine``)::
 
-    Freeze -> Settle (Wait $.settle_seconds) -> StartListing (cursor = null)
-      -> ListAccounts (page of accounts, ResultPath $.page)
-      -> CloseAccounts (Map over $.page.accounts, one iteration per account):
-             PlanAccount -> ComputeShards (Map over $.units: ComputeShard) -> RateAccount
-             any failure of those three -> RecordFailure (the account is recorded, the
-             close goes on with the other accounts)
-      -> MorePages? (cursor present and not null: NextPage -> ListAccounts)
-      -> Finish
+    Freeze (takes the period's lock for $$.Execution.Id; refuses a period not ended
+            unless "force"; a second execution of the period fails: CloseInProgress)
+    -> Close (Parallel, one branch; any failure -> ReleaseLock -> CloseFailed):
+         Settle (Wait $.settle_seconds) -> StartListing (cursor = null)
+         -> ListAccounts (page of accounts, ResultPath $.page)
+         -> CloseAccounts (Map over $.page.accounts, one iteration per account):
+                PlanAccount -> ComputeShards (Map over $.units: ComputeShard) -> RateAccount
+                any failure of those three -> RecordFailure (the account is recorded, the
+                close goes on with the other accounts)
+         -> MorePages? (cursor present and not null: NextPage -> ListAccounts)
+         -> Finish (announces each invoice once, releases the lock)
 
 Every task is a Lambda invocation whose output is the function's return value
 (``payload_response_only``), retried on Lambda service errors and throttling.
@@ -56,6 +59,23 @@ class CloseTask:
     description: str
     timeout: Duration
     memory_mb: int
+    # What the task may do, and nothing more (see docs/architecture.md, permissions):
+    # DynamoDB item actions on the usage table, limited to items whose partition key
+    # matches one of ``table_keys`` (dynamodb:LeadingKeys); invoice bucket prefixes it
+    # reads and writes. No task may delete an object.
+    table_actions: tuple[str, ...] = ()
+    table_keys: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+
+_GET, _PUT, _UPDATE, _DELETE = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
+_QUERY, _BATCH_GET = "dynamodb:Query", "dynamodb:BatchGetItem"
 
 
 CLOSE_TASKS = (
@@ -66,6 +86,9 @@ CLOSE_TASKS = (
         description="Month close: freezes the period (default: the previous month)",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
+        # the lock (conditional put), the freeze; the lock again if the freeze fails
+        table_actions=(_GET, _PUT, _UPDATE, _DELETE),
+        table_keys=("P#*", "CONTROL"),
     ),
     CloseTask(
         construct_id="CloseListAccountsFunction",
@@ -74,6 +97,8 @@ CLOSE_TASKS = (
         description="Month close: lists the period's accounts, one page at a time",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
+        table_actions=(_QUERY,),
+        table_keys=("P#*", "ACCOUNTS"),
     ),
     CloseTask(
         construct_id="ClosePlanAccountFunction",
@@ -82,6 +107,8 @@ CLOSE_TASKS = (
         description="Month close: splits one account's period into shard units",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
+        table_actions=(_GET,),
+        table_keys=("P#*",),
     ),
     CloseTask(
         construct_id="CloseComputeShardFunction",
@@ -90,6 +117,10 @@ CLOSE_TASKS = (
         description="Month close: aggregates one shard of one account's usage",
         timeout=LONG_TIMEOUT,
         memory_mb=1769,
+        table_actions=(_QUERY, _BATCH_GET),
+        table_keys=("F#*", "E#*", "P#*", "PLAN#*"),
+        reads=(STATE_PREFIX,),
+        writes=(WORK_PREFIX, STATE_PREFIX),
     ),
     CloseTask(
         construct_id="CloseRateAccountFunction",
@@ -98,6 +129,10 @@ CLOSE_TASKS = (
         description="Month close: rates one account and writes its invoice",
         timeout=LONG_TIMEOUT,
         memory_mb=1769,
+        table_actions=(_GET, _QUERY, _PUT),
+        table_keys=("P#*", "PLAN#*"),
+        reads=(WORK_PREFIX, INVOICES_PREFIX),
+        writes=(INVOICES_PREFIX,),
     ),
     CloseTask(
         construct_id="CloseRecordFailureFunction",
@@ -106,6 +141,18 @@ CLOSE_TASKS = (
         description="Month close: records an account whose close failed",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
+        table_actions=(_PUT, _UPDATE),
+        table_keys=("P#*",),
+    ),
+    CloseTask(
+        construct_id="CloseReleaseFunction",
+        handler="release",
+        suffix="close-release",
+        description="Month close: releases the period's close lock when the close fails",
+        timeout=SHORT_TIMEOUT,
+        memory_mb=512,
+        table_actions=(_DELETE,),
+        table_keys=("P#*",),
     ),
     CloseTask(
         construct_id="CloseFinishFunction",
@@ -114,6 +161,10 @@ CLOSE_TASKS = (
         description="Month close: writes the period manifest and announces the close",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
+        table_actions=(_QUERY, _PUT, _UPDATE, _DELETE),
+        table_keys=("P#*",),
+        reads=(INVOICES_PREFIX,),
+        writes=(INVOICES_PREFIX,),
     ),
 )
 
@@ -137,12 +188,6 @@ def build_close_functions(
 ) -> dict[str, lambda_.Function]:
     """One function per task, each with its own role limited to what a close step does."""
     functions: dict[str, lambda_.Function] = {}
-    bucket = storage.invoice_bucket
-    object_arns = [
-        bucket.arn_for_objects(f"{INVOICES_PREFIX}*"),
-        bucket.arn_for_objects(f"{WORK_PREFIX}*"),
-        bucket.arn_for_objects(f"{STATE_PREFIX}*"),
-    ]
     for task in CLOSE_TASKS:
         function = billing_function(
             stack,
@@ -159,47 +204,66 @@ def build_close_functions(
         )
         role = function.role
         assert role is not None
-        storage.table.grant_read_write_data(function)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadWriteCloseObjects",
-                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                resources=object_arns,
-            )
-        )
-        # Unconditioned on purpose: S3 answers a GET of a missing key with 404 only to
-        # callers that may list the bucket (403 otherwise), and the close checks for
-        # existing documents that way. The bucket holds only invoices/, work/ and state/.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListCloseObjects",
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="UseInvoiceKey",
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                resources=[storage.invoice_key.key_arn],
-            )
-        )
-        acknowledge_findings(
-            role,
-            "IAM5",
-            [
-                f"Resource::{arn_ref(bucket)}/{INVOICES_PREFIX}*",
-                f"Resource::{arn_ref(bucket)}/{WORK_PREFIX}*",
-                f"Resource::{arn_ref(bucket)}/{STATE_PREFIX}*",
-            ],
-            "The close writes one invoice/manifest per account and period, scratch files and "
-            "the entity state carried to the next close under keys it derives at run time; "
-            "access is limited to the invoices/, work/ and state/ prefixes of the invoice "
-            "bucket.",
-        )
+        _grant_task(role, task, storage)
         functions[task.handler] = function
     bus.grant_put_events_to(functions["finish"])
     return functions
+
+
+def _grant_task(role: iam.IRole, task: CloseTask, storage: Storage) -> None:
+    """The task's own DynamoDB and S3 permissions (``CloseTask``), nothing shared."""
+    bucket = storage.invoice_bucket
+    if task.table_actions:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TableItems",
+                actions=list(task.table_actions),
+                resources=[storage.table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(task.table_keys)}
+                },
+            )
+        )
+    for sid, actions, prefixes in (
+        ("ReadCloseObjects", ["s3:GetObject"], task.reads),
+        ("WriteCloseObjects", ["s3:PutObject"], task.writes),
+    ):
+        if prefixes:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    actions=actions,
+                    resources=[bucket.arn_for_objects(f"{p}*") for p in prefixes],
+                )
+            )
+    if not (task.reads or task.writes):
+        return
+    # Unconditioned on purpose: S3 answers a GET of a missing key with 404 only to
+    # callers that may list the bucket (403 otherwise), and the close checks for
+    # existing documents that way. The bucket holds only invoices/, work/ and state/.
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ListCloseObjects",
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+        )
+    )
+    key_actions = ["kms:Decrypt"] + (["kms:Encrypt", "kms:GenerateDataKey"] if task.writes else [])
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="UseInvoiceKey",
+            actions=key_actions,
+            resources=[storage.invoice_key.key_arn],
+        )
+    )
+    acknowledge_findings(
+        role,
+        "IAM5",
+        [f"Resource::{arn_ref(bucket)}/{p}*" for p in sorted(set(task.reads) | set(task.writes))],
+        "The close reads and writes invoices, manifests, scratch files and carried entity "
+        "state under keys it derives at run time; each task may only Get/Put objects of "
+        "the prefixes it uses, never delete.",
+    )
 
 
 def _fields(*names: str) -> dict[str, Any]:
@@ -238,7 +302,19 @@ def build_definition(
     stack: Stack, config: BillingConfig, functions: dict[str, lambda_.Function]
 ) -> sfn.IChainable:
     """The month-close definition (see the module docstring)."""
-    freeze = _invoke(stack, "Freeze", functions["freeze"])
+    # Freeze takes the period's close lock for this execution (lease: the execution
+    # timeout, so a crashed execution cannot hold it for ever); a second execution of the
+    # same period fails here with CloseInProgress.
+    freeze = _invoke(
+        stack,
+        "Freeze",
+        functions["freeze"],
+        payload={
+            "input": sfn.JsonPath.object_at("$"),
+            "execution": sfn.JsonPath.string_at("$$.Execution.Id"),
+            "lease_seconds": config.close_timeout_hours * 3600,
+        },
+    )
     settle = sfn.Wait(stack, "Settle", time=sfn.WaitTime.seconds_path("$.settle_seconds"))
     # A JSON null cannot be written as a Pass state's Result from CDK, so the intrinsic
     # States.StringToJson('null') supplies it.
@@ -247,6 +323,7 @@ def build_definition(
         "StartListing",
         parameters={
             "period": sfn.JsonPath.string_at("$.period"),
+            "execution": sfn.JsonPath.string_at("$.execution"),
             "cursor": sfn.JsonPath.string_at("States.StringToJson('null')"),
         },
     )
@@ -303,7 +380,7 @@ def build_definition(
         stack,
         "Finish",
         functions["finish"],
-        payload={"period": sfn.JsonPath.string_at("$.period")},
+        payload=_fields("period", "execution"),
     )
     more_pages = (
         sfn.Choice(stack, "MorePages?")
@@ -317,13 +394,24 @@ def build_definition(
         .otherwise(finish)
     )
 
-    return (
-        freeze.next(settle)
-        .next(start_listing)
-        .next(list_accounts)
-        .next(close_accounts)
-        .next(more_pages)
+    # Everything after Freeze runs inside Close: any failure releases this execution's
+    # lock (ReleaseLock) and then fails the execution with the original error and cause.
+    close = sfn.Parallel(stack, "Close", output_path="$[0]")
+    close.branch(
+        settle.next(start_listing).next(list_accounts).next(close_accounts).next(more_pages)
     )
+    release = _invoke(
+        stack,
+        "ReleaseLock",
+        functions["release"],
+        payload=_fields("period", "execution"),
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    failed = sfn.Fail(
+        stack, "CloseFailed", error_path="$.failure.Error", cause_path="$.failure.Cause"
+    )
+    close.add_catch(release.next(failed), errors=[sfn.Errors.ALL], result_path="$.failure")
+    return freeze.next(close)
 
 
 def build_month_close(

@@ -21,9 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from billing.adapters.invoices import INVOICES, DocumentStore, invoice_key
-from billing.adapters.rejects import RejectStore
+from billing.adapters.rejects import RejectStore, mask
 from billing.adapters.store import UsageStore
 from billing.cli.stack import Deployed, deployed
+from billing.domain.events import validate_account_id
 from billing.domain.invoice import Invoice
 from billing.domain.plan import load_plan
 from billing.queries import current_usage
@@ -173,7 +174,8 @@ def rejects(limit: Annotated[int, typer.Option(help="how many to show")] = 20) -
             break
         doc = store.get(key)
         errors = "; ".join(f"{e['field']}: {e['error']}" for e in doc["errors"][:3])
-        table.add_row(key.rsplit("/", 1)[-1][:16], doc["reason"], errors)
+        # the stored body is kept exact for replay; what is shown has identifiers masked
+        table.add_row(key.rsplit("/", 1)[-1][:16], mask(doc["reason"]), mask(errors))
     out.print(table)
 
 
@@ -212,6 +214,11 @@ def plans_put(
     plan = load_plan(file)
     if account:
         plan = plan.model_copy(update={"account": account})
+    try:
+        validate_account_id(plan.account)
+    except ValueError as err:
+        message = f"account {plan.account!r}: {err}"
+        raise typer.BadParameter(message, param_hint="--account") from err
     _store(deployed()).put_plan(plan.account, plan.effective_from, plan.model_dump(mode="json"))
     console.print(f"plan for {plan.account} effective {plan.effective_from} stored")
 
@@ -219,16 +226,63 @@ def plans_put(
 # --- close and invoices ---------------------------------------------------------------------
 
 
-def run_close(
-    d: Deployed, period: str, timeout: float = 1800, settle: int | None = None
-) -> dict[str, Any]:
+class CloseRefused(RuntimeError):
+    pass
+
+
+def running_closes(d: Deployed, period: str) -> list[str]:
+    """Executions closing ``period`` now: those started for it by this command, and the
+    holder of the period's close lock if it is still running."""
     sfn = boto3.client("stepfunctions")
-    name = f"close-{period}-{int(time.time())}"
-    start = {"period": period} if settle is None else {"period": period, "settle_seconds": settle}
+    found: list[str] = []
+    for page in sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=d.state_machine_arn, statusFilter="RUNNING"
+    ):
+        found += [
+            e["executionArn"]
+            for e in page["executions"]
+            if e["name"].startswith(f"close-{period}-")
+        ]
+    holder = str((_store(d).close_lock(period) or {}).get("owner", ""))
+    if holder and holder not in found:
+        try:
+            if sfn.describe_execution(executionArn=holder)["status"] == "RUNNING":
+                found.append(holder)
+        except sfn.exceptions.ClientError:
+            pass
+    return found
+
+
+def run_close(
+    d: Deployed,
+    period: str,
+    timeout: float = 1800,
+    settle: int | None = None,
+    *,
+    force: bool = False,
+    wait: bool = False,
+) -> dict[str, Any]:
+    """Start the close of ``period`` and wait for it. Another close of the period still
+    running is refused (``CloseRefused``), or waited for first with ``wait``."""
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while running := running_closes(d, period):
+        if not wait:
+            raise CloseRefused(
+                f"CloseInProgress: period {period} is being closed by execution {running[0]}"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"close of {period} still running after {timeout} s: {running}")
+        time.sleep(1)
+    name = f"close-{period}-{time.time_ns()}"
+    start: dict[str, Any] = {"period": period}
+    if settle is not None:
+        start["settle_seconds"] = settle
+    if force:
+        start["force"] = True
     arn = sfn.start_execution(
         stateMachineArn=d.state_machine_arn, name=name, input=json.dumps(start)
     )["executionArn"]
-    deadline = time.monotonic() + timeout
     with _progress() as progress:
         task = progress.add_task(f"closing {period}", total=None)
         while True:
@@ -247,9 +301,21 @@ def run_close(
 
 
 @app.command()
-def close(period: PeriodOpt) -> None:
+def close(
+    period: PeriodOpt,
+    force: Annotated[
+        bool, typer.Option("--force", help="close a period that has not ended yet")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="wait for a running close of the period, then run")
+    ] = False,
+) -> None:
     """Run the month-end close for a period (the state machine) and wait for it."""
-    result = run_close(deployed(), period)
+    try:
+        result = run_close(deployed(), period, force=force, wait=wait)
+    except CloseRefused as err:
+        console.print(f"[red]{err}[/] (--wait to run after it)")
+        raise typer.Exit(1) from None
     console.print(f"{period}: {result.get('issued', 0)} invoices issued")
     for account in result.get("failed", []):
         console.print(f"[red]failed[/] {account} (see: billing invoices list --period {period})")

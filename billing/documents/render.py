@@ -148,7 +148,10 @@ def summary_csv(invoices: Iterable[Invoice]) -> bytes:
 
 
 def manifest(
-    period: str, invoices: Iterable[Invoice], failures: Iterable[Mapping[str, Any]] = ()
+    period: str,
+    invoices: Iterable[Invoice],
+    failures: Iterable[Mapping[str, Any]] = (),
+    adjustment_failures: Iterable[Mapping[str, Any]] = (),
 ) -> bytes:
     """The close's record of a period: what was issued (with a SHA-256 of each invoice's
     JSON), what failed and why, and the totals per currency."""
@@ -177,8 +180,21 @@ def manifest(
             for inv in issued
         ],
         "failures": failed,
+        "adjustment_failures": sorted(
+            (
+                {
+                    "account": str(a["account"]),
+                    "period": str(a["period"]),
+                    "reason": str(a.get("reason", "")),
+                }
+                for a in adjustment_failures
+            ),
+            key=lambda a: (a["account"], a["period"]),
+        ),
         "totals_by_currency": {c: plain(t) for c, t in sorted(totals.items())},
     }
+    if not doc["adjustment_failures"]:  # the key appears only when something was left out
+        del doc["adjustment_failures"]
     return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
 
 

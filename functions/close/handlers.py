@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.adapters.invoices import DocumentStore
+from billing.adapters.invoices import DocumentStore, InvoiceLock
 from billing.adapters.store import UsageStore
 from billing.close import MonthClose
 from billing.config import Config, client, resource
@@ -22,7 +22,7 @@ def month_close() -> MonthClose:
     cfg = Config.from_env()
     return MonthClose(
         store=UsageStore(resource("dynamodb").Table(cfg.table_name), cfg.shards),
-        documents=DocumentStore(client("s3"), cfg.invoice_bucket),
+        documents=DocumentStore(client("s3"), cfg.invoice_bucket, InvoiceLock.from_env()),
         events=client("events"),
         bus_name=cfg.bus_name,
         settle_seconds=cfg.settle_seconds,
@@ -32,7 +32,24 @@ def month_close() -> MonthClose:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def freeze(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return month_close().freeze(event.get("period"), event.get("settle_seconds"))
+    """The state machine passes its input under ``input`` and its execution id under
+    ``execution`` (the close lock's owner); a direct call passes the input itself."""
+    given = event.get("input", event)
+    return month_close().freeze(
+        given.get("period"),
+        given.get("settle_seconds"),
+        force=bool(given.get("force", False)),
+        execution=event.get("execution"),
+        lease_seconds=event.get("lease_seconds"),
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def release(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Failure path of the close: free the period's lock held by this execution."""
+    month_close().release(event.get("period"), event["execution"])
+    return {"released": True}
 
 
 @logger.inject_lambda_context
@@ -71,4 +88,4 @@ def record_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return month_close().finish(event["period"])
+    return month_close().finish(event["period"], execution=event.get("execution"))

@@ -154,7 +154,7 @@ def test_a_late_event_is_billed_as_an_adjustment_on_the_next_invoice(
     )
     send_lines(stack.queue_url, [json.dumps(late), json.dumps(late)])  # and a duplicate
     aws.drain(timeout=60)
-    november = run_close(stack, "2026-11", settle=0)
+    november = run_close(stack, "2026-11", settle=0, force=True)
     assert s.account not in november["failed"]
     invoice = issued(store, documents, "2026-11", s.account)
     adjustments = [line for line in invoice.adjustment_lines if line.metric == "sms.mt"]

@@ -97,7 +97,7 @@ def ingest(env: Env, events: list[Envelope]) -> None:
 
 
 def run_close(mc: MonthClose, period: str) -> dict[str, Any]:
-    mc.freeze(period, settle=0)
+    mc.freeze(period, settle=0, force=True)
     units = mc.plan_account(period, ACCOUNT)["units"]
     for unit in units:
         mc.compute_shard(unit["period"], unit["account"], unit["shard"])
