@@ -38,9 +38,16 @@ CONTEXT_KEYS: dict[str, tuple[object, str]] = {
     "close_timeout_hours": (24, "month-close execution timeout"),
     "shards": (16, "usage shards per account (SHARDS)"),
     "settle_seconds": (120, "wait after the freeze before reading the period (SETTLE_SECONDS)"),
+    "event_horizon": ("2020-01", "first period an event may fall in (EVENT_HORIZON)"),
+    "max_future_seconds": (300, "how far ahead of the clock an event may be (MAX_FUTURE_SECONDS)"),
+    "max_late_periods": (3, "periods of lateness accepted for closed periods (MAX_LATE_PERIODS)"),
     "log_level": ("INFO", "LOG_LEVEL of every function"),
     "log_retention_days": (365, "retention of Lambda and state-machine log groups"),
-    "finance_principal_arn": ("", "who may assume FinanceRole (default: the account root)"),
+    "finance_principal_arn": ("", "who may assume FinanceRole (unset: no role, policy only)"),
+    "operator_principal_arn": ("", "who may assume OperatorRole (unset: no role, policy only)"),
+    "rejects_retention_days": (30, "days a rejected event is kept (raw end-user data)"),
+    "invoice_lock_mode": ("GOVERNANCE", "S3 Object Lock mode of issued invoices"),
+    "invoice_retention_years": (10, "years issued invoices are locked against deletion"),
     "alarm_email": ("", "e-mail address subscribed to AlarmTopic (optional)"),
     "bundle_dependencies": (False, "pip-install the runtime dependencies into the asset"),
 }
@@ -97,9 +104,16 @@ class BillingConfig:
     close_timeout_hours: int = 24
     shards: int = 16
     settle_seconds: int = 120
+    event_horizon: str = "2020-01"
+    max_future_seconds: int = 300
+    max_late_periods: int = 3
     log_level: str = "INFO"
     log_retention_days: int = 365
     finance_principal_arn: str = ""
+    operator_principal_arn: str = ""
+    rejects_retention_days: int = 30
+    invoice_lock_mode: str = "GOVERNANCE"
+    invoice_retention_years: int = 10
     alarm_email: str = ""
     bundle_dependencies: bool = False
 
@@ -139,6 +153,18 @@ class BillingConfig:
         principal = get("finance_principal_arn", _as_str)
         if principal and not principal.startswith("arn:"):
             raise ConfigError(f"context 'finance_principal_arn': not an ARN: {principal!r}")
+        operator = get("operator_principal_arn", _as_str)
+        if operator and not operator.startswith("arn:"):
+            raise ConfigError(f"context 'operator_principal_arn': not an ARN: {operator!r}")
+        lock_mode = get("invoice_lock_mode", _as_str).upper()
+        if lock_mode not in {"GOVERNANCE", "COMPLIANCE"}:
+            raise ConfigError(
+                f"context 'invoice_lock_mode': expected GOVERNANCE|COMPLIANCE, got {lock_mode!r}"
+            )
+
+        horizon = get("event_horizon", _as_str)
+        if not re.match(r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])$", horizon):
+            raise ConfigError(f"context 'event_horizon': expected YYYY-MM, got {horizon!r}")
 
         config = cls(
             stage=stage,
@@ -157,9 +183,16 @@ class BillingConfig:
             close_timeout_hours=get("close_timeout_hours", integer(1, 24 * 365)),
             shards=get("shards", integer(1, 256)),
             settle_seconds=get("settle_seconds", integer(0, 86400)),
+            event_horizon=horizon,
+            max_future_seconds=get("max_future_seconds", integer(0, 86400)),
+            max_late_periods=get("max_late_periods", integer(0, 12)),
             log_level=log_level,
             log_retention_days=get("log_retention_days", integer(1, 3653)),
             finance_principal_arn=principal,
+            operator_principal_arn=operator,
+            rejects_retention_days=get("rejects_retention_days", integer(1, 400)),
+            invoice_lock_mode=lock_mode,
+            invoice_retention_years=get("invoice_retention_years", integer(1, 100)),
             alarm_email=get("alarm_email", _as_str),
             bundle_dependencies=get("bundle_dependencies", _as_bool),
         )

@@ -22,6 +22,15 @@ from infra.functions import billing_function, function_name
 from infra.nag import acknowledge, acknowledge_findings, arn_ref
 from infra.storage import Storage
 
+# DynamoDB actions of the ingest function: batch and conditional puts of facts, markers
+# and id claims, reads of the control items. Nothing reads or deletes a range of items.
+INGEST_TABLE_ACTIONS = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+)
+
 USAGE_DETAIL_TYPE = "cpaas.usage"
 INGEST_HANDLER = "functions.ingest.handler.handler"
 
@@ -127,9 +136,18 @@ def build_intake(
             max_concurrency=max_concurrency,
         )
     )
-    storage.table.grant_read_write_data(function)
-    storage.pseudonym_secret.grant_read(function)
     assert function.role is not None
+    # Only the item actions ingest performs: no Scan, Query or DeleteItem of the table.
+    function.role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="WriteFacts",
+            actions=list(INGEST_TABLE_ACTIONS),
+            resources=[storage.table.table_arn],
+        )
+    )
+    storage.pseudonym_secret.grant_read(function)
+    # The rejects key encrypts what ingest stores; ingest can never decrypt it back.
+    storage.rejects_key.grant(function, "kms:GenerateDataKey")
     function.role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="WriteRejects",

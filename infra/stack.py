@@ -61,6 +61,9 @@ class BillingStack(Stack):
         self.intake = build_intake(
             self, config, bus=bus, storage=self.storage, code=code, environment=environment
         )
+        # billing replay: re-send rejected and dead-lettered events to the intake queue.
+        self.intake.queue.grant_send_messages(self.storage.operator_policy)
+        self.intake.dlq.grant_consume_messages(self.storage.operator_policy)
         self.month_close = build_month_close(
             self, config, storage=self.storage, bus=bus, code=code, environment=environment
         )
@@ -88,8 +91,22 @@ class BillingStack(Stack):
                 self.month_close.state_machine.state_machine_arn,
                 "month-close state machine",
             ),
-            "FinanceRoleArn": (self.storage.finance_role.role_arn, "role finance assumes"),
+            "FinanceReadPolicyArn": (
+                self.storage.finance_policy.managed_policy_arn,
+                "managed policy: read the published invoices",
+            ),
+            "OperatorRejectsPolicyArn": (
+                self.storage.operator_policy.managed_policy_arn,
+                "managed policy: read, delete and replay rejected events",
+            ),
             "AlarmTopicArn": (self.monitoring.topic.topic_arn, "alarm notifications"),
         }
+        if self.storage.finance_role is not None:
+            outputs["FinanceRoleArn"] = (self.storage.finance_role.role_arn, "role finance assumes")
+        if self.storage.operator_role is not None:
+            outputs["OperatorRoleArn"] = (
+                self.storage.operator_role.role_arn,
+                "role operators assume for rejected events",
+            )
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

@@ -20,6 +20,7 @@ from infra.functions import removal_policy
 from infra.nag import acknowledge, acknowledge_findings, arn_ref
 
 INVOICES_PREFIX = "invoices/"
+REJECTS_NONCURRENT_DAYS = 3
 WORK_PREFIX = "work/"
 STATE_PREFIX = "state/"
 
@@ -28,12 +29,15 @@ STATE_PREFIX = "state/"
 class Storage:
     table: dynamodb.Table
     access_logs_bucket: s3.Bucket
+    rejects_key: kms.Key
     rejects_bucket: s3.Bucket
+    operator_policy: iam.ManagedPolicy
+    operator_role: iam.Role | None
     invoice_key: kms.Key
     invoice_bucket: s3.Bucket
     pseudonym_secret: secretsmanager.Secret
     finance_policy: iam.ManagedPolicy
-    finance_role: iam.Role
+    finance_role: iam.Role | None
 
 
 def build_storage(stack: Stack, config: BillingConfig) -> Storage:
@@ -69,11 +73,23 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
     )
     # cdk-nag's S1 does not ask a log destination bucket to log itself.
 
+    # Rejected events hold raw end-user identifiers (they failed before pseudonymization):
+    # a key of their own, a short retention, and only the operator role may read them.
+    rejects_key = kms.Key(
+        stack,
+        "RejectsKey",
+        description=f"billing-{config.stage}: encrypts rejected events (raw end-user data)",
+        alias=f"alias/billing-{config.stage}-rejects",
+        enable_key_rotation=True,
+        removal_policy=removal,
+    )
     rejects = s3.Bucket(
         stack,
         "RejectsBucket",
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        encryption=s3.BucketEncryption.S3_MANAGED,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=rejects_key,
+        bucket_key_enabled=True,
         enforce_ssl=True,
         versioned=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
@@ -82,8 +98,8 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
         lifecycle_rules=[
             s3.LifecycleRule(
                 id="expire-rejects",
-                expiration=Duration.days(400),
-                noncurrent_version_expiration=Duration.days(30),
+                expiration=Duration.days(config.rejects_retention_days),
+                noncurrent_version_expiration=Duration.days(REJECTS_NONCURRENT_DAYS),
                 abort_incomplete_multipart_upload_after=Duration.days(7),
             ),
         ],
@@ -107,6 +123,8 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
         bucket_key_enabled=True,
         enforce_ssl=True,
         versioned=True,
+        # Issued invoices get a per-object retention (write_once); work/ and state/ none.
+        object_lock_enabled=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix="invoices/",
@@ -142,6 +160,16 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
         removal_policy=removal,
     )
 
+    invoices.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyDeletingInvoices",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[invoices.arn_for_objects(f"{INVOICES_PREFIX}*")],
+        )
+    )
+
     secret = secretsmanager.Secret(
         stack,
         "PseudonymSecret",
@@ -163,10 +191,14 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
     )
 
     finance_policy, finance_role = _finance_access(stack, config, invoices, invoice_key)
+    operator_policy, operator_role = _operator_access(stack, config, rejects, rejects_key)
     return Storage(
         table=table,
         access_logs_bucket=access_logs,
+        rejects_key=rejects_key,
         rejects_bucket=rejects,
+        operator_policy=operator_policy,
+        operator_role=operator_role,
         invoice_key=invoice_key,
         invoice_bucket=invoices,
         pseudonym_secret=secret,
@@ -177,7 +209,7 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
 
 def _finance_access(
     stack: Stack, config: BillingConfig, bucket: s3.Bucket, key: kms.Key
-) -> tuple[iam.ManagedPolicy, iam.Role]:
+) -> tuple[iam.ManagedPolicy, iam.Role | None]:
     """Read-only access to the published invoices, and a role that has nothing else."""
     invoice_objects = bucket.arn_for_objects(f"{INVOICES_PREFIX}*")
     policy = iam.ManagedPolicy(
@@ -211,16 +243,64 @@ def _finance_access(
         "Finance reads every invoice object under invoices/: the wildcard is the object "
         "keys of that one prefix of the invoice bucket, for GetObject(Version) only.",
     )
-    principal: iam.IPrincipal = (
-        iam.ArnPrincipal(config.finance_principal_arn)
-        if config.finance_principal_arn
-        else iam.AccountRootPrincipal()
-    )
+    if not config.finance_principal_arn:
+        # No role that any principal of the account could assume: attach the policy to
+        # finance's own role or group instead (docs/deploy.md).
+        return policy, None
     role = iam.Role(
         stack,
         "FinanceRole",
-        assumed_by=principal,
+        assumed_by=iam.ArnPrincipal(config.finance_principal_arn),
         description=f"billing-{config.stage}: finance reads invoices (read-only)",
+        managed_policies=[policy],
+        max_session_duration=Duration.hours(1),
+    )
+    return policy, role
+
+
+def _operator_access(
+    stack: Stack, config: BillingConfig, bucket: s3.Bucket, key: kms.Key
+) -> tuple[iam.ManagedPolicy, iam.Role | None]:
+    """What ``billing rejects`` and ``billing replay`` need: list, read and delete
+    rejected events (decrypting them), and re-send them to the intake queue (granted by
+    the stack once the queue exists)."""
+    policy = iam.ManagedPolicy(
+        stack,
+        "OperatorRejectsPolicy",
+        description=f"billing-{config.stage}: read, delete and replay rejected events",
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadAndDeleteRejects",
+                actions=["s3:GetObject", "s3:DeleteObject"],
+                resources=[bucket.arn_for_objects("*")],
+            ),
+            iam.PolicyStatement(
+                sid="ListRejects",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                sid="DecryptRejectsThroughS3",
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+            ),
+        ],
+    )
+    acknowledge_findings(
+        policy,
+        "IAM5",
+        [f"Resource::{arn_ref(bucket)}/*"],
+        "Operators read and delete rejected events under keys derived from their content; "
+        "the wildcard is the objects of the rejects bucket only.",
+    )
+    if not config.operator_principal_arn:
+        return policy, None
+    role = iam.Role(
+        stack,
+        "OperatorRole",
+        assumed_by=iam.ArnPrincipal(config.operator_principal_arn),
+        description=f"billing-{config.stage}: operators inspect and replay rejected events",
         managed_policies=[policy],
         max_session_duration=Duration.hours(1),
     )

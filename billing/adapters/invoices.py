@@ -8,7 +8,10 @@ the close lives under ``work/{period}/`` (expired by a lifecycle rule).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -26,14 +29,42 @@ def invoice_key(period: str, account: str, number: str, fmt: str) -> str:
     return f"{INVOICES}{period}/{account}/{number}.{fmt}"
 
 
+@dataclass(frozen=True)
+class InvoiceLock:
+    """S3 Object Lock retention put on every issued invoice document (never on work/ or
+    state/ objects, which expire). The retain-until date derives from the period, so a
+    re-run asks for exactly the same retention as the first run."""
+
+    mode: str = "GOVERNANCE"  # or COMPLIANCE (prod): not even the root user may shorten it
+    years: int = 10
+
+    @classmethod
+    def from_env(cls) -> InvoiceLock | None:
+        """``INVOICE_LOCK_MODE`` / ``INVOICE_RETENTION_YEARS``; no lock when the mode is unset."""
+        mode = os.environ.get("INVOICE_LOCK_MODE", "")
+        if not mode:
+            return None
+        return cls(mode=mode.upper(), years=int(os.environ.get("INVOICE_RETENTION_YEARS", "10")))
+
+    def retain_until(self, key: str) -> datetime | None:
+        """Midnight UTC on the first day after the key's period plus ``years``."""
+        if not key.startswith(INVOICES):
+            return None
+        period = key[len(INVOICES) :].split("/", 1)[0]
+        year, month = (int(part) for part in period.split("-"))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return datetime(year + self.years, month, 1, tzinfo=UTC)
+
+
 def partial_key(period: str, account: str, source_period: str, shard: str) -> str:
     return f"{WORK}{period}/{account}/{source_period}/{shard}.json"
 
 
 class DocumentStore:
-    def __init__(self, s3: Any, bucket: str) -> None:
+    def __init__(self, s3: Any, bucket: str, lock: InvoiceLock | None = None) -> None:
         self.s3 = s3
         self.bucket = bucket
+        self.lock = lock
 
     def read(self, key: str) -> bytes | None:
         try:
@@ -47,15 +78,32 @@ class DocumentStore:
     def write(self, key: str, body: bytes, content_type: str) -> None:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
-    def write_once(self, key: str, body: bytes, content_type: str) -> bool:
-        """Write an immutable document. False if the identical bytes are already there;
-        ``InvoiceConflict`` if different bytes are."""
+    def write_once(
+        self, key: str, body: bytes, content_type: str, retain_until: datetime | None = None
+    ) -> bool:
+        """Write an immutable document. False if the identical bytes are already there
+        (nothing is written, so a re-run adds no version); ``InvoiceConflict`` if different
+        bytes are. The object is locked until ``retain_until`` (default: the store's
+        ``InvoiceLock`` for the key's period), so it cannot be deleted before then."""
         existing = self.read(key)
         if existing is not None:
             if existing == body:
                 return False
             raise InvoiceConflict(f"{key} was issued with different content; not overwritten")
-        self.write(key, body, content_type)
+        if retain_until is None and self.lock is not None:
+            retain_until = self.lock.retain_until(key)
+        if retain_until is None:
+            self.write(key, body, content_type)
+            return True
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            ObjectLockMode=self.lock.mode if self.lock else "GOVERNANCE",
+            ObjectLockRetainUntilDate=retain_until,
+            ChecksumAlgorithm="SHA256",
+        )
         return True
 
     def write_json(self, key: str, doc: Any) -> None:

@@ -8,11 +8,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 PREFIX = "rejected/"
+
+# Raw end-user identifiers a rejected event (or an error message quoting it) may hold.
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"\+\d[\d ()-]{5,}\d|\b\d{8,}\b")
+
+
+def mask(text: str) -> str:
+    """``text`` with e-mail addresses and phone numbers masked (``***@example.com``,
+    ``+33******78``), for listings shown to people."""
+
+    def email(m: re.Match[str]) -> str:
+        return "***@" + m.group(0).rsplit("@", 1)[1]
+
+    def phone(m: re.Match[str]) -> str:
+        value = m.group(0)
+        digits = re.sub(r"\D", "", value)
+        lead = "+" if value.startswith("+") else ""
+        return f"{lead}{digits[:2]}{'*' * (len(digits) - 4)}{digits[-2:]}"
+
+    return _PHONE.sub(phone, _EMAIL.sub(email, text))
 
 
 class RejectStore:

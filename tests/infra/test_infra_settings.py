@@ -36,6 +36,10 @@ def test_defaults() -> None:
     assert config.close_grace_hours == 6
     assert config.bundle_dependencies is False
     assert config.intake_visibility_timeout_seconds == 6 * 60 + 5
+    assert config.rejects_retention_days == 30
+    assert config.invoice_lock_mode == "GOVERNANCE"
+    assert config.invoice_retention_years == 10
+    assert config.finance_principal_arn == config.operator_principal_arn == ""
     for key, (default, _) in CONTEXT_KEYS.items():
         assert BillingConfig.from_mapping({key: default}) == config, key
 
@@ -70,6 +74,10 @@ def test_command_line_strings_are_parsed() -> None:
         ("removal_policy", "snapshot"),
         ("bundle_dependencies", "maybe"),
         ("finance_principal_arn", "123456789012"),
+        ("operator_principal_arn", "operators"),
+        ("invoice_lock_mode", "legal-hold"),
+        ("invoice_retention_years", "0"),
+        ("rejects_retention_days", "0"),
         ("log_retention_days", "42"),
         ("ingest_max_batching_window_seconds", "0"),
     ],

@@ -23,6 +23,7 @@ CLOSE_FUNCTIONS = {
     "CloseComputeShardFunction": "compute_shard",
     "CloseRateAccountFunction": "rate_account",
     "CloseRecordFailureFunction": "record_failure",
+    "CloseReleaseFunction": "release",
     "CloseFinishFunction": "finish",
 }
 SHARED_ENV = (
@@ -105,3 +106,46 @@ def test_cdk_stack_bus_to_intake_reaches_the_ingest_handler(aws: LocalAws) -> No
         QueueUrl=stack.queue_url("IntakeDlq"), AttributeNames=["ApproximateNumberOfMessages"]
     )
     assert dlq["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_issued_invoices_are_locked_against_deletion(aws: LocalAws) -> None:
+    """Object Lock reaches the deployed invoice bucket; an issued invoice version cannot be
+    deleted, a re-run writes no new version, and scratch work stays deletable."""
+    from botocore.exceptions import ClientError
+
+    from billing.adapters.invoices import DocumentStore, InvoiceLock
+
+    stack = aws.stack
+    s3 = aws.client("s3")
+    bucket = stack.bucket_name("InvoiceBucket")
+    env = stack.function("CloseRateAccountFunction").env
+    assert env["INVOICE_LOCK_MODE"] == "GOVERNANCE"
+    lock = InvoiceLock(env["INVOICE_LOCK_MODE"], int(env["INVOICE_RETENTION_YEARS"]))
+    documents = DocumentStore(s3, bucket, lock)
+    key = "invoices/2026-10/acme/INV-LOCK-1.json"
+    assert documents.write_once(key, b'{"total": "1.00"}', "application/json")
+    assert not documents.write_once(key, b'{"total": "1.00"}', "application/json")
+    (version,) = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockRetainUntilDate"].year == 2036
+    with pytest.raises(ClientError) as denied:
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert documents.read(key) == b'{"total": "1.00"}'
+
+    documents.write("work/2026-10/acme/2026-10/00.json", b"{}", "application/json")
+    (scratch,) = s3.list_object_versions(Bucket=bucket, Prefix="work/2026-10/acme/")["Versions"]
+    s3.delete_object(
+        Bucket=bucket, Key="work/2026-10/acme/2026-10/00.json", VersionId=scratch["VersionId"]
+    )
+
+
+def test_rejected_events_are_encrypted_with_their_own_key(aws: LocalAws) -> None:
+    stack = aws.stack
+    encryption = aws.client("s3").get_bucket_encryption(Bucket=stack.bucket_name("RejectsBucket"))
+    (rule,) = encryption["ServerSideEncryptionConfiguration"]["Rules"]
+    default = rule["ApplyServerSideEncryptionByDefault"]
+    assert default["SSEAlgorithm"] == "aws:kms"
+    key_id = default["KMSMasterKeyID"]
+    assert key_id.endswith(stack.physical_id("RejectsKey", "AWS::KMS::Key").rsplit("/", 1)[-1])
