@@ -118,6 +118,8 @@ class _Stream:
         self._heap: list[tuple[int, int, int, int, dict[str, Any], LineKind]] = []
         self._seq = 0
         self._ids: dict[str, int] = {}
+        # ids are unique per source across months too: a reused id is a conflict
+        self._id_prefix = clock.iso(clock.start_ms)[:7]
         self._written = 0
         self._last: tuple[int, int, dict[str, Any]] | None = None
 
@@ -137,7 +139,7 @@ class _Stream:
                 offset = rng.choice(world.OFFSET_MINUTES)
             env = {
                 "specversion": "1.0",
-                "id": f"e{n}",
+                "id": f"{self._id_prefix}-e{n}",
                 "source": source,
                 "type": f"{TYPE_PREFIX}{type_}.v1",
                 "subject": account.name,

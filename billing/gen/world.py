@@ -159,6 +159,10 @@ class Clock:
         self._start = period.start
         self._start_ms = period.start_ms
 
+    @property
+    def start_ms(self) -> int:
+        return self._start_ms
+
     def iso(self, ms: int, offset_minutes: int = 0) -> str:
         moment = self._start + timedelta(milliseconds=ms - self._start_ms)
         if offset_minutes == 0:
