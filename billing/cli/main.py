@@ -401,7 +401,7 @@ def _money(value: Any) -> str:
 
 @app.command()
 def demo(
-    events: Annotated[int, typer.Option(help="events to generate")] = 10_000,
+    events: Annotated[int, typer.Option(help="events to generate")] = 3_000,
     accounts: Annotated[int, typer.Option(help="accounts to spread them over")] = 6,
     period: Annotated[str, typer.Option(help="the month to generate and close")] = "2026-10",
     seed: Annotated[int, typer.Option(help="generator seed")] = 7,
