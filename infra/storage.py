@@ -243,19 +243,32 @@ def _finance_access(
         "Finance reads every invoice object under invoices/: the wildcard is the object "
         "keys of that one prefix of the invoice bucket, for GetObject(Version) only.",
     )
-    if not config.finance_principal_arn:
-        # No role that any principal of the account could assume: attach the policy to
-        # finance's own role or group instead (docs/deploy.md).
-        return policy, None
-    role = iam.Role(
+    role = _role_for_named_principal(
         stack,
         "FinanceRole",
-        assumed_by=iam.ArnPrincipal(config.finance_principal_arn),
-        description=f"billing-{config.stage}: finance reads invoices (read-only)",
+        config.finance_principal_arn,
+        f"billing-{config.stage}: finance reads invoices (read-only)",
+        policy,
+    )
+    return policy, role
+
+
+def _role_for_named_principal(
+    stack: Stack, construct_id: str, principal_arn: str, description: str, policy: iam.ManagedPolicy
+) -> iam.Role | None:
+    """A role only the principal named at deploy time may assume; none without one (no
+    role that any principal of the account could assume: attach the policy to the
+    person's own role or group instead, docs/deploy.md)."""
+    if not principal_arn:
+        return None
+    return iam.Role(
+        stack,
+        construct_id,
+        assumed_by=iam.ArnPrincipal(principal_arn),
+        description=description,
         managed_policies=[policy],
         max_session_duration=Duration.hours(1),
     )
-    return policy, role
 
 
 def _operator_access(
@@ -294,14 +307,11 @@ def _operator_access(
         "Operators read and delete rejected events under keys derived from their content; "
         "the wildcard is the objects of the rejects bucket only.",
     )
-    if not config.operator_principal_arn:
-        return policy, None
-    role = iam.Role(
+    role = _role_for_named_principal(
         stack,
         "OperatorRole",
-        assumed_by=iam.ArnPrincipal(config.operator_principal_arn),
-        description=f"billing-{config.stage}: operators inspect and replay rejected events",
-        managed_policies=[policy],
-        max_session_duration=Duration.hours(1),
+        config.operator_principal_arn,
+        f"billing-{config.stage}: operators inspect and replay rejected events",
+        policy,
     )
     return policy, role
