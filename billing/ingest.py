@@ -85,6 +85,7 @@ class Accepted:
     message_id: str
     account: str
     fact: Fact
+    item: dict[str, Any]  # the fact's storage item (on-time form), computed once
     body: str = ""
 
 
@@ -157,7 +158,7 @@ class Ingestor:
             fact = to_fact(event, self.pseudonymize)
             # the storage item and the period arithmetic, computed once here so that a fact
             # that cannot be stored is this record's rejection, not the batch's failure
-            fact_item(event.subject, fact, self.store.shards)
+            item = fact_item(event.subject, fact, self.store.shards)
             if str(fact.period) in frozen:
                 adjustment_period(fact.period, frozen)
         except Rejected:
@@ -173,7 +174,7 @@ class Ingestor:
                     }
                 ],
             ) from err
-        return Accepted(message_id, event.subject, fact, body)
+        return Accepted(message_id, event.subject, fact, item, body)
 
     # --- per batch ----------------------------------------------------------------
 
@@ -211,7 +212,6 @@ class Ingestor:
         frozen = self.frozen()
         accepted = self.screen_ids(accepted, frozen, outcome)
         unclaimed = len(outcome.failed)
-        shards = self.store.shards
         items: dict[tuple[str, str], dict[str, Any]] = {}
         owners: dict[tuple[str, str], list[str]] = {}
         late: list[Accepted] = []
@@ -219,7 +219,7 @@ class Ingestor:
             if str(acc.fact.period) in frozen:
                 late.append(acc)
                 continue
-            item = fact_item(acc.account, acc.fact, shards)
+            item = acc.item
             key = (item["pk"], item["sk"])
             items[key] = item  # a duplicate inside one batch is written once
             owners.setdefault(key, []).append(acc.message_id)
@@ -252,7 +252,7 @@ class Ingestor:
         claim holds. A reused id with a different content is a conflict: that version is
         rejected (with the first stored version), the first one is voided by a marker."""
         claims = Claims(self.store, self.lookback_hours)
-        items = [fact_item(a.account, a.fact, self.store.shards) for a in accepted]
+        items = [a.item for a in accepted]
 
         def claim(item: dict[str, Any]) -> ClaimResult | None:
             try:
