@@ -45,6 +45,15 @@ class EarlyClose(Exception):
     """The period has not ended; closing it needs ``force``."""
 
 
+@dataclass(frozen=True)
+class SkippedAdjustment:
+    """A prior period's adjustment that could not be rated: carried to the next close."""
+
+    period: str
+    reason: str
+    billed: Usage  # what has been billed for ``period`` so far
+
+
 __all__ = ["CloseInProgress", "EarlyClose", "MissingPlan", "MonthClose"]
 
 DEFAULT_LEASE_SECONDS = 24 * 3600  # the state machine's timeout (close_timeout_hours)
@@ -219,24 +228,29 @@ class MonthClose:
 
     def invoice_and_skipped(
         self, period: str, account: str
-    ) -> tuple[Invoice, list[dict[str, str]]]:
+    ) -> tuple[Invoice, list[SkippedAdjustment]]:
         """The invoice, and the prior-period adjustments left out of it because they could
-        not be rated (period, reason): one prior period's failure never blocks the
-        current invoice."""
+        not be rated: one prior period's failure never blocks the current invoice.
+
+        What was billed for a prior period is what the previous close knew (the
+        ``without`` usage), unless an earlier close carried the adjustment here: then it
+        is the usage that close recorded as billed."""
         merged = self.merged_partials(period, account)
+        carried = self.store.carried_adjustments(period, account)
         plan = self.plan_for(account, period)
         adjustments = []
-        skipped: list[dict[str, str]] = []
+        skipped: list[SkippedAdjustment] = []
         for prior, usages in sorted(merged.items()):
             if prior == period:
                 continue
+            billed = Usage.from_json(carried[prior]) if prior in carried else usages["without"]
             try:
                 prior_plan = self.plan_for(account, prior)
                 lines = adjustment_lines(
-                    prior, rate(usages["with"], prior_plan), rate(usages["without"], prior_plan)
+                    prior, rate(usages["with"], prior_plan), rate(billed, prior_plan)
                 )
             except Exception as err:  # reported in the result and the manifest
-                skipped.append({"period": prior, "reason": f"{type(err).__name__}: {err}"})
+                skipped.append(SkippedAdjustment(prior, f"{type(err).__name__}: {err}", billed))
                 continue
             adjustments.extend(lines)
         invoice = build_invoice(
@@ -247,7 +261,8 @@ class MonthClose:
     def rate_account(self, period: str, account: str) -> dict[str, Any]:
         """Rate and issue the account's invoice, once: an account already ``issued`` by an
         earlier run keeps its result and documents (nothing is recomputed or rewritten);
-        a ``failed`` one is retried."""
+        a ``failed`` one is retried. An adjustment that cannot be rated is carried to the
+        next period's close (before the result is recorded, so a crash repeats the carry)."""
         existing = self.store.result(period, account)
         if existing and existing.get("status") == "issued":
             return {"account": account, "status": "issued", "total": str(existing["total"])}
@@ -258,6 +273,9 @@ class MonthClose:
             key = invoice_key(period, account, invoice.number, fmt)
             self.documents.write_once(key, render(invoice), CONTENT_TYPES[fmt])
             keys[fmt] = key
+        carried_to = str(Period.parse(period).next())
+        for s in skipped:
+            self.store.carry_adjustment(carried_to, account, s.period, s.billed.to_json())
         result: dict[str, Any] = {
             "status": "issued",
             "account": account,
@@ -267,7 +285,9 @@ class MonthClose:
             "keys": keys,
         }
         if skipped:
-            result["adjustment_failures"] = skipped
+            result["adjustment_failures"] = [
+                {"period": s.period, "reason": s.reason, "carried_to": carried_to} for s in skipped
+            ]
         self.store.put_result(period, account, result)
         return {"account": account, "status": "issued", "total": str(invoice.total)}
 
@@ -321,9 +341,7 @@ class MonthClose:
         )
         failures = [{"account": r["account"], "error": r.get("error", "")} for r in failed]
         skipped = [
-            {"account": r["account"], "period": a["period"], "reason": a["reason"]}
-            for r in issued
-            for a in r.get("adjustment_failures", [])
+            {"account": r["account"], **a} for r in issued for a in r.get("adjustment_failures", [])
         ]
         self.documents.write(
             f"invoices/{period}/manifest.json",

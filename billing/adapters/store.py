@@ -11,6 +11,7 @@ E#{acct}#{period}#{nn}    {at:013d}#{fact id}              a lifecycle fact (rec
 I#{2 chars of fact id}    {fact id}                        the claim of an event id (content)
 P#{period}                A#{acct}                         the account has usage in the period
 P#{period}                ADJ#{acct}#{prior period}        late facts of a closed prior period
+P#{period}                ADJ#{acct}#{prior}#carried       an adjustment carried from a close
 P#{period}                STATUS                           frozen / closed
 P#{period}                R#{acct}                         close result of one account
 P#{period}                LOCK                             the execution closing the period
@@ -31,6 +32,7 @@ state (``billing.adapters.state``) forward without reading the period's traffic.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -51,6 +53,11 @@ HISTORY_MONTHS = 13  # what is still stored of the fact log, in whole periods
 def fact_pk(account: str, period: Period | str, shard: int | str) -> str:
     label = shard if isinstance(shard, str) else f"{shard:02d}"
     return f"F#{account}#{period}#{label}"
+
+
+def _adjustment_prior(sk: str) -> str:
+    """The prior period of an ``ADJ#{acct}#{prior}[#carried]`` marker."""
+    return sk.split("#")[2]
 
 
 def lifecycle_pk(account: str, period: Period | str, shard: int | str) -> str:
@@ -262,9 +269,39 @@ class UsageStore:
                 request = resp.get("UnprocessedKeys") or {}
         return sorted(found)
 
-    def adjustment_periods(self, period: str, account: str) -> list[str]:
+    def _adjustment_markers(self, period: str, account: str) -> Iterator[dict[str, Any]]:
         cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with(f"ADJ#{account}#")
-        return sorted(i["sk"].rsplit("#", 1)[1] for i in self._query(KeyConditionExpression=cond))
+        return self._query(KeyConditionExpression=cond)
+
+    def adjustment_periods(self, period: str, account: str) -> list[str]:
+        """The prior periods the close of ``period`` adjusts for the account: those with
+        late facts tagged for it, and those carried from an earlier close."""
+        return sorted(
+            {_adjustment_prior(i["sk"]) for i in self._adjustment_markers(period, account)}
+        )
+
+    def carry_adjustment(
+        self, period: str, account: str, prior: str, billed: Mapping[str, Any]
+    ) -> None:
+        """Hand ``prior``'s adjustment, which an earlier close could not rate, to the close
+        of ``period``, with the usage already billed for ``prior`` (its JSON document,
+        stored compressed): the late facts stay unbilled until a close rates them.
+        Idempotent: the same carry writes the same item."""
+        body = json.dumps(billed, sort_keys=True, separators=(",", ":")).encode()
+        item = {
+            "pk": f"P#{period}",
+            "sk": f"ADJ#{account}#{prior}#carried",
+            "billed": gzip.compress(body, mtime=0),
+        }
+        self.table.put_item(Item=item)
+
+    def carried_adjustments(self, period: str, account: str) -> dict[str, dict[str, Any]]:
+        """prior period -> the usage JSON already billed for it (``carry_adjustment``)."""
+        return {
+            _adjustment_prior(i["sk"]): json.loads(gzip.decompress(bytes(i["billed"].value)))
+            for i in self._adjustment_markers(period, account)
+            if "billed" in i
+        }
 
     def read_period(
         self, account: str, period: Period, shard: str, lookback_hours: int

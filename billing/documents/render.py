@@ -186,6 +186,7 @@ def manifest(
                     "account": str(a["account"]),
                     "period": str(a["period"]),
                     "reason": str(a.get("reason", "")),
+                    **({"carried_to": str(a["carried_to"])} if "carried_to" in a else {}),
                 }
                 for a in adjustment_failures
             ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -288,5 +289,77 @@ def test_a_failing_prior_period_adjustment_does_not_block_the_current_invoice(
         objects(env, "invoices/2026-11/manifest.json")["invoices/2026-11/manifest.json"]
     )
     assert manifest["adjustment_failures"] == [
-        {"account": "acme", "period": "2026-10", "reason": failure["reason"]}
+        {
+            "account": "acme",
+            "period": "2026-10",
+            "reason": failure["reason"],
+            "carried_to": "2026-12",
+        }
     ]
+
+
+def adjustment_quantities(env: Env, period: str, account: str) -> dict[str, Decimal]:
+    """source period -> quantity adjusted on the account's invoice for ``period``."""
+    key = result(env, period, account)["keys"]["json"]
+    invoice = json.loads(objects(env, key)[key])
+    out: dict[str, Decimal] = {}
+    for line in invoice["adjustment_lines"]:
+        source = line["period"]
+        out[source] = out.get(source, Decimal(0)) + Decimal(line["quantity"])
+    return out
+
+
+def test_an_adjustment_that_could_not_be_rated_is_billed_by_a_later_close(env: Env) -> None:
+    put_plan(env, "acme", effective_from="2026-11")  # no plan in force for October yet
+    send(env, "acme", 3, 2, month=11)
+    mc = month_close(env)
+    mc.freeze("2026-10", settle=0)
+    send(env, "acme", 20, 3, month=10)  # late October facts, for November's invoice
+    run(mc, "2026-11")
+    (failure,) = result(env, "2026-11", "acme")["adjustment_failures"]
+    assert failure["carried_to"] == "2026-12"
+    assert env.store.adjustment_periods("2026-12", "acme") == ["2026-10"]
+
+    # December: still no October plan, and one more late October fact arrives
+    send(env, "acme", 21, 1, month=10)
+    send(env, "acme", 4, 1, month=12)
+    december = month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC)))
+    run(december, "2026-12")
+    (again,) = result(env, "2026-12", "acme")["adjustment_failures"]
+    assert (again["period"], again["carried_to"]) == ("2026-10", "2027-01")
+    assert adjustment_quantities(env, "2026-12", "acme") == {}
+
+    # January: the plan is fixed; every late October fact is billed, once
+    put_plan(env, "acme", effective_from="2026-10")
+    january = month_close(env, Clock(datetime(2027, 2, 5, 6, tzinfo=UTC)))
+    run(january, "2027-01")
+    assert "adjustment_failures" not in result(env, "2027-01", "acme")
+    assert adjustment_quantities(env, "2027-01", "acme") == {"2026-10": Decimal(4)}
+    manifest = json.loads(
+        objects(env, "invoices/2027-01/manifest.json")["invoices/2027-01/manifest.json"]
+    )
+    assert "adjustment_failures" not in manifest
+
+    # nothing is carried further, and a re-run of January changes nothing
+    assert env.store.adjustment_periods("2027-02", "acme") == []
+    before = objects(env, "invoices/2027-01/")
+    run(january, "2027-01")
+    assert objects(env, "invoices/2027-01/") == before
+
+
+def test_a_carried_adjustment_bills_only_what_was_not_billed_before(env: Env) -> None:
+    """October was invoiced (2 facts); its late facts fail to rate in November (the plan of
+    October was withdrawn), then December bills exactly those, not October's own."""
+    put_plan(env, "acme", effective_from="2026-10")
+    send(env, "acme", 3, 2, month=10)
+    run(month_close(env, Clock(datetime(2026, 11, 5, 6, tzinfo=UTC))), "2026-10")
+    send(env, "acme", 20, 3, month=10)  # late: adjusted on November's invoice
+    october_plan = env.store.plan_document("acme", "2026-10")
+    assert october_plan is not None
+    env.table.delete_item(Key={"pk": "PLAN#acme", "sk": "2026-10"})
+    put_plan(env, "acme", effective_from="2026-11")
+    run(month_close(env), "2026-11")
+    assert result(env, "2026-11", "acme")["adjustment_failures"][0]["period"] == "2026-10"
+    env.store.put_plan("acme", "2026-10", october_plan)
+    run(month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC))), "2026-12")
+    assert adjustment_quantities(env, "2026-12", "acme") == {"2026-10": Decimal(3)}
