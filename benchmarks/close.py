@@ -241,6 +241,13 @@ class CloseRun:
             + self.finish.wall
         )
 
+    def invocations(self, units: int | None = None) -> int:
+        """Lambda invocations of the close: Freeze, ListAccounts per page, per account
+        PlanAccount + its units' ComputeShard + RateAccount, Finish (with ``units`` total
+        units instead of the planned ones: what one unit per storage shard would cost)."""
+        planned = self.units if units is None else units
+        return 1 + len(self.pages) + 2 * self.accounts + planned + 1
+
     def projected(self) -> float:
         """Wall time with the state machine's concurrency, from the measured task times."""
         total = self.freeze.wall + self.finish.wall
@@ -321,6 +328,9 @@ def report_run(run: CloseRun) -> list[str]:
         f"{run.finish.wall * 1000:.0f} ms ({run.issued} invoices)",
         f"  close           {run.sequential:.1f} s sequential; projected {run.projected():.1f} s "
         f"with Map {ACCOUNT_CONCURRENCY} accounts x {SHARD_CONCURRENCY} units in parallel",
+        f"  invocations     {run.invocations():,} Lambda invocations ({run.units:,} units of "
+        f"{run.accounts:,} accounts sized to their volume); one unit per storage shard: "
+        f"{run.invocations(run.accounts * run.shards):,}",
     ]
 
 
@@ -674,14 +684,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  {'configuration':24s} {'accts':>5} {'shards':>6} {'events':>8} {'facts read':>10} "
         f"{'compute s':>9} {'max unit s':>10} {'rate ms/acct':>12} {'close s':>8} "
-        f"{'projected s':>11}"
+        f"{'projected s':>11} {'units':>6} {'invocations':>11} {'1 unit/shard':>12}"
     )
     for r in runs:
         print(
             f"  {r.label:24s} {r.accounts:>5,} {r.shards:>6} {r.events:>8,} {r.facts_read:>10,} "
             f"{r.compute.wall:>9.2f} {r.max_unit.wall:>10.2f} "
             f"{statistics.fmean(t.wall for t in r.rate.values()) * 1000:>12.0f} "
-            f"{r.sequential:>8.1f} {r.projected():>11.1f}"
+            f"{r.sequential:>8.1f} {r.projected():>11.1f} {r.units:>6,} {r.invocations():>11,} "
+            f"{r.invocations(r.accounts * r.shards):>12,}"
         )
 
     # The benchmark's own data (every line, every stored item) stays alive from here on;

@@ -5,8 +5,10 @@
 
 1. ``freeze``: the period stops taking on-time facts; later ones become adjustments.
 2. ``list_accounts``: a page of accounts (with a plan, usage or adjustments).
-3. ``plan_account``: the units of work of one account: its storage shards.
-4. ``compute_shard``: one shard, for the period and each prior period with late facts:
+3. ``plan_account``: the units of work of one account, sized to its volume: each unit a
+   contiguous group of its storage shards (one unit for a small account).
+4. ``compute_shard``: one unit, shard by shard, for the period and each prior period with
+   late facts:
    the entity state carried in (``billing.adapters.state``) + the period's facts -> the
    usage engine -> a partial in S3; the entity state carried out is saved for next month.
 5. ``rate_account``: merge the partials, rate with the price plan, add prior-period
@@ -18,14 +20,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from billing.adapters.invoices import CONTENT_TYPES, DocumentStore, invoice_key, partial_key
 from billing.adapters.state import StateStore
-from billing.adapters.store import CloseInProgress, UsageStore, shard_labels
+from billing.adapters.store import CloseInProgress, UsageStore, shard_groups, shard_labels
 from billing.documents.render import invoice_csv, invoice_json, invoice_pdf, manifest, summary_csv
 from billing.domain.engine import monthly_usage
 from billing.domain.invoice import Invoice
@@ -57,6 +59,12 @@ class SkippedAdjustment:
 __all__ = ["CloseInProgress", "EarlyClose", "MissingPlan", "MonthClose"]
 
 DEFAULT_LEASE_SECONDS = 24 * 3600  # the state machine's timeout (close_timeout_hours)
+# Facts one unit of close work is given (docs/benchmarks.md, "THE ARITHMETIC"): a unit
+# spends ~100 us per fact it reads (66 us of client-side read CPU, 16 us of engine, 8-19 us
+# of page latency), so 2.5M period facts, plus their look-back, lifecycle facts and carried
+# state (~+20%), take ~300 s: a third of Lambda's 900 s timeout. Memory does not grow with
+# the unit: it computes its storage shards one after the other.
+UNIT_FACTS = 2_500_000
 
 
 def utc_now() -> datetime:
@@ -72,6 +80,7 @@ class MonthClose:
     settle_seconds: int
     clock: Callable[[], datetime] = field(default=utc_now)
     lease_seconds: int = DEFAULT_LEASE_SECONDS
+    unit_facts: int = UNIT_FACTS
 
     @property
     def states(self) -> StateStore:
@@ -144,16 +153,32 @@ class MonthClose:
         return sorted({period, *self.store.adjustment_periods(period, account)})
 
     def plan_account(self, period: str, account: str) -> dict[str, Any]:
-        """The account's units; none for an account an earlier run already issued (its
-        invoice is kept as it is, ``rate_account``)."""
+        """The account's units, each a contiguous group of its storage shards (``shard``:
+        the first one, which names the unit's partials; ``shards``: all of them), as many
+        as its volume needs (``unit_count``). None for an account an earlier run already
+        issued (its invoice is kept as it is, ``rate_account``); one per storage shard for
+        an account an earlier run failed to close (a unit that ran out of time is not
+        planned again as large)."""
         existing = self.store.result(period, account)
         if existing and existing.get("status") == "issued":
             return {"period": period, "account": account, "units": []}
+        labels = shard_labels(self.store.shards)
+        count = len(labels) if existing else self.unit_count(period, account)
         units = [
-            {"period": period, "account": account, "shard": s}
-            for s in shard_labels(self.store.shards)
+            {"period": period, "account": account, "shard": group[0], "shards": group}
+            for group in shard_groups(labels, count)
         ]
         return {"period": period, "account": account, "units": units}
+
+    def unit_count(self, period: str, account: str) -> int:
+        """How many units the account's close needs: the period's facts (estimated from the
+        fact log, ``UsageStore.estimate_period_facts``) times the periods the close computes
+        (its own and each prior one with late facts), ``unit_facts`` per unit, at most one
+        unit per storage shard."""
+        labels = shard_labels(self.store.shards)
+        facts = self.store.estimate_period_facts(account, Period.parse(period), labels)
+        work = facts * len(self.sources(period, account))
+        return max(1, min(len(labels), -(-work // self.unit_facts)))
 
     # --- 4. one unit ----------------------------------------------------------------
 
@@ -161,10 +186,33 @@ class MonthClose:
         doc = self.store.plan_document(account, period)
         return PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
 
-    def compute_shard(self, period: str, account: str, shard: str) -> None:
-        """Usage of one shard for each source period as known at this close; for a prior
-        period also as known at the previous close, so that rating the difference bills
-        exactly the late facts.
+    def compute_shard(
+        self, period: str, account: str, shard: str, shards: Sequence[str] | None = None
+    ) -> None:
+        """One unit: the storage shards ``shards`` (default ``[shard]``), one after the
+        other; their usages are merged (in shard order) into one partial per source
+        period, named after ``shard`` (the unit's first) and listing the shards it covers,
+        so that ``merged_partials`` reads exactly the partials of this plan.
+        """
+        group = list(shards or [shard])
+        unit = UnitContext(self, account, self.sources(period, account))
+        merged: dict[str, dict[str, Usage]] = {}
+        for s in group:
+            for source, known in self.shard_usage(period, account, s, unit):
+                into = merged.setdefault(source, {})
+                for name, usage in known.items():
+                    into[name] = into[name].merge(usage) if name in into else usage
+        for source, known in merged.items():
+            doc = {"shards": group, "usage": {name: u.to_json() for name, u in known.items()}}
+            key = partial_key(period, account, source, group[0])
+            self.documents.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")
+
+    def shard_usage(
+        self, period: str, account: str, shard: str, unit: UnitContext
+    ) -> Iterator[tuple[str, dict[str, Usage]]]:
+        """Usage of one storage shard for each source period as known at this close; for a
+        prior period also as known at the previous close, so that rating the difference
+        bills exactly the late facts.
 
         The entity state is rolled forward from the earliest source period: from the
         state saved at the start of that period (or before it, if a close was skipped) as
@@ -172,11 +220,11 @@ class MonthClose:
         following period under its own name, so late lifecycle facts are in the state of
         every later close, and a re-run reads exactly what the first run read.
         """
-        sources = self.sources(period, account)
+        sources = unit.sources
         first, current = Period.parse(sources[0]), Period.parse(period)
         previous_close = str(current.prev())
         saved = self.states.latest(account, shard, str(first), previous_close)
-        start = Period.parse(saved.period) if saved else history_start(self.store, account, first)
+        start = Period.parse(saved.period) if saved else unit.history_start()
         now, before = View(period), View(previous_close)
         now.state = before.state = saved.facts if saved else []
         # without prior periods to adjust, what the previous close knew is never asked for
@@ -185,34 +233,45 @@ class MonthClose:
             if q > first:  # the state this close carries into q (rebuilt if late facts came)
                 self.states.put(account, shard, str(q), period, now.state)
             if str(q) in sources:
-                settings = self.settings_for(account, str(q))
+                settings = unit.settings(str(q))
                 traffic = self.store.read_period(account, q, shard, settings.lookback_hours)
                 known = {"with": now} if q == current else {"with": now, "without": before}
-                doc = {
-                    name: monthly_usage(
-                        v.state + v.admit(lifecycle) + v.admit(traffic), q, settings
-                    ).to_json()
-                    for name, v in known.items()
-                }
-                key = partial_key(period, account, str(q), shard)
-                body = json.dumps(doc, sort_keys=True).encode()
-                self.documents.write(key, body, "application/json")
+                yield (
+                    str(q),
+                    {
+                        name: monthly_usage(
+                            v.state + v.admit(lifecycle) + v.admit(traffic), q, settings
+                        )
+                        for name, v in known.items()
+                    },
+                )
         self.states.put(account, shard, str(current.next()), period, now.state)
 
     # --- 5. rate --------------------------------------------------------------------
 
     def merged_partials(self, period: str, account: str) -> dict[str, dict[str, Usage]]:
-        """source period -> {"with": Usage, "without": Usage} merged over all shards."""
+        """source period -> {"with": Usage, "without": Usage} merged over all shards.
+
+        The partials are followed as a chain from shard 00: each names the shards its unit
+        covered, and the next one is named after the first shard not yet covered. Every
+        link was written by this run's plan (its units are contiguous and cover all
+        shards), so a partial of another plan left by an earlier run is never read."""
+        labels = shard_labels(self.store.shards)
         merged: dict[str, dict[str, Usage]] = {}
         for source in self.sources(period, account):
-            for shard in shard_labels(self.store.shards):
-                key = partial_key(period, account, source, shard)
+            into = merged.setdefault(source, {})
+            at = 0
+            while at < len(labels):
+                key = partial_key(period, account, source, labels[at])
                 body = self.documents.read(key)
                 if body is None:
                     raise RuntimeError(f"missing partial usage {key}")
                 doc = json.loads(body)
-                into = merged.setdefault(source, {})
-                for which, usage_doc in doc.items():
+                covered = list(doc.get("shards", [labels[at]]))
+                if not covered or covered != labels[at : at + len(covered)]:
+                    raise RuntimeError(f"partial usage {key} covers shards {covered}")
+                at += len(covered)
+                for which, usage_doc in doc.get("usage", doc).items():
                     usage = Usage.from_json(usage_doc)
                     into[which] = into[which].merge(usage) if which in into else usage
         return merged
@@ -407,3 +466,26 @@ class MonthClose:
                 if entry.get("ErrorCode"):
                     rejected.append(r["account"])
         return rejected
+
+
+@dataclass
+class UnitContext:
+    """What every storage shard of one unit shares, read once per unit: the source
+    periods, each one's contract settings, where the account's stored history starts."""
+
+    close: MonthClose
+    account: str
+    sources: list[str]
+    _settings: dict[str, ContractSettings] = field(default_factory=dict)
+    _history_start: Period | None = None
+
+    def settings(self, period: str) -> ContractSettings:
+        if period not in self._settings:
+            self._settings[period] = self.close.settings_for(self.account, period)
+        return self._settings[period]
+
+    def history_start(self) -> Period:
+        if self._history_start is None:
+            first = Period.parse(self.sources[0])
+            self._history_start = history_start(self.close.store, self.account, first)
+        return self._history_start

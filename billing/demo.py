@@ -8,11 +8,8 @@ month-close state machine and copies the invoices out of S3.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from itertools import islice
 from pathlib import Path
 
 import boto3
@@ -20,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from billing.adapters.store import UsageStore
-from billing.cli.main import download_period, run_close, send_lines
+from billing.cli.main import SendRate, download_period, run_close, send_lines, send_progress
 from billing.cli.stack import deployed
 from billing.domain.plan import load_plan
 from billing.gen.mix import generate
@@ -30,18 +27,17 @@ from billing.local.runtime import LocalAws
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "examples" / "plans"
 console = Console(stderr=True)
-CHUNK = 200
+DEMO_LOG = Path(".billing-local") / "demo.log"
 
 
 def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) -> None:
     started = time.monotonic()
-    # Local runs are interactive: no CloudWatch metric lines, warnings only.
-    os.environ.update(POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
     with console.status("synthesizing the CDK app"):
         assembly = synth(ROOT)
     # Batches are handed over as soon as they are full or the queue is empty: on AWS the
     # 5 s batching window saves invocations; locally it would only add waiting.
-    with LocalAws(max_batching_window_seconds=0) as aws:
+    # What the handlers print (log lines, metrics) goes to the runtime's log file.
+    with LocalAws(max_batching_window_seconds=0, log_file=DEMO_LOG) as aws:
         with console.status("deploying the stack into the local runtime"):
             aws.deploy(assembly)
         d = deployed()
@@ -53,14 +49,19 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
             store.put_plan(account, plan.effective_from, plan.model_dump(mode="json"))
         console.print(f"price plans stored for {accounts} accounts ({len(plans)} examples)")
         lines = generate(seed=seed, size=events, period=period, accounts=accounts)
-        sent = 0
-        with console.status("ingesting") as status:
-            # moto scans a whole queue on every receive: feed it the way producers do, a
-            # steady flow rather than one backlog, so local ingestion stays linear.
-            for chunk in batched(lines, CHUNK):
-                sent += send_lines(d.queue_url, chunk)
-                aws.drain(timeout=600)
-                status.update(f"ingested {sent:,} of {events:,} events")
+        # One stream, as producers send: the runtime's queue costs the same per receive
+        # whatever its depth, and the pollers ingest while the events arrive.
+        ingest_started = time.monotonic()
+        with send_progress() as progress:
+            rate = SendRate(100_000, progress.console.print)
+            sent = send_lines(d.queue_url, lines, progress, total=events, rate=rate)
+        console.print(rate.summary())
+        with console.status("ingesting"):
+            aws.drain(timeout=max(600.0, events / 10))
+        ingest_seconds = time.monotonic() - ingest_started
+        console.print(
+            f"ingested in {ingest_seconds:.1f} s ({sent / ingest_seconds:,.0f} events/s end to end)"
+        )
         rejected = sum(
             1
             for _ in boto3.client("s3").list_objects_v2(Bucket=d.rejects_bucket).get("Contents", [])
@@ -71,12 +72,6 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
         show(store, period, result.get("failed", []))
     console.print(f"\n{len(files)} files written under {out_dir / 'invoices' / period}/")
     console.print(f"done in {time.monotonic() - started:.0f} s")
-
-
-def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def show(store: UsageStore, period: str, failed: list[str]) -> None:

@@ -8,7 +8,8 @@ Flow (``MonthCloseStateMachine``)::
          Settle (Wait $.settle_seconds) -> StartListing (cursor = null)
          -> ListAccounts (page of accounts, ResultPath $.page)
          -> CloseAccounts (Map over $.page.accounts, one iteration per account):
-                PlanAccount -> ComputeShards (Map over $.units: ComputeShard) -> RateAccount
+                PlanAccount (units sized to the account: groups of storage shards)
+                -> ComputeShards (Map over $.units: ComputeShard) -> RateAccount
                 any failure of those three -> RecordFailure (the account is recorded, the
                 close goes on with the other accounts)
          -> MorePages? (cursor present and not null: NextPage -> ListAccounts)
@@ -104,17 +105,19 @@ CLOSE_TASKS = (
         construct_id="ClosePlanAccountFunction",
         handler="plan_account",
         suffix="close-plan-account",
-        description="Month close: splits one account's period into shard units",
+        description="Month close: sizes one account's close into units of storage shards",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
-        table_actions=(_GET,),
-        table_keys=("P#*",),
+        # its result (GetItem), its prior periods with late facts and a count of its
+        # period's facts per storage shard, to size its units (Query)
+        table_actions=(_GET, _QUERY),
+        table_keys=("P#*", "F#*"),
     ),
     CloseTask(
         construct_id="CloseComputeShardFunction",
         handler="compute_shard",
         suffix="close-compute-shard",
-        description="Month close: aggregates one shard of one account's usage",
+        description="Month close: aggregates one unit (storage shards) of one account",
         timeout=LONG_TIMEOUT,
         memory_mb=1769,
         table_actions=(_QUERY, _BATCH_GET),

@@ -7,6 +7,7 @@ through ``AWS_ENDPOINT_URL`` (``billing local start`` prints what to export).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -17,8 +18,18 @@ from typing import Annotated, Any
 import boto3
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from billing.adapters.invoices import INVOICES, DocumentStore, invoice_key
 from billing.adapters.rejects import RejectStore, mask
@@ -26,7 +37,8 @@ from billing.adapters.store import UsageStore
 from billing.cli.stack import Deployed, deployed
 from billing.domain.events import validate_account_id
 from billing.domain.invoice import Invoice
-from billing.domain.plan import load_plan
+from billing.domain.plan import PricePlan, load_plan
+from billing.domain.plancheck import PlanCheck, check_plan, plan_warnings
 from billing.queries import current_usage
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
@@ -53,6 +65,26 @@ def _progress() -> Progress:
     )
 
 
+class _EventRate(ProgressColumn):
+    """Events per second over rich's recent samples."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} events/s")
+
+
+def send_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _EventRate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
 def _store(d: Deployed) -> UsageStore:
     return UsageStore(boto3.resource("dynamodb").Table(d.table), d.shards)
 
@@ -72,12 +104,71 @@ def _lines(source: str) -> Iterator[str]:
         yield from (line.rstrip("\n") for line in stream if line.strip())
 
 
-def send_lines(queue_url: str, lines: Iterable[str], progress: Progress | None = None) -> int:
-    """Send raw event lines to the intake queue, 10 per request. Returns how many."""
+def count_lines(source: str) -> int | None:
+    """How many events ``_lines(source)`` will yield (non-blank lines), read once before
+    sending so that the progress bar knows its total; ``None`` for stdin."""
+    if source == "-":
+        return None
+    with Path(source).open("rb") as stream:
+        return sum(1 for line in stream if line.strip())
+
+
+class SendRate:
+    """The send rate per block of ``every`` events, as it goes: a steady rate from the
+    first block to the last says the intake does not slow down as the queue fills."""
+
+    def __init__(self, every: int = 100_000, report: Any = None) -> None:
+        self.every = every
+        self.report = report
+        self.started = time.monotonic()
+        self.blocks: list[float] = []
+        self._block_start = self.started
+        self.sent = 0
+
+    def add(self, count: int) -> None:
+        before = self.sent
+        self.sent += count
+        if self.sent // self.every > before // self.every:
+            now = time.monotonic()
+            seconds = now - self._block_start
+            self.blocks.append(seconds)
+            self._block_start = now
+            if self.report is not None:
+                end = len(self.blocks) * self.every
+                self.report(
+                    f"events {end - self.every + 1:>11,}-{end:>11,}: {seconds:6.1f} s "
+                    f"({self.every / seconds:,.0f}/s)"
+                )
+
+    def summary(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        text = f"sent {self.sent:,} events in {elapsed:.1f} s ({self.sent / elapsed:,.0f}/s)"
+        if self.blocks:
+            text += (
+                f"; per {self.every:,}: {min(self.blocks):.1f}-{max(self.blocks):.1f} s "
+                f"over {len(self.blocks)} blocks"
+            )
+        return text
+
+
+def send_lines(
+    queue_url: str,
+    lines: Iterable[str],
+    progress: Progress | None = None,
+    *,
+    total: int | None = None,
+    rate: SendRate | None = None,
+) -> int:
+    """Send raw event lines to the intake queue, 10 per request, streaming (the input is
+    read as it is sent, never held whole). Returns how many. ``total`` sizes the progress
+    bar (unknown for stdin); ``rate`` is told of every request."""
     sqs = boto3.client("sqs")
     batch: list[str] = []
     sent = 0
-    task = progress.add_task("sending", total=None) if progress else None
+    task = None
+    if progress is not None:
+        label = "sending" if total is not None else "sending (stdin: total unknown)"
+        task = progress.add_task(label, total=total)
 
     def flush() -> None:
         nonlocal sent
@@ -86,6 +177,8 @@ def send_lines(queue_url: str, lines: Iterable[str], progress: Progress | None =
         if resp.get("Failed"):
             raise RuntimeError(f"queue refused {len(resp['Failed'])} messages: {resp['Failed'][0]}")
         sent += len(batch)
+        if rate is not None:
+            rate.add(len(batch))
         batch.clear()
         if progress and task is not None:
             progress.update(task, completed=sent)
@@ -118,16 +211,29 @@ def wait_until_ingested(queue_url: str, timeout: float = 300) -> bool:
 def send(
     file: Annotated[str, typer.Argument(help="JSON Lines of CloudEvents, or - for stdin")],
     wait: Annotated[bool, typer.Option(help="wait until the queue has been ingested")] = True,
+    every: Annotated[
+        int, typer.Option(help="print the send rate of every block of this many events")
+    ] = 100_000,
 ) -> None:
-    """Send usage events to the intake queue."""
+    """Send usage events to the intake queue (streamed: files of any size, or stdin)."""
     d = deployed()
-    with _progress() as progress:
-        n = send_lines(d.queue_url, _lines(file), progress)
-    console.print(f"sent {n} events to {d.queue_url}")
+    total = count_lines(file)
+    with send_progress() as progress:
+        rate = SendRate(every, progress.console.print)
+        send_lines(d.queue_url, _lines(file), progress, total=total, rate=rate)
+    console.print(f"{rate.summary()} to {d.queue_url}")
     if wait:
         with console.status("waiting for ingestion"):
-            done = wait_until_ingested(d.queue_url)
+            done = wait_until_ingested(d.queue_url) and _saved()
         console.print("ingested" if done else "[yellow]still ingesting[/]: check again later")
+
+
+def _saved() -> bool:
+    """On the local runtime, ingested means saved: a snapshot taken after it exists."""
+    from billing.local.snapshot import checkpoint
+
+    checkpoint()
+    return True
 
 
 @app.command()
@@ -221,6 +327,57 @@ def plans_put(
         raise typer.BadParameter(message, param_hint="--account") from err
     _store(deployed()).put_plan(plan.account, plan.effective_from, plan.model_dump(mode="json"))
     console.print(f"plan for {plan.account} effective {plan.effective_from} stored")
+    for finding in plan_warnings(plan):
+        console.print(f"[yellow]warning[/] {finding.metric}: priced, but {finding.detail}")
+
+
+@plans_app.command("check")
+def plans_check(
+    account: AccountOpt,
+    period: PeriodOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check the plan in force against the account's usage so far: usage it does not price,
+    prices that can never apply, and an estimate of the invoice. Exits 1 when some usage
+    is not priced (the close would fail the account's invoice on it)."""
+    store = _store(deployed())
+    doc = store.plan_document(account, period)
+    if doc is None:
+        console.print(f"[red]no plan in force for {account} in {period}[/]")
+        raise typer.Exit(1)
+    plan = PricePlan.model_validate(doc)
+    result = check_plan(plan, period, current_usage(store, account, period, plan.settings))
+    if as_json:
+        out.print_json(json.dumps(result.to_json()))
+    else:
+        _print_check(result)
+    if result.of_kind("unpriced_usage"):
+        raise typer.Exit(1)
+
+
+def _print_check(result: PlanCheck) -> None:
+    out.print(f"{result.account} {result.period}: plan effective {result.plan_effective_from}")
+    for f in result.findings:
+        dims = ", ".join(f"{k}={v}" for k, v in f.dims)
+        qty = "" if f.quantity is None else f" quantity {f.quantity.normalize():f}"
+        text = f"{f.kind}: {f.metric}{f' [{dims}]' if dims else ''}{qty}: {f.detail}"
+        out.print(text, markup=False, highlight=False)
+    if not result.findings:
+        out.print("no findings")
+    if result.estimate is None:
+        return
+    est = result.estimate
+    table = Table("metric", "description", "quantity", "amount", title="ESTIMATE (not an invoice)")
+    for line in [*est.lines, *est.commitment_lines]:
+        table.add_row(line.metric, line.description, f"{line.quantity}", f"{line.amount}")
+    out.print(table)
+    excluded = f", without {len(result.estimate_excludes)} unpriced line(s)"
+    out.print(
+        f"estimated total {est.total} {est.currency} from the usage so far"
+        f"{excluded if result.estimate_excludes else ''}"
+    )
+    for note in est.notes:
+        out.print(f"note {note.kind}: {note.count}", markup=False, highlight=False)
 
 
 # --- close and invoices ---------------------------------------------------------------------
@@ -253,6 +410,90 @@ def running_closes(d: Deployed, period: str) -> list[str]:
     return found
 
 
+CLOSE_PHASES = ("freeze", "settle", "accounts", "finish")
+# The state of the month-close state machine (infra/month_close.py) -> the phase it is in.
+_STATE_PHASES = {
+    "Freeze": "freeze",
+    "Close": "freeze",
+    "Settle": "settle",
+    "StartListing": "accounts",
+    "ListAccounts": "accounts",
+    "CloseAccounts": "accounts",
+    "Finish": "finish",
+}
+
+
+def _phase_from_history(sfn: Any, arn: str) -> str:
+    """The phase of the latest state entered. Read only until the accounts phase: then the
+    close results tell the progress, and the history (which grows with every unit) is not
+    fetched again."""
+    try:
+        events = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=20)
+    except sfn.exceptions.ClientError:  # e.g. not allowed: the results still tell progress
+        return "accounts"
+    for event in sorted(events.get("events", []), key=lambda e: -int(e.get("id", 0))):
+        name = event.get("stateEnteredEventDetails", {}).get("name")
+        if name in _STATE_PHASES:
+            return _STATE_PHASES[name]
+    return "freeze"
+
+
+def _all_accounts(store: UsageStore, period: str) -> list[str]:
+    """The accounts the close goes through (what its ListAccounts pages give)."""
+    names: list[str] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = store.accounts_page(period, cursor, 1000)
+        names += page
+        if cursor is None:
+            return names
+
+
+class CloseProgress:
+    """What the CLI shows while a close runs: its phase and, in the accounts phase, how
+    many of the period's accounts are done (issued or failed by this run, or issued by an
+    earlier one), and how long each phase took."""
+
+    def __init__(self, store: UsageStore, period: str) -> None:
+        self.store = store
+        self.period = period
+        self.before = {r["account"]: _fingerprint(r) for r in store.results(period)}
+        self.phase = "freeze"
+        self.started: dict[str, float] = {"freeze": time.monotonic()}
+        self.accounts: list[str] | None = None
+
+    def enter(self, phase: str) -> None:
+        if CLOSE_PHASES.index(phase) <= CLOSE_PHASES.index(self.phase):
+            return
+        now = time.monotonic()
+        for skipped in CLOSE_PHASES[
+            CLOSE_PHASES.index(self.phase) + 1 : CLOSE_PHASES.index(phase) + 1
+        ]:
+            self.started[skipped] = now
+        self.phase = phase
+        if phase in ("accounts", "finish") and self.accounts is None:
+            self.accounts = _all_accounts(self.store, self.period)
+
+    def done(self) -> int:
+        results = {r["account"]: r for r in self.store.results(self.period)}
+        return sum(
+            1
+            for account, r in results.items()
+            if _fingerprint(r) != self.before.get(account) or r.get("status") == "issued"
+        )
+
+    def durations(self, end: float) -> dict[str, float]:
+        marks = [(p, self.started[p]) for p in CLOSE_PHASES if p in self.started]
+        return {
+            phase: round((marks[i + 1][1] if i + 1 < len(marks) else end) - at, 3)
+            for i, (phase, at) in enumerate(marks)
+        }
+
+
+def _fingerprint(result: dict[str, Any]) -> str:
+    return json.dumps(result, sort_keys=True, default=str)
+
+
 def run_close(
     d: Deployed,
     period: str,
@@ -261,9 +502,12 @@ def run_close(
     *,
     force: bool = False,
     wait: bool = False,
+    poll_seconds: float = 0.2,
 ) -> dict[str, Any]:
-    """Start the close of ``period`` and wait for it. Another close of the period still
-    running is refused (``CloseRefused``), or waited for first with ``wait``."""
+    """Start the close of ``period`` and wait for it, showing its phases (freeze, settle,
+    accounts with their count, finish) on stderr. Another close of the period still
+    running is refused (``CloseRefused``), or waited for first with ``wait``. The result
+    is the state machine's output plus ``phases``: seconds spent in each."""
     sfn = boto3.client("stepfunctions")
     deadline = time.monotonic() + timeout
     while running := running_closes(d, period):
@@ -280,24 +524,56 @@ def run_close(
         start["settle_seconds"] = settle
     if force:
         start["force"] = True
+    tracker = CloseProgress(_store(d), period)
     arn = sfn.start_execution(
         stateMachineArn=d.state_machine_arn, name=name, input=json.dumps(start)
     )["executionArn"]
     with _progress() as progress:
-        task = progress.add_task(f"closing {period}", total=None)
+        task = progress.add_task(f"closing {period}: freeze", total=None)
         while True:
             desc = sfn.describe_execution(executionArn=arn)
             if desc["status"] != "RUNNING":
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"close of {period} still running after {timeout} s: {arn}")
-            done = len(_store(d).results(period))
-            progress.update(task, completed=done)
-            time.sleep(0.5)
+            if tracker.phase in ("freeze", "settle"):
+                tracker.enter(_phase_from_history(sfn, arn))
+            if tracker.accounts is not None:
+                done = tracker.done()
+                if done >= len(tracker.accounts):
+                    tracker.enter("finish")
+                progress.update(task, completed=done, total=len(tracker.accounts))
+            progress.update(task, description=f"closing {period}: {tracker.phase}")
+            time.sleep(poll_seconds)
+        tracker.enter("finish")
+        total = len(tracker.accounts or [])  # the execution has ended: every account is done
+        progress.update(task, description=f"closing {period}: done", completed=total, total=total)
     if desc["status"] != "SUCCEEDED":
         raise RuntimeError(f"close {desc['status']}: {desc.get('error')} {desc.get('cause')}")
     result: dict[str, Any] = json.loads(desc.get("output") or "{}")
+    result["phases"] = tracker.durations(time.monotonic())
     return result
+
+
+def local_intake_drained(state_dir: Path, timeout: float = 600) -> bool:
+    """Whether boto3 points at the embedded runtime recorded in ``state_dir`` and its
+    intake queues are now drained (waited for up to ``timeout``): then nothing can be in
+    flight when the close freezes the period, and no settle time is needed."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").rstrip("/")
+    if not endpoint:
+        return False
+    from billing.local import service
+
+    state = service.status(state_dir)
+    if state is None or not state.running or state.endpoint_url.rstrip("/") != endpoint:
+        return False
+    with console.status("draining the local intake queues"):
+        try:
+            service.drain(state_dir, timeout=timeout)
+        except TimeoutError as err:
+            console.print(f"[yellow]{err}[/]: keeping the settle time")
+            return False
+    return True
 
 
 @app.command()
@@ -309,16 +585,38 @@ def close(
     wait: Annotated[
         bool, typer.Option("--wait", help="wait for a running close of the period, then run")
     ] = False,
+    settle: Annotated[
+        int | None,
+        typer.Option(
+            "--settle",
+            min=0,
+            metavar="SECONDS",
+            help="wait after the freeze for ingest batches in flight; default: none on the "
+            "local runtime once its intake is drained, else the deployment's SETTLE_SECONDS "
+            "(120)",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path, typer.Option(help="the local runtime's state (to drain its intake)")
+    ] = Path(".billing-local"),
 ) -> None:
     """Run the month-end close for a period (the state machine) and wait for it."""
+    if settle is None and local_intake_drained(state_dir):
+        settle = 0
     try:
-        result = run_close(deployed(), period, force=force, wait=wait)
+        result = run_close(deployed(), period, settle=settle, force=force, wait=wait)
     except CloseRefused as err:
         console.print(f"[red]{err}[/] (--wait to run after it)")
         raise typer.Exit(1) from None
-    console.print(f"{period}: {result.get('issued', 0)} invoices issued")
-    for account in result.get("failed", []):
-        console.print(f"[red]failed[/] {account} (see: billing invoices list --period {period})")
+    phases = ", ".join(f"{p} {s:.1f} s" for p, s in result["phases"].items())
+    failed = result.get("failed", [])
+    out.print(
+        f"{period}: {result.get('issued', 0)} invoices issued, {len(failed)} failed ({phases})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for account in failed:
+        out.print(f"failed {account} (see: billing invoices list --period {period})")
 
 
 @invoices_app.command("list")
@@ -426,8 +724,39 @@ def local_start(
 
     with console.status("starting moto, synthesizing and deploying the stack"):
         env = service.start(state_dir, max_batching_window_seconds=0)
+    _print_restored(service.status(state_dir))
     for name, value in sorted(env.items()):
         out.print(f"export {name}={value}")
+
+
+def _print_restored(state: Any) -> None:
+    """What the runtime restored at its start (stderr)."""
+    from billing.local.snapshot import SnapshotInfo
+
+    if state is None:
+        return
+    if state.restore_error:
+        console.print(f"[yellow]saved data unreadable, started empty[/]: {state.restore_error}")
+    elif state.restored:
+        info = SnapshotInfo(**state.restored)
+        console.print(f"restored {info.describe(time.time())}")
+    else:
+        console.print("started empty (no saved data)")
+
+
+@local_app.command("reset")
+def local_reset(
+    state_dir: Annotated[Path, typer.Option(help="where the service keeps its state")] = Path(
+        ".billing-local"
+    ),
+) -> None:
+    """Delete the runtime's saved data and start it again, empty."""
+    from billing.local import service
+
+    with console.status("stopping the runtime and deleting its saved data"):
+        existed = service.reset(state_dir)
+    console.print("saved data deleted" if existed else "no saved data")
+    local_start(state_dir)
 
 
 @local_app.command("stop")
@@ -447,6 +776,14 @@ def local_status(state_dir: Annotated[Path, typer.Option()] = Path(".billing-loc
     if state is None or not state.running:
         console.print("not running")
         raise typer.Exit(1)
+    console.print(f"running, pid {state.pid}, since {state.started_at}, log {state.log_file}")
+    _print_restored(state)
+    live = state.snapshot_status() or {}
+    if live.get("snapshot"):
+        from billing.local.snapshot import SnapshotInfo
+
+        info = SnapshotInfo(**live["snapshot"])
+        console.print(f"saved now: {info.describe(time.time())}, {info.bytes:,} bytes")
     for name, value in sorted(state.env.items()):
         out.print(f"export {name}={value}")
 

@@ -20,6 +20,7 @@ concurrency) is made here, from the facts alone, so arrival order cannot change 
 - ``StorageDays``: recording storage per started 24 h period.
   (The last four work on an entity's holdings and say what of it a later month needs.)
 - ``OverlappingSessions``: a named user with two sessions at once (licence violation).
+- ``FlagConflict``: an event flag that contradicts the contract's products (reported).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from billing.domain.facts import Fact
 from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR
-from billing.domain.settings import ContractSettings
+from billing.domain.settings import ContractSettings, Product
 from billing.domain.usage import Dims, Sink
 
 
@@ -542,7 +543,9 @@ class StorageDays(EntityStrategy):
         for fs in _entities(facts).values():
             for holding in self.lifecycle.holdings(fs):
                 stored = holding.opened
-                if bool(stored.attrs.get("via_conversations")) != self.conversations:
+                if sink.settings.via_conversations(stored.attrs.get("via_conversations")) != (
+                    self.conversations
+                ):
                     continue
                 created = holding.start
                 until = hi if holding.end is None else min(hi, holding.end)
@@ -575,3 +578,35 @@ class OverlappingSessions:
                     open_sessions.add(session)
                 else:
                     open_sessions.discard(session)
+
+
+@dataclass(frozen=True)
+class FlagConflict:
+    """Reports events whose ``flag`` claims a product the contract does not include (a
+    ``recording.started`` flagged ``via_conversations`` for an account whose contract
+    states its products without Conversations). The contract decides the charge; the
+    conflict is a note on the invoice, one per event, never a charge.
+
+    An unset flag contradicts nothing: false is the flag's default, so an event that
+    does not carry it (the way to send recordings once the contract names the product)
+    and one that says false cannot be told apart."""
+
+    metric: str
+    flag: str
+    product: Product
+
+    def carry(self, facts: Sequence[Fact]) -> list[Fact]:
+        """Each event is judged in its own period: later periods need none of them."""
+        return []
+
+    def apply(self, facts: Sequence[Fact], sink: Sink) -> None:
+        if sink.settings.subscribes(self.product) is not False:
+            return
+        for f in facts:
+            if f.attrs.get(self.flag):
+                sink.note(
+                    self.metric,
+                    f.at,
+                    f"{f.type} {self.flag}=true but the contract has no "
+                    f"{self.product.value}: billed as the contract says",
+                )

@@ -21,6 +21,7 @@ What a plan says::
       voice.ivr: "0.0120"        # voice metrics are priced per minute (usage is seconds)
     packages:                    # distinct metrics: fee, included quantity, overage
       whatsapp.mau: {monthly_fee: "150.00", included: 2000, overage_unit_price: "0.05"}
+    products: [conversations]    # subscribed products (moments, answers, things, signals)
     named_users: {seat_price: "45.00"}   # Conversations seats (conversations.maa)
     fees:                        # one-time or monthly fees not driven by usage
       - {code: byoc.setup, description: BYOC setup, amount: "500.00", billed: once,
@@ -40,6 +41,14 @@ Named users (``conversations.maa``): ``seat_price`` per seat and month, above
 ``settings.named_user_service_start``) the fee and the seats held on the start day
 (``conversations.maa.initial``) are prorated by (days from the start day to the month end,
 inclusive) / (days in the month); seats above those are billed at full price.
+
+Products: when the plan states them, a recording is a Conversations recording (storage per
+GB-day, no licences) exactly when ``conversations`` is among them, whatever the events'
+``via_conversations`` flag says; a flag that claims Conversations for an account without it
+is reported as an invoice note (``recording.conversations_flag``). ``billing plans check``
+(``plancheck.py``) lists the priced metrics the products make impossible. A plan without
+``products`` keeps the flag-driven behaviour. Like every term, products change with a new
+plan version (``effective_from``).
 
 Commitments: the scope's actual amount is the sum of the scope's rated lines. Post-pay
 invoices max(actual, minimum) by adding a top-up line. Pre-pay deducts max(actual,
@@ -64,7 +73,7 @@ from billing.domain.counting import CallSeconds
 from billing.domain.events import AccountId
 from billing.domain.periods import Period
 from billing.domain.rules import FREE_UNLESS_PRICED, RULES, RULES_BY_METRIC
-from billing.domain.settings import ContractSettings
+from billing.domain.settings import ContractSettings, ProductSet
 
 #: named-user seats: priced only through ``PricePlan.named_users`` (first-month proration).
 MAA = "conversations.maa"
@@ -250,6 +259,13 @@ class PricePlan(_Model):
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
     effective_from: PeriodText
     name: str | None = Field(None, max_length=200)
+    products: ProductSet | None = Field(
+        None,
+        description="the products the account subscribes to (conversations, moments, "
+        "answers, things, signals); the WhatsApp and Viber pricing models are settings. "
+        "When stated they decide the rules that depend on a product (recording through "
+        "Conversations) and what billing plans check expects; None: not stated",
+    )
     settings: ContractSettings = Field(default_factory=ContractSettings)
     prices: dict[str, PriceRows] = Field(default_factory=dict)
     packages: dict[str, Package] = Field(default_factory=dict)
@@ -291,8 +307,17 @@ class PricePlan(_Model):
         for fee in self.fees:
             if fee.period is not None and fee.period < self.effective_from:
                 errors.append(f"fee {fee.code}: period {fee.period} is before the plan")
+        stated = self.settings.products
+        if stated is not None and self.products is not None and stated != self.products:
+            errors.append("products and settings.products differ (state them once)")
         if errors:
             raise ValueError("; ".join(errors))
+        products = self.products if self.products is not None else stated
+        if products is not None:  # the engine reads the products from the settings
+            object.__setattr__(self, "products", products)
+            object.__setattr__(
+                self, "settings", self.settings.model_copy(update={"products": products})
+            )
         return self
 
     @property

@@ -6,7 +6,9 @@ one or more ``Match``es (fact type and attribute values); the strategy (``counti
 decides what among the selected facts is charged and how much. ``when`` switches a row on
 for a contract setting (e.g. WhatsApp's per-template vs conversation-based model).
 ``free_unless_priced`` rows are recorded for reports and cost nothing unless the price plan
-prices them.
+prices them. ``product`` names the product a row's metric belongs to: it does not change
+what is counted, it tells ``billing plans check`` which priced metrics can never occur for
+an account whose contract states its products (``plancheck.py``).
 
 Where is WhatsApp's 24 h window decided? The ``whatsapp`` row: ``OutsideWindow`` with
 ``whatsapp_csw_hours``.
@@ -23,6 +25,7 @@ from billing.domain.counting import (
     CallSeconds,
     Distinct,
     FixedSessions,
+    FlagConflict,
     HeldInPeriod,
     InactivitySessions,
     Lifecycle,
@@ -39,7 +42,7 @@ from billing.domain.counting import (
 )
 from billing.domain.events import VoiceService
 from billing.domain.facts import Fact
-from billing.domain.settings import ContractSettings
+from billing.domain.settings import ContractSettings, Product
 from billing.domain.usage import Sink, fact_order
 
 PRESENT = object()  # attribute must be present, whatever its value
@@ -105,6 +108,7 @@ class Rule:
     strategy: Strategy
     when: Callable[[ContractSettings], bool] = _always
     free_unless_priced: bool = False
+    product: Product | None = None  # the metric exists only for accounts with this product
 
     def __post_init__(self) -> None:
         assert self.strategy.metric == self.metric, f"{self.metric}: strategy metric differs"
@@ -165,6 +169,7 @@ RULES: tuple[Rule, ...] = (
         "peak concurrently provisioned named users (seats)",
         (Match("named_user.provisioned"), Match("named_user.deprovisioned")),
         PeakConcurrency("conversations.maa", SEAT, initial_metric="conversations.maa.initial"),
+        product=Product.CONVERSATIONS,
     ),
     rule(
         "conversations.licence_violation",
@@ -172,6 +177,7 @@ RULES: tuple[Rule, ...] = (
         "second concurrent session of a named user",
         (Match("named_user.session_opened"), Match("named_user.session_closed")),
         OverlappingSessions("conversations.licence_violation"),
+        product=Product.CONVERSATIONS,
     ),
     rule(
         "conversations.mac",
@@ -185,6 +191,7 @@ RULES: tuple[Rule, ...] = (
             Match("message.inbound", {"conversation_id": PRESENT, "status": "accepted"}),
         ),
         Distinct("conversations.mac", "conversation_id"),
+        product=Product.CONVERSATIONS,
     ),
     rule(
         "moments.mep",
@@ -195,6 +202,7 @@ RULES: tuple[Rule, ...] = (
             Match("message.inbound", {"via": "flow", "status": "accepted"}),
         ),
         Distinct("moments.mep", "person_id"),
+        product=Product.MOMENTS,
     ),
     rule(
         "moments.mep",
@@ -203,6 +211,7 @@ RULES: tuple[Rule, ...] = (
         Match("message.outbound", {"via": "broadcast", "status": DELIVERED}),
         Distinct("moments.mep", "person_id"),
         when=lambda s: s.mep_counts_broadcast,
+        product=Product.MOMENTS,
     ),
     rule(
         "answers.mas",
@@ -214,6 +223,7 @@ RULES: tuple[Rule, ...] = (
             Match("bot.session_ended"),
         ),
         InactivitySessions("answers.mas"),
+        product=Product.ANSWERS,
     ),
     # --- 3. messaging ---------------------------------------------------------------------
     rule(
@@ -334,6 +344,7 @@ RULES: tuple[Rule, ...] = (
         out("push"),
         _per_message("push", frozenset({"submitted", DELIVERED})),
         free_unless_priced=True,
+        product=Product.MOMENTS,
     ),
     *(
         rule(
@@ -424,14 +435,27 @@ RULES: tuple[Rule, ...] = (
         "Signals interactions on regular (unblocked) traffic",
         Match("message.outbound", {"signals": "passed", "status": SCREENED}),
         PerOccurrence("signals", ("message_id",), dims=()),
+        product=Product.SIGNALS,
     ),
     # --- numbers ---------------------------------------------------------------------------
     rule(
         "numbers.setup",
         "3",
-        "numbers and short codes provisioned (setup fee)",
+        "long numbers, toll-free numbers and short codes provisioned (setup fee)",
+        (
+            Match("number.provisioned", {"number_type": MESSAGING_NUMBERS}),
+            Match("number.released"),
+        ),
+        Opened("numbers.setup", NUMBER, dims=("number_type", "country")),
+        when=lambda s: not s.voice_number_setup_fee,
+    ),
+    rule(
+        "numbers.setup",
+        "3",
+        "numbers of every type provisioned, voice numbers too (setup fee)",
         (Match("number.provisioned"), Match("number.released")),
         Opened("numbers.setup", NUMBER, dims=("number_type", "country")),
+        when=lambda s: s.voice_number_setup_fee,
     ),
     rule(
         "numbers.recurring",
@@ -467,13 +491,26 @@ RULES: tuple[Rule, ...] = (
         "BYOC minutes, inbound or outbound, over any service",
         Match("call.leg", {"byoc": True}),
         CallSeconds("voice.byoc", "byoc"),
+        product=Product.CONVERSATIONS,
     ),
     rule(
         "voice.number",
         "4",
-        "voice numbers leased on any day of the month",
+        "voice numbers leased on any day of the month (a missed-call number pays its own fee)",
+        (
+            Match("number.provisioned", {"number_type": "voice", "missed_call": False}),
+            Match("number.released"),
+        ),
+        HeldInPeriod("voice.number", NUMBER, dims=("country",)),
+        when=lambda s: not s.missed_call_pays_lease,
+    ),
+    rule(
+        "voice.number",
+        "4",
+        "voice numbers leased on any day of the month, missed-call numbers too",
         (Match("number.provisioned", {"number_type": "voice"}), Match("number.released")),
         HeldInPeriod("voice.number", NUMBER, dims=("country",)),
+        when=lambda s: s.missed_call_pays_lease,
     ),
     rule(
         "voice.missed_call",
@@ -483,12 +520,23 @@ RULES: tuple[Rule, ...] = (
         HeldInPeriod("voice.missed_call", NUMBER, dims=("country",)),
     ),
     # --- recording -------------------------------------------------------------------------
+    # Whether a recording is made through Conversations is the contract's products when it
+    # states them (the events' via_conversations flag is then only checked), else the flag.
     rule(
         "recording.licence",
         "4",
         "peak simultaneously recorded calls, capped at the limit",
         (Match("recording.started", {"via_conversations": False}), Match("recording.stopped")),
         PeakConcurrency("recording.licence", RECORDING, cap="recording_limit"),
+        when=lambda s: s.products is None,
+    ),
+    rule(
+        "recording.licence",
+        "4",
+        "peak simultaneously recorded calls, capped at the limit (no Conversations)",
+        (Match("recording.started"), Match("recording.stopped")),
+        PeakConcurrency("recording.licence", RECORDING, cap="recording_limit"),
+        when=lambda s: s.subscribes(Product.CONVERSATIONS) is False,
     ),
     rule(
         "recording.storage_minutes",
@@ -496,6 +544,7 @@ RULES: tuple[Rule, ...] = (
         "recorded minutes stored, per started day",
         (Match("recording.stored"), Match("recording.deleted"), Match("recording.started")),
         StorageDays("recording.storage_minutes", conversations=False),
+        when=lambda s: s.subscribes(Product.CONVERSATIONS) is not True,
     ),
     rule(
         "recording.storage_gb",
@@ -503,6 +552,19 @@ RULES: tuple[Rule, ...] = (
         "Conversations recordings stored, GB per started day",
         (Match("recording.stored"), Match("recording.deleted"), Match("recording.started")),
         StorageDays("recording.storage_gb", conversations=True),
+        when=lambda s: s.subscribes(Product.CONVERSATIONS) is not False,
+    ),
+    rule(
+        "recording.conversations_flag",
+        "4",
+        "recording events flagged via_conversations for a contract without Conversations",
+        (
+            Match("recording.started", {"via_conversations": True}),
+            Match("recording.stored", {"via_conversations": True}),
+        ),
+        FlagConflict("recording.conversations_flag", "via_conversations", Product.CONVERSATIONS),
+        when=lambda s: s.subscribes(Product.CONVERSATIONS) is False,
+        free_unless_priced=True,
     ),
     # --- 3a. Things (IoT) -------------------------------------------------------------------
     rule(
@@ -511,6 +573,7 @@ RULES: tuple[Rule, ...] = (
         "SIMs activated",
         Match("sim.activated"),
         PerOccurrence("things.activation", ("sim_id",), dims=()),  # once per SIM supplied
+        product=Product.THINGS,
     ),
     rule(
         "things.subscription",
@@ -518,6 +581,7 @@ RULES: tuple[Rule, ...] = (
         "SIMs active on any day of the month",
         (Match("sim.activated"), Match("sim.status_changed")),
         HeldInPeriod("things.subscription", SIM),
+        product=Product.THINGS,
     ),
     rule(
         "things.data",
@@ -525,6 +589,7 @@ RULES: tuple[Rule, ...] = (
         "SIM data traffic in MB, by the SIM's location",
         Match("sim.data_usage"),
         Sum("things.data", "bytes", 10**6),
+        product=Product.THINGS,
     ),
 )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from billing.domain.events import UssdInitiator, VoiceService
 
@@ -37,8 +38,33 @@ class Increment(BaseModel):
         return f"{self.first}/{self.next}"
 
 
+class Product(StrEnum):
+    """A product an account subscribes to (the channel pricing models are settings:
+    ``whatsapp_model``, ``viber_model``)."""
+
+    CONVERSATIONS = "conversations"  # Conversations (web UI and API); recording inside it
+    MOMENTS = "moments"  # Flows, Broadcast, push
+    ANSWERS = "answers"  # chatbots
+    THINGS = "things"  # IoT connectivity (global SIMs)
+    SIGNALS = "signals"  # fraud blocking
+
+
+ProductSet = Annotated[
+    frozenset[Product],
+    PlainSerializer(lambda v: sorted(p.value for p in v), return_type=list[str], when_used="json"),
+]
+
+
 class ContractSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- products -------------------------------------------------------------------
+    products: ProductSet | None = Field(
+        None,
+        description="the products the account subscribes to; a price plan states them in "
+        "its top-level products term and they are copied here. None: not stated, and "
+        "event flags (via_conversations) decide as before",
+    )
 
     # --- WhatsApp -----------------------------------------------------------------
     whatsapp_model: Literal["template", "conversation"] = Field(
@@ -82,6 +108,20 @@ class ContractSettings(BaseModel):
         "exempts neither, so a BYOC leg pays both unless the contract says BYOC replaces it",
     )
 
+    # --- numbers --------------------------------------------------------------------
+    voice_number_setup_fee: bool = Field(
+        False,
+        description="the setup-fee row names long numbers, toll-free numbers and short "
+        "codes only, so provisioning a voice number charges no numbers.setup unless the "
+        "contract says so",
+    )
+    missed_call_pays_lease: bool = Field(
+        False,
+        description="a number configured for the missed-call service pays one monthly fee, "
+        "voice.missed_call (the service's 'monthly fee per voice number'), and not also "
+        "voice.number, unless the contract charges the lease as well",
+    )
+
     # --- recording ------------------------------------------------------------------
     recording_limit: int = Field(10, ge=1, description="simultaneously recorded calls")
     gigabyte_bytes: int = Field(10**9, description="GB means 10^9 bytes unless agreed")
@@ -118,6 +158,16 @@ class ContractSettings(BaseModel):
 
     def increment_for(self, service: VoiceService) -> Increment:
         return self.voice_increments.get(service, self.voice_increment)
+
+    def subscribes(self, product: Product) -> bool | None:
+        """Whether the contract includes ``product``; ``None`` when it states no products."""
+        return None if self.products is None else product in self.products
+
+    def via_conversations(self, flag: object) -> bool:
+        """Whether a recording is a Conversations recording: the contract's products when
+        it states them, else the event's ``via_conversations`` flag."""
+        stated = self.subscribes(Product.CONVERSATIONS)
+        return bool(flag) if stated is None else stated
 
 
 DEFAULT_SETTINGS = ContractSettings()

@@ -1,13 +1,30 @@
-"""boto3 clients for the local runtime's own calls."""
+"""boto3 clients for the local runtime's own calls, and the in-process transport.
+
+The handlers, the pollers and the state machine run in the process that runs moto's
+server, and call it with plain boto3 over HTTP on loopback. For the services on the
+ingest path (:data:`IN_PROCESS_SERVICES`), :class:`InProcessTransport` answers those
+calls without the network: a botocore ``before-send`` hook hands the request, signed as
+it would be sent, straight to the server's WSGI application in the calling thread. The
+application is the one behind the socket (moto's dispatcher and whatever middleware the
+runtime puts in front of it), so the answer is the same; only the HTTP round trip
+(serialising a request on a socket, a server thread parsing it, and back) is skipped.
+Clients in other processes, and calls to any other endpoint, still use HTTP; the
+handlers' code does not change (the same boto3 calls reach AWS when deployed).
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import threading
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import boto3
+from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.config import Config
+from botocore.handlers import BUILTIN_HANDLERS
 
 DEFAULT_REGION = "us-east-1"
 
@@ -38,3 +55,128 @@ def aws_client(
             ).client(service, endpoint_url=endpoint, region_name=region_name, config=_CONFIG)
             _CLIENTS[key] = client
         return client
+
+
+#: Services whose calls to a registered endpoint are answered in-process (the ingest
+#: path: SQS receive/delete and DynamoDB claims and writes).
+IN_PROCESS_SERVICES = frozenset({"dynamodb", "sqs"})
+
+
+class _Body(io.BytesIO):
+    """A response body botocore can read or stream."""
+
+    def stream(self, **kwargs: Any) -> Any:
+        while chunk := self.read(65536):
+            yield chunk
+
+
+def _request_body(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    data = body.read()
+    if hasattr(body, "seek"):
+        body.seek(0)
+    return data if isinstance(data, bytes) else str(data).encode("utf-8")
+
+
+class InProcessTransport:
+    """botocore ``before-send`` hook: requests for a registered ``host:port`` are passed to
+    that endpoint's WSGI application in the calling thread (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, Any] = {}
+        self.calls = 0
+
+    def register(self, endpoint_url: str, app: Any) -> None:
+        """Answers this endpoint's calls in-process from now on, unless the environment
+        says ``BILLING_LOCAL_IN_PROCESS=0`` (every call over HTTP, e.g. to compare)."""
+        if os.environ.get("BILLING_LOCAL_IN_PROCESS", "1") == "0":
+            return
+        netloc = urlsplit(endpoint_url).netloc
+        host, _, port = netloc.rpartition(":")
+        self._apps[netloc] = app
+        if host in ("127.0.0.1", "localhost"):
+            self._apps[f"{'localhost' if host == '127.0.0.1' else '127.0.0.1'}:{port}"] = app
+        default = boto3.DEFAULT_SESSION
+        if default is not None:
+            events = default._session.get_component("event_emitter")
+            events.unregister("before-send", self)
+            events.register("before-send", self)
+
+    def unregister(self, endpoint_url: str) -> None:
+        netloc = urlsplit(endpoint_url).netloc
+        port = netloc.rpartition(":")[2]
+        for name in (netloc, f"localhost:{port}", f"127.0.0.1:{port}"):
+            self._apps.pop(name, None)
+
+    def __call__(self, request: Any, event_name: str = "", **kwargs: Any) -> AWSResponse | None:
+        if not self._apps:
+            return None
+        parts = urlsplit(request.url)
+        app = self._apps.get(parts.netloc)
+        service = event_name.split(".")[1] if event_name.count(".") >= 2 else ""
+        if app is None or service not in IN_PROCESS_SERVICES:
+            return None
+        self.calls += 1
+        return self._call(app, request, parts)
+
+    @staticmethod
+    def _call(app: Any, request: Any, parts: Any) -> AWSResponse:
+        body = _request_body(request.body)
+        host, _, port = parts.netloc.rpartition(":")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(parts.path) or "/",
+            "RAW_URI": parts.path + (f"?{parts.query}" if parts.query else ""),
+            "REQUEST_URI": parts.path + (f"?{parts.query}" if parts.query else ""),
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": host,
+            "SERVER_PORT": port,
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_PORT": 0,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": parts.scheme or "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in request.headers.items():
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            key = name.upper().replace("-", "_")
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ[key] = text
+            else:
+                environ[f"HTTP_{key}"] = text
+        environ.setdefault("HTTP_HOST", parts.netloc)
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> Any:
+            started[:] = [status, headers]
+            return lambda data: None
+
+        result = app(environ, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = started
+        response_headers = HeadersDict()
+        for name, value in headers:
+            response_headers[name] = value
+        return AWSResponse(request.url, int(status.split()[0]), response_headers, _Body(content))
+
+
+#: The process's transport; inert until an endpoint is registered.
+IN_PROCESS = InProcessTransport()
+BUILTIN_HANDLERS.append(("before-send", IN_PROCESS))

@@ -21,16 +21,28 @@
   dropped (:mod:`billing.local.cfn_models`).
 * ``AWS::Events::EventBus`` has no physical id in moto, so ``Ref`` to a bus yields a Python
   object and a rule on that bus fails to create; the bus's name is its physical id.
+* SQS standard queues: moto keeps a queue's messages in one list and scans all of it on
+  every ``ReceiveMessage``, ``DeleteMessage``, ``ChangeMessageVisibility`` and attribute
+  read (``SendMessage`` reads the attributes too), so a queue of N messages costs O(N)
+  per request. :class:`MessageStore` replaces that list with an index (visible messages
+  by arrival, invisible ones by the time they become visible again, receipt handles to
+  messages), so that each of those requests costs O(batch log N). FIFO queues keep
+  moto's own code (the store still behaves as the list it replaces).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import heapq
 import json
 import logging
+import os
 import re
 import threading
-from collections.abc import Callable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from billing.local.cfn_models import EXTRA_MODELS, CfnPlaceholder
@@ -128,6 +140,7 @@ class MotoPatches:
 
         if "physical_resource_id" not in EventBus.__dict__:
             self._add(EventBus, "physical_resource_id", property(lambda bus: bus.name))
+        self._install_sqs()
 
     def uninstall(self) -> None:
         for owner, name, original in reversed(self._originals):
@@ -139,6 +152,48 @@ class MotoPatches:
         with MotoPatches._active_lock:
             if MotoPatches._active is self:
                 MotoPatches._active = None
+
+    def _install_sqs(self) -> None:
+        from moto.sqs import models as sqs_models
+
+        queue, backend = sqs_models.Queue, sqs_models.SQSBackend
+        self._add(queue, "_messages", property(_get_store, _set_store))
+        for name in (
+            "approximate_number_of_messages",
+            "approximate_number_of_messages_not_visible",
+            "approximate_number_of_messages_delayed",
+        ):
+            self._replace(queue, name, _make_count(name, queue.__dict__[name]))
+        self._replace(queue, "delete_message", _make_delete(queue.delete_message))
+        self._replace(queue, "wait_for_messages", _make_wait(queue.wait_for_messages))
+        self._replace(backend, "receive_message", _make_receive(backend.receive_message))
+        self._replace(
+            backend,
+            "change_message_visibility",
+            _make_change_visibility(backend.change_message_visibility),
+        )
+        self._replace(sqs_models, "generate_receipt_handle", _receipt_handle)
+        self._replace(
+            sqs_models,
+            "camelcase_to_underscores",
+            functools.lru_cache(maxsize=1024)(sqs_models.__dict__["camelcase_to_underscores"]),
+        )
+        self._install_request_caches()
+
+    def _install_request_caches(self) -> None:
+        """moto's server lists its own package directory (``os.listdir`` and an
+        ``isdir`` per module) to route every request, and inspects the response class's
+        members to dispatch it; both answers never change within a process."""
+        from moto import backends
+        from moto.core import responses
+
+        modules = tuple(backends.list_of_moto_modules())
+        self._replace(backends, "list_of_moto_modules", lambda: modules)
+        self._replace(
+            responses,
+            "method_names_from_class",
+            functools.lru_cache(maxsize=1024)(responses.__dict__["method_names_from_class"]),
+        )
 
     def _replace(self, owner: Any, name: str, replacement: Any) -> None:
         self._originals.append((owner, name, owner.__dict__[name]))
@@ -317,3 +372,376 @@ def _deliver_selected(
     sqs_backends[rule.account_id][rule.region_name].send_message(
         queue_name=arn.resource_id, message_body=body, group_id=group_id
     )
+
+
+# -- SQS -------------------------------------------------------------------------------------
+
+_READY, _IN_FLIGHT, _DELAYED = 0, 1, 2
+
+#: Receipt handles of deleted messages remembered (a repeated delete succeeds, as on AWS).
+DELETED_HANDLES_KEPT = 100_000
+
+
+def _now_ms() -> float:
+    from moto.core.utils import unix_time_millis
+
+    return float(unix_time_millis())
+
+
+def _available(message: Any, now: float) -> bool:
+    """moto's ``message.visible and not message.delayed``, for one clock reading."""
+    return bool(now > message.visible_at and now >= message.delayed_until)
+
+
+class MessageStore:
+    """The messages of one queue, in place of moto's ``Queue._messages`` list.
+
+    It iterates, appends and removes like the list (moto's FIFO code and whatever reads the
+    queue's messages keep working) and indexes them for the standard-queue paths:
+
+    * ``_ready``: a heap of the messages visible now, by arrival (the oldest first);
+    * ``_waiting``: a heap of in-flight and delayed messages by the time they become
+      visible; each receive first moves the due ones to ``_ready``. Entries are checked
+      lazily against the message itself (a changed visibility timeout pushes a new entry;
+      an entry whose generation is not the message's current one is skipped);
+    * ``_handles``: every receipt handle a live message was given, to the message.
+
+    A receive of k messages from a queue of N costs O((k + due) log N), a delete or a
+    visibility change by receipt handle O(log N), the counts O(due log N).
+    """
+
+    def __init__(self, messages: Iterable[Any] = ()) -> None:
+        self._lock = threading.RLock()
+        self._reset()
+        for message in messages:
+            self.append(message)
+
+    def _reset(self) -> None:
+        self._live: dict[str, Any] = {}
+        self._seq: dict[str, int] = {}
+        self._state: dict[str, tuple[int, int]] = {}
+        self._ready: list[tuple[int, int, str]] = []
+        self._waiting: list[tuple[float, int, int, str]] = []
+        self._handles: dict[str, str] = {}
+        self._deleted: OrderedDict[str, None] = OrderedDict()
+        self._counts = [0, 0, 0]
+        self._next = 0
+        self._generation = 0
+
+    # -- the list moto knows ---------------------------------------------------------------
+
+    def append(self, message: Any) -> None:
+        with self._lock:
+            if message.id in self._live:
+                self._forget(message.id)
+            self._next += 1
+            self._live[message.id] = message
+            self._seq[message.id] = self._next
+            for handle in message.all_receipt_handles:
+                if handle:
+                    self._handles[handle] = message.id
+            self._place(message, _now_ms())
+
+    def remove(self, message: Any) -> None:
+        with self._lock:
+            message_id = message.id
+            if self._live.get(message_id) is not message:
+                raise ValueError("message not in queue")
+            self._forget(message_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._lock:
+            return iter(list(self._live.values()))
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, message: object) -> bool:
+        return self._live.get(getattr(message, "id", None)) is message  # type: ignore[arg-type]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"messages": list(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["messages"])  # type: ignore[misc]
+
+    # -- the index -------------------------------------------------------------------------
+
+    def _forget(self, message_id: str) -> None:
+        message = self._live.pop(message_id)
+        del self._seq[message_id]
+        state, _ = self._state.pop(message_id)
+        self._counts[state] -= 1
+        for handle in message.all_receipt_handles:
+            if handle and self._handles.get(handle) == message_id:
+                del self._handles[handle]
+
+    def _place(self, message: Any, now: float) -> None:
+        """(Re)files a live message as ready, in flight or delayed."""
+        message_id = message.id
+        previous = self._state.get(message_id)
+        if previous is not None:
+            self._counts[previous[0]] -= 1
+        self._generation += 1
+        generation, seq = self._generation, self._seq[message_id]
+        if _available(message, now):
+            state = _READY
+            heapq.heappush(self._ready, (seq, generation, message_id))
+        else:
+            state = _DELAYED if now < message.delayed_until else _IN_FLIGHT
+            due = max(float(message.visible_at), float(message.delayed_until))
+            heapq.heappush(self._waiting, (due, seq, generation, message_id))
+        self._state[message_id] = (state, generation)
+        self._counts[state] += 1
+
+    def _current(self, message_id: str, generation: int) -> Any:
+        state = self._state.get(message_id)
+        return self._live[message_id] if state and state[1] == generation else None
+
+    def _settle(self, now: float) -> None:
+        waiting = self._waiting
+        while waiting and waiting[0][0] < now:
+            _, _, generation, message_id = heapq.heappop(waiting)
+            message = self._current(message_id, generation)
+            if message is not None:
+                self._place(message, now)
+
+    def _pop_ready(self, now: float) -> Any:
+        while self._ready:
+            _, generation, message_id = heapq.heappop(self._ready)
+            message = self._current(message_id, generation)
+            if message is None:
+                continue
+            if _available(message, now):
+                return message
+            self._place(message, now)
+        return None
+
+    def counts(self) -> tuple[int, int, int]:
+        """(visible, in flight, delayed) now."""
+        with self._lock:
+            self._settle(_now_ms())
+            ready, in_flight, delayed = self._counts
+            return ready, in_flight, delayed
+
+    def has_visible(self) -> bool:
+        return self.counts()[0] > 0
+
+    def receive(
+        self,
+        count: int,
+        visibility_timeout: int,
+        *,
+        max_receive_count: int | None,
+        retention_seconds: float,
+    ) -> tuple[list[Any], list[Any]]:
+        """Receives up to ``count`` visible messages, oldest first: each is marked received
+        (receive count, new receipt handle, invisible for ``visibility_timeout``). Messages
+        already received ``max_receive_count`` times are taken off the queue instead and
+        returned second, for the dead-letter queue; messages past the retention period are
+        dropped."""
+        received: list[Any] = []
+        redriven: list[Any] = []
+        with self._lock:
+            now = _now_ms()
+            self._settle(now)
+            while len(received) < count:
+                message = self._pop_ready(now)
+                if message is None:
+                    break
+                if (
+                    max_receive_count is not None
+                    and message.approximate_receive_count >= max_receive_count
+                ):
+                    self._forget(message.id)
+                    redriven.append(message)
+                    continue
+                if message.sent_timestamp / 1000 + retention_seconds <= now / 1000:
+                    self._forget(message.id)
+                    continue
+                message.mark_received(visibility_timeout=visibility_timeout)
+                self._handles[message.receipt_handle] = message.id
+                received.append(message)
+            # Filed again only now: with a visibility timeout of 0 a message stays visible
+            # and must not come twice in one receive.
+            for message in received:
+                self._place(message, now)
+        return received, redriven
+
+    def by_handle(self, receipt_handle: str) -> Any:
+        message_id = self._handles.get(receipt_handle)
+        return None if message_id is None else self._live.get(message_id)
+
+    def delete(self, receipt_handle: str) -> bool:
+        """Deletes the message with this (current or earlier) receipt handle; False if the
+        handle is unknown. A handle of a recently deleted message is accepted again."""
+        with self._lock:
+            if receipt_handle in self._deleted:
+                return True
+            message = self.by_handle(receipt_handle)
+            if message is None:
+                return False
+            self._forget(message.id)
+            for handle in message.all_receipt_handles:
+                if handle:
+                    self._deleted[handle] = None
+            while len(self._deleted) > DELETED_HANDLES_KEPT:
+                self._deleted.popitem(last=False)
+            return True
+
+    def change_visibility(self, receipt_handle: str, apply: Callable[[Any], None]) -> bool:
+        """Calls ``apply`` on the message with this receipt handle (it changes the message's
+        visibility) and refiles it; False if the handle is unknown."""
+        with self._lock:
+            message = self.by_handle(receipt_handle)
+            if message is None:
+                return False
+            apply(message)
+            self._place(message, _now_ms())
+            return True
+
+
+def _get_store(queue: Any) -> MessageStore:
+    store = queue.__dict__.get("_messages")
+    if not isinstance(store, MessageStore):
+        store = MessageStore(store or [])
+        queue.__dict__["_messages"] = store
+    return store
+
+
+def _set_store(queue: Any, messages: Iterable[Any]) -> None:
+    queue.__dict__["_messages"] = (
+        messages if isinstance(messages, MessageStore) else MessageStore(messages)
+    )
+
+
+def _receipt_handle() -> str:
+    """A receipt handle as long as moto's, without 185 calls to ``random.choice``."""
+    return os.urandom(93).hex()[:185]
+
+
+def _make_count(name: str, original: Any) -> property:
+    position = {
+        "approximate_number_of_messages": 0,
+        "approximate_number_of_messages_not_visible": 1,
+        "approximate_number_of_messages_delayed": 2,
+    }[name]
+
+    def count(queue: Any) -> int:
+        if queue.fifo_queue:
+            return int(original.fget(queue))
+        return _get_store(queue).counts()[position]
+
+    return property(count)
+
+
+def _make_delete(original: Callable[..., Any]) -> Callable[..., Any]:
+    def delete_message(queue: Any, receipt_handle: str) -> None:
+        if queue.fifo_queue:
+            original(queue, receipt_handle)
+            return
+        from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+        if not _get_store(queue).delete(receipt_handle):
+            raise ReceiptHandleIsInvalid()
+
+    return delete_message
+
+
+def _make_wait(original: Callable[..., Any]) -> Callable[..., Any]:
+    def wait_for_messages(queue: Any, timeout: int) -> None:
+        if queue.fifo_queue:
+            original(queue, timeout)
+            return
+        store = _get_store(queue)
+        with queue._messages_lock:
+            queue._messages_lock.wait_for(store.has_visible, timeout=timeout)
+
+    return wait_for_messages
+
+
+def _make_receive(original: Callable[..., Any]) -> Callable[..., Any]:
+    def receive_message(
+        backend: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        queue = backend.get_queue(queue_name)
+        if queue.fifo_queue:
+            return list(
+                original(
+                    backend,
+                    queue_name,
+                    count,
+                    wait_seconds_timeout,
+                    visibility_timeout,
+                    message_attribute_names,
+                )
+            )
+        from moto.sqs.models import _filter_message_attributes
+
+        store = _get_store(queue)
+        dead_letter_queue = queue.dead_letter_queue
+        max_receive_count = None
+        if dead_letter_queue is not None and queue.redrive_policy:
+            max_receive_count = int(queue.redrive_policy["maxReceiveCount"])
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            received, redriven = store.receive(
+                count,
+                visibility_timeout,
+                max_receive_count=max_receive_count,
+                retention_seconds=float(queue.message_retention_period),
+            )
+            for message in redriven:
+                dead_letter_queue.add_message(message)
+            remaining = deadline - time.monotonic()
+            if received or remaining <= 0:
+                break
+            # A send wakes the wait early. As in moto, a long poll that waited until its
+            # end returns empty rather than look once more.
+            queue.wait_for_messages(min(1.0, remaining))
+            if time.monotonic() >= deadline:
+                break
+        result = []
+        for message in received:
+            # A copy, as moto does: filtering the attributes must not change the message.
+            shown = copy.copy(message)
+            _filter_message_attributes(shown, message_attribute_names or [])
+            result.append(shown)
+        return result
+
+    return receive_message
+
+
+def _make_change_visibility(original: Callable[..., Any]) -> Callable[..., Any]:
+    def change_message_visibility(
+        backend: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        queue = backend.get_queue(queue_name)
+        if queue.fifo_queue:
+            original(backend, queue_name, receipt_handle, visibility_timeout)
+            return
+        from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+
+        def apply(message: Any) -> None:
+            limit = _now_ms() + int(visibility_timeout) * 1000 - message.sent_timestamp
+            if limit > 43200 * 1000:
+                raise InvalidParameterValue(
+                    f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. "
+                    "Reason: Total VisibilityTimeout for the message is beyond the limit "
+                    "[43200 seconds]"
+                )
+            message.change_visibility(visibility_timeout)
+
+        if not _get_store(queue).change_visibility(receipt_handle, apply):
+            raise ReceiptHandleIsInvalid
+
+    return change_message_visibility

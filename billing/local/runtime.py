@@ -6,17 +6,32 @@ import copy
 import json
 import logging
 import os
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
-from billing.local.clients import aws_client
+from billing.local import fastpaths
+from billing.local.clients import IN_PROCESS, aws_client
 from billing.local.deploy import deploy
 from billing.local.dispatch import LambdaDispatcher
 from billing.local.patches import MotoPatches
 from billing.local.poller import PollerGroup, drain_queues
+from billing.local.snapshot import (
+    ItemCache,
+    MutationGate,
+    SnapshotInfo,
+    capture,
+    install_update_hook,
+    restore,
+    uninstall_update_hook,
+    write_snapshot,
+)
 from billing.local.stack import DeployedStack
 
 LOG = logging.getLogger(__name__)
@@ -36,9 +51,10 @@ _FINAL_EXECUTION_STATES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 _LAST_PORT: dict[str, int] = {}
 
 
-def _moto_server(host: str, port: int) -> Any:
+def _moto_server(host: str, port: int, wrap: Callable[[Any], Any] | None = None) -> Any:
     """moto's ``ThreadedMotoServer``, bound in the calling thread so that a port already in
-    use raises here (the stock ``start`` waits forever when its thread fails to bind)."""
+    use raises here (the stock ``start`` waits forever when its thread fails to bind).
+    ``wrap`` puts a WSGI middleware in front of moto's application."""
     from threading import Thread
 
     from moto.moto_server.werkzeug_app import (
@@ -51,7 +67,9 @@ def _moto_server(host: str, port: int) -> Any:
 
     class LoopbackMotoServer(ThreadedMotoServer):
         def start(self) -> None:
-            app = DomainDispatcherApplication(create_backend_app)
+            app: Any = DomainDispatcherApplication(create_backend_app)
+            if wrap is not None:
+                app = wrap(app)
             self._server = make_server(
                 self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
             )
@@ -62,6 +80,71 @@ def _moto_server(host: str, port: int) -> Any:
             self._thread.start()
 
     return LoopbackMotoServer(ip_address=host, port=port, verbose=False)
+
+
+_CAPTURE = threading.local()
+
+
+class _RoutedStream:
+    """Stands in for ``sys.stdout``/``sys.stderr``: what a Lambda handler writes while it
+    runs (Powertools log lines, EMF metric blobs, stray prints) goes to the runtime's log
+    file; everything else goes to the stream it replaced. Stays in place for good once
+    installed (loggers keep a reference to it) and passes through when nothing captures."""
+
+    def __init__(self, default: IO[str]) -> None:
+        self.default = default
+
+    def _target(self) -> IO[str]:
+        target: IO[str] | None = getattr(_CAPTURE, "target", None)
+        return target if target is not None else self.default
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def writelines(self, lines: Any) -> None:
+        self._target().writelines(lines)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return self.default.isatty()
+
+    def fileno(self) -> int:
+        return self.default.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.default, name)
+
+
+def _route_standard_streams() -> None:
+    """Replaces ``sys.stdout``/``sys.stderr`` by routed streams (once) and points logging
+    handlers that write to the original streams at them."""
+    originals: dict[int, _RoutedStream] = {}
+    for name in ("stdout", "stderr"):
+        current = getattr(sys, name)
+        if not isinstance(current, _RoutedStream):
+            routed = _RoutedStream(current)
+            setattr(sys, name, routed)
+            originals[id(current)] = routed
+    if not originals:
+        return
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and id(stream) in originals:
+                handler.setStream(originals[id(stream)])
+
+
+@contextmanager
+def _captured(target: IO[str] | None) -> Iterator[None]:
+    previous = getattr(_CAPTURE, "target", None)
+    _CAPTURE.target = target
+    try:
+        yield
+    finally:
+        _CAPTURE.target = previous
 
 
 class ExecutionTimeoutError(TimeoutError):
@@ -110,10 +193,19 @@ class LocalAws:
         code_root: str | os.PathLike[str] | None = None,
         poll_wait_seconds: int = 1,
         max_batching_window_seconds: int | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        snapshot_interval: float = 2.0,
+        log_file: str | os.PathLike[str] | None = None,
     ) -> None:
         """``port`` 0 picks a free port (the one used last in this process if free).
         ``max_batching_window_seconds`` caps the mappings' ``MaximumBatchingWindowInSeconds``
-        (e.g. 0 in tests: invoke with whatever one poll returns instead of waiting)."""
+        (e.g. 0 in tests: invoke with whatever one poll returns instead of waiting).
+
+        ``state_dir`` makes the data durable: the deployed stack's data is restored from
+        the snapshot there, if any, and snapshotted there every ``snapshot_interval``
+        seconds when something changed, and at :meth:`stop` (see
+        :mod:`billing.local.snapshot`). ``log_file``: what handlers write to stdout/stderr
+        (log lines, metrics) is appended there instead of the process's output."""
         self.host = host
         self.requested_port = port
         self.region = region
@@ -129,6 +221,21 @@ class LocalAws:
         self._saved_env: dict[str, str | None] = {}
         self._saved_config: dict[str, Any] = {}
         self._quieted_loggers: list[logging.Logger] = []
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.snapshot_interval = snapshot_interval
+        self.gate: MutationGate | None = None
+        self.restored: SnapshotInfo | None = None
+        self.restore_error: str | None = None
+        self.last_snapshot: SnapshotInfo | None = None
+        self._durable_stack: DeployedStack | None = None
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_stop = threading.Event()
+        self._snapshot_thread: threading.Thread | None = None
+        self._capture_seconds = 0.0
+        self._item_caches: dict[str, ItemCache] = {}
+        self.log_file = Path(log_file) if log_file is not None else None
+        self._log_stream: IO[str] | None = None
+        self._dispatch_invoke: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -176,6 +283,9 @@ class LocalAws:
         from moto.moto_api._internal.models import moto_api_backend
 
         self._patches.install()
+        fastpaths.install()
+        if self.log_file is not None:
+            self._capture_handler_output(self.log_file)
         for name in ("werkzeug", "moto.stepfunctions.parser"):
             logger = logging.getLogger(name)
             if logger.level == logging.NOTSET:
@@ -191,6 +301,8 @@ class LocalAws:
             self._server = self._start_server()
             self._port = int(self._server.get_host_and_port()[1])
             _LAST_PORT[self.host] = self._port
+            # This process's own calls (handlers, pollers) skip the HTTP round trip.
+            IN_PROCESS.register(self.endpoint_url, self._server._server.app)
             self._set_env(
                 {
                     **self.env,
@@ -213,7 +325,7 @@ class LocalAws:
         previous = _LAST_PORT.get(self.host)
         candidates = [self.requested_port] if self.requested_port else [previous or 0, 0]
         for port in candidates:
-            server = _moto_server(self.host, port)
+            server = _moto_server(self.host, port, self._gate_app)
             try:
                 server.start()
                 return server
@@ -224,6 +336,26 @@ class LocalAws:
                 LOG.debug("port %d taken, using another", port)
         raise AssertionError("unreachable")
 
+    def _gate_app(self, app: Any) -> Any:
+        self.gate = MutationGate(app)
+        self.gate.control["flush"] = lambda: self._control_status(self.snapshot())
+        self.gate.control["status"] = lambda: self._control_status(self.last_snapshot)
+        return self.gate
+
+    def _capture_handler_output(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_stream = path.open("a", encoding="utf-8", buffering=1)
+        _route_standard_streams()
+        original = self.dispatcher.invoke
+        stream = self._log_stream
+
+        def invoke(name_or_arn: str, event: Any, *, request_id: str | None = None) -> Any:
+            with _captured(stream):
+                return original(name_or_arn, event, request_id=request_id)
+
+        self._dispatch_invoke = original
+        self.dispatcher.invoke = invoke  # type: ignore[method-assign]
+
     def stop(self) -> None:
         from moto.core.config import default_user_config
         from moto.moto_api._internal.models import moto_api_backend
@@ -231,10 +363,14 @@ class LocalAws:
         for group in self.pollers:
             group.stop()
         self.pollers.clear()
+        self._stop_snapshots()
         if self._server is not None:
+            if self._port is not None:
+                IN_PROCESS.unregister(self.endpoint_url)
             self._server.stop()
             self._server = None
         self._patches.uninstall()
+        fastpaths.uninstall()
         self.dispatcher.forget()
         moto_api_backend.reset()
         for section, value in self._saved_config.items():
@@ -252,6 +388,13 @@ class LocalAws:
         for logger in self._quieted_loggers:
             logger.setLevel(logging.NOTSET)
         self._quieted_loggers.clear()
+        self.gate = None
+        if self._dispatch_invoke is not None:
+            del self.dispatcher.invoke
+            self._dispatch_invoke = None
+        if self._log_stream is not None:
+            self._log_stream.close()
+            self._log_stream = None
 
     def _set_env(self, values: dict[str, str]) -> None:
         for name, value in values.items():
@@ -283,9 +426,99 @@ class LocalAws:
         )
         self.stacks.append(stack)
         self.dispatcher.register_functions(stack.functions.values())
+        if self.state_dir is not None and self._durable_stack is None:
+            self._restore(stack)  # the first stack deployed is the one kept
         if start_pollers:
             self.start_pollers(stack)
         return stack
+
+    # -- durable state ---------------------------------------------------------------------
+
+    def _restore(self, stack: DeployedStack) -> None:
+        """Loads the state dir's snapshot into the new stack (before any poller runs) and
+        starts taking snapshots of it."""
+        from billing.local import snapshot
+
+        assert self.state_dir is not None
+        assert self.gate is not None
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if (self.state_dir / snapshot.SNAPSHOT_FILE).exists():
+            try:
+                self.restored = restore(self.state_dir, stack, self.client, self._item_caches)
+                LOG.info("restored %s", self.restored.describe())
+            except Exception as error:
+                # Keep the unreadable file for inspection; start empty.
+                self.restore_error = f"{type(error).__name__}: {error}"
+                LOG.exception("cannot restore %s: starting empty", self.state_dir)
+                aside = self.state_dir / f"{snapshot.SNAPSHOT_FILE}.unreadable-{int(time.time())}"
+                (self.state_dir / snapshot.SNAPSHOT_FILE).replace(aside)
+        self._durable_stack = stack
+        install_update_hook()
+        self.gate.mark_changed()
+        self.snapshot()  # the new stack's own values (e.g. a generated secret) at once
+        self._snapshot_stop.clear()
+        self._snapshot_thread = threading.Thread(
+            target=self._snapshot_loop, name="snapshots", daemon=True
+        )
+        self._snapshot_thread.start()
+
+    def snapshot(self) -> SnapshotInfo | None:
+        """Takes a snapshot now if anything changed since the last one; returns the latest
+        snapshot (``None`` without a state dir). Data requests wait while it is captured."""
+        if self.state_dir is None or self._durable_stack is None or self.gate is None:
+            return None
+        with self._snapshot_lock:
+            last = self.last_snapshot
+            if last is not None and last.sequence == self.gate.changes:
+                return last
+            started = time.monotonic()
+            with self.gate.quiesced() as changes:
+                info, payload = capture(self._durable_stack, changes, self._item_caches)
+            captured = time.monotonic()
+            self._capture_seconds = captured - started
+            info = write_snapshot(self.state_dir, info, payload)
+            LOG.debug(
+                "snapshot %d: %s, captured in %.3f s, written in %.3f s",
+                info.sequence,
+                info.describe(),
+                captured - started,
+                time.monotonic() - captured,
+            )
+            self.last_snapshot = info
+            return info
+
+    def _snapshot_loop(self) -> None:
+        # Data requests wait while a snapshot is captured: at most a tenth of the time.
+        while not self._snapshot_stop.wait(max(self.snapshot_interval, 10 * self._capture_seconds)):
+            try:
+                self.snapshot()
+            except Exception:
+                LOG.exception("snapshot failed")
+
+    def _stop_snapshots(self) -> None:
+        """Stops the periodic snapshots and takes the last one (clean stop)."""
+        self._snapshot_stop.set()
+        if self._snapshot_thread is not None:
+            self._snapshot_thread.join()
+            self._snapshot_thread = None
+        if self._durable_stack is not None and self._server is not None:
+            try:
+                self.snapshot()
+            except Exception:
+                LOG.exception("final snapshot failed")
+        if self._durable_stack is not None:
+            uninstall_update_hook()
+        self._durable_stack = None
+        self._item_caches.clear()
+
+    def _control_status(self, info: SnapshotInfo | None) -> dict[str, Any]:
+        return {
+            "durable": self.state_dir is not None,
+            "changes": self.gate.changes if self.gate is not None else 0,
+            "snapshot": info.to_dict() if info is not None else None,
+            "restored": self.restored.to_dict() if self.restored is not None else None,
+            "restore_error": self.restore_error,
+        }
 
     def start_pollers(self, stack: DeployedStack | None = None) -> PollerGroup:
         group = PollerGroup(

@@ -6,6 +6,10 @@ ready it writes ``state.json`` into the state directory (endpoint, region, crede
 physical ids of the stack, pid). The handlers run inside that process: Lambda invocations,
 Step Functions Lambda tasks and SQS event source mappings all happen there, whichever
 process sends the request.
+
+The service's data is durable: it keeps snapshots in ``<state_dir>/snapshot.pickle`` and
+restores the latest one when it starts again, also after a ``kill -9`` (what it restored
+is recorded in ``state.json``); :func:`reset` deletes them (see :mod:`billing.local.snapshot`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from billing.local import snapshot
 from billing.local.clients import aws_client
 from billing.local.deploy import find_stack, synth
 from billing.local.dispatch import REPO_ROOT
@@ -59,6 +64,10 @@ class ServiceState:
     template_dir: str
     log_file: str
     running: bool = True
+    #: What the service restored at its start (a :class:`snapshot.SnapshotInfo` as a
+    #: dict), ``None`` if it started empty; ``restore_error`` if a snapshot was unreadable.
+    restored: dict[str, Any] | None = None
+    restore_error: str | None = None
 
     @property
     def credentials(self) -> tuple[str, str]:
@@ -88,6 +97,8 @@ class ServiceState:
             "started_at": self.started_at,
             "template_dir": self.template_dir,
             "log_file": self.log_file,
+            "restored": self.restored,
+            "restore_error": self.restore_error,
         }
 
     @classmethod
@@ -103,7 +114,13 @@ class ServiceState:
             template_dir=data["template_dir"],
             log_file=data["log_file"],
             running=running,
+            restored=data.get("restored"),
+            restore_error=data.get("restore_error"),
         )
+
+    def snapshot_status(self) -> dict[str, Any] | None:
+        """The running service's snapshot figures (``changes``, ``snapshot``, ``restored``)."""
+        return snapshot.control(self.endpoint_url, "status", timeout=10)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -192,6 +209,7 @@ def start(
     synth_if_missing: bool = True,
     project_root: str | os.PathLike[str] | None = None,
     max_batching_window_seconds: int | None = None,
+    snapshot_interval: float | None = None,
     timeout: float = 180.0,
 ) -> dict[str, str]:
     """Starts the service (if it is not already running) and waits until the stack is
@@ -227,6 +245,8 @@ def start(
         command.append("--synth-if-missing")
     if max_batching_window_seconds is not None:
         command += ["--max-batching-window", str(max_batching_window_seconds)]
+    if snapshot_interval is not None:
+        command += ["--snapshot-interval", str(snapshot_interval)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     log_path = state_path / LOG_FILE
@@ -289,6 +309,23 @@ def load_state(state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> Service
     return state
 
 
+def reset(state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR) -> bool:
+    """Stops the service if it runs and deletes its saved data, so that the next start
+    begins empty; returns whether there was saved data."""
+    path = Path(state_dir)
+    stop(path)
+    return snapshot.remove(path) if path.exists() else False
+
+
+def checkpoint(
+    state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR, *, timeout: float = 300.0
+) -> dict[str, Any] | None:
+    """Makes the service snapshot what it has accepted so far; returns the snapshot's
+    description (``SnapshotInfo.to_dict()``)."""
+    answer = snapshot.control(load_state(state_dir).endpoint_url, "flush", timeout=timeout)
+    return None if answer is None else answer.get("snapshot")
+
+
 def drain(state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR, *, timeout: float = 30.0) -> None:
     """Waits, from any process, until every queue the service polls is empty."""
     state = load_state(state_dir)
@@ -321,8 +358,11 @@ def serve(
     project_root: str | os.PathLike[str] | None = None,
     synth_if_missing: bool = False,
     max_batching_window_seconds: int | None = None,
+    durable: bool = True,
+    snapshot_interval: float = 2.0,
 ) -> None:
-    """Runs in the foreground until SIGTERM/SIGINT: moto, the deployed stack, the pollers."""
+    """Runs in the foreground until SIGTERM/SIGINT: moto, the deployed stack, the pollers.
+    ``durable``: restore the state dir's snapshot and keep taking snapshots there."""
     state_path = Path(state_dir).resolve()
     state_path.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
@@ -342,7 +382,11 @@ def serve(
         LOG.info("no template in %s: synthesizing %s/app.py", templates, root)
         synth(root)
     with LocalAws(
-        port=port, code_root=root, max_batching_window_seconds=max_batching_window_seconds
+        port=port,
+        code_root=root,
+        max_batching_window_seconds=max_batching_window_seconds,
+        state_dir=state_path if durable else None,
+        snapshot_interval=snapshot_interval,
     ) as aws:
         stack = aws.deploy(templates, stack_name=stack_name)
         state = ServiceState(
@@ -355,6 +399,8 @@ def serve(
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             template_dir=str(templates.resolve()),
             log_file=str(state_path / LOG_FILE),
+            restored=aws.restored.to_dict() if aws.restored is not None else None,
+            restore_error=aws.restore_error,
         )
         _write_state(state_path, state)
         LOG.info("ready on %s (stack %s)", aws.endpoint_url, stack.stack_name)
@@ -378,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--project-root")
     serve_parser.add_argument("--synth-if-missing", action="store_true")
     serve_parser.add_argument("--max-batching-window", type=int)
-    for name in ("start", "stop", "status"):
+    serve_parser.add_argument("--no-durable", dest="durable", action="store_false")
+    serve_parser.add_argument("--snapshot-interval", type=float, default=2.0)
+    for name in ("start", "stop", "status", "reset"):
         sub = commands.add_parser(name)
         sub.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
         if name == "start":
@@ -400,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             project_root=args.project_root,
             synth_if_missing=args.synth_if_missing,
             max_batching_window_seconds=args.max_batching_window,
+            durable=args.durable,
+            snapshot_interval=args.snapshot_interval,
         )
     elif args.command == "start":
         env = start(args.state_dir, port=args.port, template_dir=args.template_dir)
@@ -407,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export {key}={value}")
     elif args.command == "stop":
         print("stopped" if stop(args.state_dir) else "not running")
+    elif args.command == "reset":
+        print("saved data deleted" if reset(args.state_dir) else "no saved data")
     else:
         state = status(args.state_dir)
         if state is None:

@@ -67,7 +67,11 @@ def plan_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def compute_shard(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    month_close().compute_shard(event["period"], event["account"], event["shard"])
+    """One unit of ``plan_account``: its storage shards (``shards``; ``shard`` alone for a
+    unit planned before units were sized)."""
+    month_close().compute_shard(
+        event["period"], event["account"], event["shard"], event.get("shards")
+    )
     return {"ok": True}
 
 

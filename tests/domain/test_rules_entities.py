@@ -294,7 +294,7 @@ def test_setup_fee_per_provisioning_recurring_fee_once_per_number_and_month() ->
 
 def test_voice_numbers_are_not_messaging_numbers() -> None:
     events = [number(at(5), "v1", "voice")]
-    assert totals(events) == {"numbers.setup": 1, "voice.number": 1}
+    assert totals(events) == {"voice.number": 1}
 
 
 # --- Things (IoT SIMs) ----------------------------------------------------------------------

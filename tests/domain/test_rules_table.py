@@ -68,7 +68,11 @@ RULEBOOK: dict[str, set[str]] = {
     "recording": {"recording.licence", "recording.storage_minutes", "recording.storage_gb"},
 }
 
-DERIVED = {"conversations.maa.initial", "conversations.licence_violation"}
+DERIVED = {
+    "conversations.maa.initial",
+    "conversations.licence_violation",
+    "recording.conversations_flag",
+}
 
 
 @pytest.mark.parametrize("key", sorted(RULEBOOK))
@@ -98,6 +102,7 @@ def test_free_unless_priced_rows_are_the_saas_channels_and_reports() -> None:
         "email.suppressed",
         "conversations.licence_violation",
         "conversations.maa.initial",
+        "recording.conversations_flag",
     } == FREE_UNLESS_PRICED
 
 

@@ -223,7 +223,7 @@ def test_voice_number_lease_is_monthly_per_number() -> None:
     ]
     figures = usage(events).figures()
     assert figures[("voice.number", (("country", "FR"),))] == 2
-    assert figures[("numbers.setup", (("country", "FR"), ("number_type", "voice")))] == 2
+    assert ("numbers.setup", (("country", "FR"), ("number_type", "voice"))) not in figures
     assert ("numbers.recurring", (("country", "FR"), ("number_type", "voice"))) not in figures
 
 
@@ -240,10 +240,7 @@ def test_voice_number_released_before_the_month_is_not_charged() -> None:
 def test_missed_call_number_is_charged_monthly() -> None:
     events = [number(at(5, month=9), "+3319", "voice", missed_call=True, country="FR")]
     figures = usage(events).figures()
-    assert figures == {
-        ("voice.missed_call", (("country", "FR"),)): 1,
-        ("voice.number", (("country", "FR"),)): 1,
-    }
+    assert figures == {("voice.missed_call", (("country", "FR"),)): 1}
 
 
 def test_number_not_configured_for_missed_calls_has_no_missed_call_fee() -> None:

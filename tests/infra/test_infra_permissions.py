@@ -23,7 +23,7 @@ CLOSE_TABLE_ACTIONS = {
         "dynamodb:DeleteItem",
     },
     "CloseListAccountsFunction": {"dynamodb:Query"},
-    "ClosePlanAccountFunction": {"dynamodb:GetItem"},
+    "ClosePlanAccountFunction": {"dynamodb:GetItem", "dynamodb:Query"},
     "CloseComputeShardFunction": {"dynamodb:Query", "dynamodb:BatchGetItem"},
     "CloseRateAccountFunction": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"},
     "CloseRecordFailureFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},

@@ -100,7 +100,7 @@ def run_close(mc: MonthClose, period: str) -> dict[str, Any]:
     mc.freeze(period, settle=0, force=True)
     units = mc.plan_account(period, ACCOUNT)["units"]
     for unit in units:
-        mc.compute_shard(unit["period"], unit["account"], unit["shard"])
+        mc.compute_shard(**unit)
     mc.rate_account(period, ACCOUNT)
     mc.finish(period)
     (result,) = [r for r in mc.store.results(period) if r["account"] == ACCOUNT]
@@ -139,7 +139,8 @@ def test_each_close_reads_its_own_month_and_bills_the_whole_history(
         # the first close finds no saved state and rebuilds it from the account's history
         assert set(store.lifecycle_reads) == ({"2026-09", month} if month == "2026-10" else {month})
     lines = invoice_lines(invoice)
-    assert {"recording.storage_minutes", "numbers.recurring", "conversations.maa"} <= set(lines)
+    # the plan subscribes Conversations: recordings are stored per GB-day
+    assert {"recording.storage_gb", "numbers.recurring", "conversations.maa"} <= set(lines)
 
 
 def test_lifecycle_facts_are_kept_per_period_and_expire(env: Env) -> None:

@@ -88,7 +88,7 @@ def run(mc: MonthClose, period: str, execution: str | None = None) -> dict[str, 
         for account in page["accounts"]:
             try:
                 for unit in mc.plan_account(period, account)["units"]:
-                    mc.compute_shard(unit["period"], unit["account"], unit["shard"])
+                    mc.compute_shard(**unit)
                 mc.rate_account(period, account)
             except Exception as err:
                 cause = json.dumps({"errorType": type(err).__name__, "errorMessage": str(err)})
@@ -246,7 +246,7 @@ def test_an_issued_result_whose_documents_are_missing_is_reported_failed(env: En
     assert isinstance(bus, Bus)
     mc.freeze("2026-10", settle=0)
     for unit in mc.plan_account("2026-10", "acme")["units"]:
-        mc.compute_shard(unit["period"], unit["account"], unit["shard"])
+        mc.compute_shard(**unit)
     mc.rate_account("2026-10", "acme")
     pdf = result(env, "2026-10", "acme")["keys"]["pdf"]
     env.s3.delete_object(Bucket="invoices", Key=pdf)

@@ -199,7 +199,7 @@ def run_close(env: Env, period: str) -> dict[str, Any]:
     )
     mc.freeze(period, settle=0, force=True)
     for unit in mc.plan_account(period, "acme")["units"]:
-        mc.compute_shard(unit["period"], unit["account"], unit["shard"])
+        mc.compute_shard(**unit)
     mc.rate_account(period, "acme")
     mc.finish(period)
     (result,) = [r for r in store.results(period) if r["account"] == "acme"]

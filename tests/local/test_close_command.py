@@ -1,0 +1,147 @@
+"""``billing close``: no idle settle on a drained local runtime, ``--settle`` on demand,
+phases and per-account progress with totals, the summary on stdout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from billing.cli import main
+
+RESULT = {
+    "period": "2026-10",
+    "issued": 2,
+    "announced": 2,
+    "failed": ["globex"],
+    "phases": {"freeze": 0.1, "settle": 0.0, "accounts": 1.25, "finish": 0.1},
+}
+
+
+@pytest.fixture
+def settles(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    calls: list[int | None] = []
+
+    def run_close(
+        d: Any, period: str, timeout: float = 1800, settle: int | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        calls.append(settle)
+        return dict(RESULT)
+
+    monkeypatch.setattr(main, "run_close", run_close)
+    monkeypatch.setattr(main, "deployed", lambda: object())
+    return calls
+
+
+def invoke(*args: str) -> Any:
+    result = CliRunner().invoke(main.app, ["close", "--period", "2026-10", *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_a_drained_local_runtime_needs_no_settle(
+    settles: list[int | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(main, "local_intake_drained", lambda state_dir: True)
+    invoke()
+    assert settles == [0]
+
+
+def test_elsewhere_the_deployment_settle_applies_unless_given(
+    settles: list[int | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drained: list[Path] = []
+    monkeypatch.setattr(main, "local_intake_drained", lambda d: drained.append(d) or False)
+    invoke()
+    invoke("--settle", "30")
+    assert settles == [None, 30]
+    assert len(drained) == 1  # an explicit --settle is taken as it is
+
+
+def test_the_summary_with_its_phases_is_on_stdout(
+    settles: list[int | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(main, "local_intake_drained", lambda state_dir: True)
+    result = invoke()
+    assert result.stdout.splitlines() == [
+        "2026-10: 2 invoices issued, 1 failed "
+        "(freeze 0.1 s, settle 0.0 s, accounts 1.2 s, finish 0.1 s)",
+        "failed globex (see: billing invoices list --period 2026-10)",
+    ]
+
+
+class FakeService:
+    def __init__(self, endpoint: str, running: bool = True) -> None:
+        self.state = type("S", (), {"endpoint_url": endpoint, "running": running})()
+        self.drained: list[Path] = []
+
+    def status(self, state_dir: Path) -> Any:
+        return self.state
+
+    def drain(self, state_dir: Path, timeout: float) -> None:
+        self.drained.append(state_dir)
+
+
+def test_the_local_runtime_is_drained_only_when_boto3_points_at_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from billing.local import service
+
+    fake = FakeService("http://127.0.0.1:4566")
+    monkeypatch.setattr(service, "status", fake.status)
+    monkeypatch.setattr(service, "drain", fake.drain)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    assert not main.local_intake_drained(tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9999")
+    assert not main.local_intake_drained(tmp_path)
+    assert fake.drained == []
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566/")
+    assert main.local_intake_drained(tmp_path)
+    assert fake.drained == [tmp_path]
+    fake.state.running = False
+    assert not main.local_intake_drained(tmp_path)
+
+
+class FakeStore:
+    def __init__(self, results: list[dict[str, Any]], accounts: list[str]) -> None:
+        self.current = results
+        self.accounts = accounts
+
+    def results(self, period: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.current]
+
+    def accounts_page(
+        self, period: str, cursor: str | None, limit: int = 100
+    ) -> tuple[list[str], str | None]:
+        start = self.accounts.index(cursor) + 1 if cursor else 0
+        page = self.accounts[start : start + 2]
+        more = start + 2 < len(self.accounts)
+        return page, (page[-1] if more else None)
+
+
+def test_progress_counts_the_accounts_this_run_settles_out_of_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeStore(
+        [
+            {"account": "acme", "status": "issued", "invoice": "1"},  # an earlier run's
+            {"account": "globex", "status": "failed", "error": "no plan"},  # to retry
+        ],
+        ["acme", "globex", "initech", "umbrella", "wayne"],
+    )
+    progress = main.CloseProgress(store, "2026-10")  # type: ignore[arg-type]
+    progress.enter("settle")
+    assert progress.accounts is None
+    progress.enter("accounts")
+    assert progress.accounts == ["acme", "globex", "initech", "umbrella", "wayne"]
+    assert progress.done() == 1
+    store.current.append({"account": "initech", "status": "issued", "invoice": "2"})
+    assert progress.done() == 2
+    store.current[1] = {"account": "globex", "status": "issued", "invoice": "3"}
+    assert progress.done() == 3
+    progress.enter("settle")  # phases only move forward
+    assert progress.phase == "accounts"
+    progress.enter("finish")
+    assert list(progress.durations(1e12)) == list(main.CLOSE_PHASES)
