@@ -11,6 +11,7 @@ and leave a marker there. A write that still fails after retries fails its recor
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -180,7 +181,8 @@ class Ingestor:
 
     def frozen(self) -> frozenset[str]:
         now = self.clock()
-        if now - self._frozen_read_at > FROZEN_CACHE_SECONDS:
+        max_age = float(os.environ.get("FROZEN_CACHE_SECONDS", FROZEN_CACHE_SECONDS))
+        if now - self._frozen_read_at > max_age:
             self._frozen = self.store.frozen_periods()
             self._frozen_read_at = now
         return self._frozen

@@ -310,6 +310,10 @@ class LocalAws:
                     # it runs in at http://localhost:$MOTO_PORT.
                     "MOTO_PORT": str(self._port),
                     "AWS_EC2_METADATA_DISABLED": "true",
+                    # the local close settles 0 once intake is drained: ingest must see a
+                    # freeze at once, not up to 30 s later (a fact read as on time after
+                    # the close read its period would never be billed)
+                    "FROZEN_CACHE_SECONDS": "0",
                 }
             )
             for name in _CLEARED_ENV:
