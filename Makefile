@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# A month of 20 accounts: about two minutes on two idle cores, an estimate from the rates in
+# docs/benchmarks.md, section 4 (330 s measured with the machine shared, load average 8-11).
+# Other sizes: make demo DEMO_EVENTS=100000 DEMO_ACCOUNTS=100
+DEMO_EVENTS ?= 10000
+DEMO_ACCOUNTS ?= 20
+
 demo: $(STAMP)
-	$(BIN)/billing demo
+	$(BIN)/billing demo --events $(DEMO_EVENTS) --accounts $(DEMO_ACCOUNTS)
 
 test: lint typecheck unit
 

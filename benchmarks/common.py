@@ -117,44 +117,13 @@ class Aws:
         self.ddb.Table(table).delete()
 
 
-_partition = threading.local()
-
-
 def index_moto_queries() -> None:
-    """Make moto's Query read only the queried partition, as DynamoDB does.
+    """Make moto's Query read only the queried partition, as DynamoDB does (and the
+    embedded runtime's other fast paths): ``billing.local.fastpaths``, the same code the
+    runtime installs, so benchmarks and the runtime measure the same moto. Idempotent."""
+    from billing.local import fastpaths
 
-    moto 5 answers a Query by sorting every item of the table and filtering by hash key,
-    so its latency grows with the table (a close over 1,000 accounts would take hours and
-    measure moto). For a Query on the table's own key, ``all_items`` is narrowed to the
-    partition for the duration of that call; the results are the same (moto sorts them by
-    range key afterwards). Idempotent.
-    """
-    from moto.dynamodb.models.table import Table
-
-    if getattr(Table, "_partition_indexed", False):
-        return
-    full_table = Table.all_items
-    query = Table.query
-
-    def all_items(self: Any) -> list[Any]:
-        current = getattr(_partition, "value", None)
-        if current is not None and current[0] is self:
-            return list(current[1].values())
-        return full_table(self)
-
-    def query_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-        if index_name or hash_key is None or not self.range_key_attr:
-            return query(self, hash_key, *args, **kwargs)
-        _partition.value = (self, self.items.get(hash_key, {}))
-        try:
-            return query(self, hash_key, *args, **kwargs)
-        finally:
-            _partition.value = None
-
-    Table.all_items = all_items  # type: ignore[method-assign]
-    Table.query = query_partition  # type: ignore[method-assign]
-    Table._partition_indexed = True  # type: ignore[attr-defined]
+    fastpaths.install()
 
 
 def _serve(ports: Any) -> None:

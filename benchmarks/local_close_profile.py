@@ -114,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         requests.clear()
         handlers.clear()
         started = time.perf_counter()
+        cpu = time.process_time()
         desc = aws.run_state_machine(
             "MonthCloseStateMachine",
             {"period": args.period, "settle_seconds": 0},
             timeout=3600,
         )
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         print(f"close         {desc['status']} {desc.get('outputJson')} in {wall:.2f} s wall")
+        print(f"              {cpu:.2f} s CPU (all threads of this process)")
         for title, table in (("handlers", handlers), ("moto requests", requests)):
             print(f"{title}:")
             for key, (n, spent) in sorted(table.items(), key=lambda kv: -kv[1][1]):

@@ -14,7 +14,11 @@
 5. ``rate_account``: merge the partials, rate with the price plan, add prior-period
    adjustments, write the invoice JSON/CSV/PDF once (byte-identical on re-runs).
 6. ``record_failure``: a failing account is reported; the others carry on.
-7. ``finish``: manifest and finance summary, period closed, ``InvoiceIssued`` events.
+7. ``finish``: manifest and finance summary, period closed, ``InvoiceIssued`` events
+   (``InvoiceFinalized`` for an invoice numbered from a billing profile's seller).
+
+A close started with ``draft`` does not freeze the period: ``rate_account`` writes drafts
+(``billing.finance``) and ``finish`` closes nothing and announces nothing.
 """
 
 from __future__ import annotations
@@ -25,17 +29,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from billing.adapters.invoices import CONTENT_TYPES, DocumentStore, invoice_key, partial_key
+from billing.adapters.archive import archive_shard, seal_account
+from billing.adapters.invoices import CONTENT_TYPES, DRAFTS, DocumentStore, partial_key
 from billing.adapters.state import StateStore
-from billing.adapters.store import CloseInProgress, UsageStore, shard_groups, shard_labels
-from billing.documents.render import invoice_csv, invoice_json, invoice_pdf, manifest, summary_csv
+from billing.adapters.store import (
+    CloseInProgress,
+    FinanceStore,
+    UsageStore,
+    shard_groups,
+    shard_labels,
+)
+from billing.documents.render import manifest, summary_csv
 from billing.domain.engine import monthly_usage
 from billing.domain.invoice import Invoice
-from billing.domain.periods import Period
+from billing.domain.periods import UTC_ZONE, Period, ZoneOf, zones_from
 from billing.domain.plan import PricePlan
 from billing.domain.rating import adjustment_lines, build_invoice, rate
 from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
 from billing.domain.usage import Usage
+from billing.finance import Finance, MissingProfile
+from billing.live import LiveUsage
 from billing.shard import View, Walk, history_start
 
 
@@ -56,7 +69,38 @@ class SkippedAdjustment:
     billed: Usage  # what has been billed for ``period`` so far
 
 
-__all__ = ["CloseInProgress", "EarlyClose", "MissingPlan", "MonthClose"]
+@dataclass(frozen=True)
+class Issued:
+    """What ``MonthClose.issue`` wrote for one account: a draft or an issued document."""
+
+    status: str  # "draft" or "issued"
+    doc: Invoice
+    keys: dict[str, str]
+
+    def result(self) -> dict[str, Any]:
+        """The account's close result (``R#acct``)."""
+        out: dict[str, Any] = {
+            "status": self.status,
+            "account": self.doc.account,
+            "invoice": self.doc.number,
+            "currency": self.doc.currency,
+            "total": str(self.doc.total),
+            "keys": self.keys,
+        }
+        if self.doc.totals is not None:
+            out |= {
+                "net": str(self.doc.totals.net),
+                "tax": str(self.doc.totals.tax),
+                "gross": str(self.doc.totals.gross),
+            }
+        if self.doc.due_date is not None:
+            out["due_date"] = self.doc.due_date.isoformat()
+        if self.status == "draft":
+            out.pop("invoice")
+        return out
+
+
+__all__ = ["CloseInProgress", "EarlyClose", "MissingPlan", "MissingProfile", "MonthClose"]
 
 DEFAULT_LEASE_SECONDS = 24 * 3600  # the state machine's timeout (close_timeout_hours)
 # Facts one unit of close work is given (docs/benchmarks.md, "THE ARITHMETIC"): a unit
@@ -71,6 +115,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def close_groups(store: UsageStore, period: str) -> list[str]:
+    """The close groups of ``period`` for the time zones in use, earliest end first
+    (UTC+14 first, UTC-12 last); the UTC group (``YYYY-MM``) is always one."""
+    p = Period.parse(plain(period))
+    zones = {UTC_ZONE, *store.zones_in_use()}
+    labels = {p.in_zone(z).label for z in zones}
+    return sorted(labels, key=lambda g: (Period.parse_label(g).end_ms, g))
+
+
+def plain(label: str) -> str:
+    """The period ``YYYY-MM`` of a close group label (``2026-10@+09:00``)."""
+    return label.partition("@")[0]
+
+
 @dataclass
 class MonthClose:
     store: UsageStore
@@ -81,6 +139,17 @@ class MonthClose:
     clock: Callable[[], datetime] = field(default=utc_now)
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     unit_facts: int = UNIT_FACTS
+    # an account without a billing profile fails its close (else: a usage statement)
+    require_profile: bool = False
+
+    @property
+    def finance(self) -> Finance:
+        return Finance(FinanceStore(self.store.table), self.documents, self.events, self.bus_name)
+
+    def drafting(self, period: str) -> bool:
+        """Whether a close of ``period`` now writes drafts: it has not been frozen (a close
+        started with ``draft``, before the stage's grace ends, does not freeze it)."""
+        return "frozen_at" not in (self.store.period_status(period) or {})
 
     @property
     def states(self) -> StateStore:
@@ -97,6 +166,8 @@ class MonthClose:
         force: bool = False,
         execution: str | None = None,
         lease_seconds: int | None = None,
+        draft: bool = False,
+        grace_hours: int | None = None,
     ) -> dict[str, Any]:
         """Freeze ``period`` (default: the month before now). The state machine then waits
         for in-flight ingest batches: ``settle_seconds`` counted from the first freeze
@@ -108,31 +179,76 @@ class MonthClose:
         first: another execution holding it fails this one with ``CloseInProgress``.
         """
         now = now or self.clock()
-        target = Period.parse(period) if period else Period.of(now).prev()
+        if period is None and grace_hours is not None:  # the schedule: the next group due
+            due = self.due_groups(now, grace_hours)
+            if draft:  # each group is drafted once by the schedule (billing close --draft again)
+                due = [g for g in due if "drafted_at" not in (self.store.period_status(g) or {})]
+            if not due:
+                return {"period": None, "settle_seconds": 0}
+            period = due[0]
+        target = Period.parse_label(period) if period else Period.of(now).prev()
+        group = target.label  # the close group: freeze, lock and status are per group
         if target.end > now and not force:
             raise EarlyClose(
-                f"period {target} has not ended (it ends {target.end.isoformat()}); "
+                f"period {group} has not ended (it ends {target.end.isoformat()}); "
                 "closing it early needs force"
             )
         if execution:
             self.store.acquire_close_lock(
-                str(target), execution, int(now.timestamp()), lease_seconds or self.lease_seconds
+                group, execution, int(now.timestamp()), lease_seconds or self.lease_seconds
+            )
+        if draft and self.drafting(group):  # drafts: the period stays open, no settle
+            return {"period": group, "settle_seconds": 0, "draft": True} | (
+                {"execution": execution} if execution else {}
             )
         try:
-            self.store.freeze(str(target), now.isoformat(timespec="seconds"))
+            self.store.freeze(group, now.isoformat(timespec="seconds"))
         except Exception:
             if execution:
-                self.store.release_close_lock(str(target), execution)
+                self.store.release_close_lock(group, execution)
             raise
         if settle is None:
-            status = self.store.period_status(str(target)) or {}
+            status = self.store.period_status(group) or {}
             frozen_at = datetime.fromisoformat(str(status.get("frozen_at", now.isoformat())))
             waited = int((now - frozen_at).total_seconds())
             settle = max(0, min(self.settle_seconds, self.settle_seconds - waited))
-        out: dict[str, Any] = {"period": str(target), "settle_seconds": settle}
+        out: dict[str, Any] = {"period": group, "settle_seconds": settle}
         if execution:
             out["execution"] = execution
         return out
+
+    # --- close groups: the accounts whose period ends at the same instant ----------------
+
+    def zone_of(self, account: str) -> ZoneOf:
+        """The account's time zone per period, as ingest sees it (``periods.zones_from``)."""
+        return zones_from(self.store.plan_zones(account))
+
+    def group_of(self, account: str, period: str) -> str:
+        """The close group (``Period.label``) of the account's period: ``2026-10`` when
+        it ends at midnight UTC, ``2026-10@+09:00`` for an account in Seoul."""
+        p = Period.parse(period)
+        return p.in_zone(self.zone_of(account)(p)).label
+
+    def groups(self, period: str) -> list[str]:
+        return close_groups(self.store, period)
+
+    def due_groups(self, now: datetime, grace_hours: int) -> list[str]:
+        """The close groups whose period ended ``grace_hours`` before ``now`` and that are
+        not closed, earliest end first: what the hourly schedule around month end closes
+        (the previous and the current UTC month: a UTC+14 month ends 14 h before UTC's).
+        A group another execution is closing (its lock's lease runs) is left to it."""
+        this = Period.of(now)
+        due = []
+        for label in [*self.groups(str(this.prev())), *self.groups(str(this))]:
+            end = Period.parse_label(label).end_ms
+            if end + grace_hours * 3_600_000 > int(now.timestamp() * 1000):
+                continue
+            status = self.store.period_status(label) or {}
+            lock = self.store.close_lock(label) or {}
+            running = int(lock.get("lease_until", 0)) >= int(now.timestamp())
+            if status.get("state") != "closed" and not running:
+                due.append(label)
+        return due
 
     def release(self, period: str | None, execution: str) -> None:
         """Free the period's close lock held by ``execution`` (failure path of the close)."""
@@ -142,7 +258,11 @@ class MonthClose:
     # --- 2. accounts ----------------------------------------------------------------
 
     def list_accounts(self, period: str, cursor: str | None, limit: int = 100) -> dict[str, Any]:
-        accounts, next_cursor = self.store.accounts_page(period, cursor, limit)
+        """A page of the accounts of the close group ``period`` (a page may hold fewer
+        than ``limit``: the accounts of other groups are left out)."""
+        accounts, next_cursor = self.store.accounts_page(plain(period), cursor, limit)
+        if "@" in period or self.store.zones_in_use() - {UTC_ZONE}:
+            accounts = [a for a in accounts if self.group_of(a, plain(period)) == period]
         return {"accounts": accounts, "cursor": next_cursor}
 
     # --- 3. units of work -----------------------------------------------------------
@@ -159,11 +279,13 @@ class MonthClose:
         issued (its invoice is kept as it is, ``rate_account``); one per storage shard for
         an account an earlier run failed to close (a unit that ran out of time is not
         planned again as large)."""
+        period = plain(period)
         existing = self.store.result(period, account)
         if existing and existing.get("status") == "issued":
             return {"period": period, "account": account, "units": []}
         labels = shard_labels(self.store.shards)
-        count = len(labels) if existing else self.unit_count(period, account)
+        retried = existing and existing.get("status") == "failed"
+        count = len(labels) if retried else self.unit_count(period, account)
         units = [
             {"period": period, "account": account, "shard": group[0], "shards": group}
             for group in shard_groups(labels, count)
@@ -194,6 +316,7 @@ class MonthClose:
         period, named after ``shard`` (the unit's first) and listing the shards it covers,
         so that ``merged_partials`` reads exactly the partials of this plan.
         """
+        period = plain(period)
         group = list(shards or [shard])
         unit = UnitContext(self, account, self.sources(period, account))
         merged: dict[str, dict[str, Usage]] = {}
@@ -229,12 +352,15 @@ class MonthClose:
         now.state = before.state = saved.facts if saved else []
         # without prior periods to adjust, what the previous close knew is never asked for
         views = (now, before) if first < current else (now,)
-        for q, lifecycle in Walk(self.store, account, shard).periods(start, current, views):
+        walk = Walk(self.store, account, shard, unit.zone_of)
+        for q, lifecycle in walk.periods(start, current, views):
             if q > first:  # the state this close carries into q (rebuilt if late facts came)
                 self.states.put(account, shard, str(q), period, now.state)
             if str(q) in sources:
                 settings = unit.settings(str(q))
                 traffic = self.store.read_period(account, q, shard, settings.lookback_hours)
+                if not unit.drafting():  # a draft close reads a period still open
+                    archive_shard(self.store, period, account, q, shard, lifecycle, traffic)
                 known = {"with": now} if q == current else {"with": now, "without": before}
                 yield (
                     str(q),
@@ -322,37 +448,72 @@ class MonthClose:
         earlier run keeps its result and documents (nothing is recomputed or rewritten);
         a ``failed`` one is retried. An adjustment that cannot be rated is carried to the
         next period's close (before the result is recorded, so a crash repeats the carry)."""
+        period = plain(period)
         existing = self.store.result(period, account)
         if existing and existing.get("status") == "issued":
             return {"account": account, "status": "issued", "total": str(existing["total"])}
         invoice, skipped = self.invoice_and_skipped(period, account)
-        keys = {}
-        renderers = {"json": invoice_json, "csv": invoice_csv, "pdf": invoice_pdf}
-        for fmt, render in renderers.items():
-            key = invoice_key(period, account, invoice.number, fmt)
-            self.documents.write_once(key, render(invoice), CONTENT_TYPES[fmt])
-            keys[fmt] = key
+        live = self.reconcile_live(period, account)
+        if not self.drafting(self.group_of(account, period)):  # drafts: nothing archived
+            seal_account(self.store, period, account, self.sources(period, account))
+        issued = self.issue(invoice)
+        if issued.status == "draft":
+            self.store.put_result(period, account, {**issued.result(), "live_differences": live})
+            return {
+                "account": account,
+                "status": "draft",
+                "total": str(invoice.total),
+                "live_differences": len(live),
+            }
+        invoice = issued.doc
         carried_to = str(Period.parse(period).next())
         for s in skipped:
             self.store.carry_adjustment(carried_to, account, s.period, s.billed.to_json())
-        result: dict[str, Any] = {
-            "status": "issued",
-            "account": account,
-            "invoice": invoice.number,
-            "currency": invoice.currency,
-            "total": str(invoice.total),
-            "keys": keys,
-        }
+        result: dict[str, Any] = issued.result()
         if skipped:
             result["adjustment_failures"] = [
                 {"period": s.period, "reason": s.reason, "carried_to": carried_to} for s in skipped
             ]
+        result["live_differences"] = live
         self.store.put_result(period, account, result)
-        return {"account": account, "status": "issued", "total": str(invoice.total)}
+        return {
+            "account": account,
+            "status": "issued",
+            "total": str(invoice.total),
+            "live_differences": len(live),
+        }
+
+    def reconcile_live(self, period: str, account: str) -> list[dict[str, Any]]:
+        """Where the live view of usage differs from what this close bills (the period's
+        facts known at the close, late ones left out): reported in the result and the
+        manifest, and as the ``LiveViewDifferences`` metric (alarm). None is expected:
+        a difference is a lagging or broken live view, never a change of the invoice."""
+        billed = self.merged_partials(period, account)[period]["with"]
+        return [d.to_json() for d in LiveUsage(self.store).reconcile(account, period, billed)]
+
+    def issue(self, statement: Invoice) -> Issued:
+        """The statement as the account's document: with a billing profile, a draft while
+        the period is open (``drafts/``, rewritten) or, once it is frozen, the final
+        invoice numbered from the seller's series; without one, the usage statement (or
+        ``MissingProfile`` where the stage requires a profile). Final documents are
+        written once (byte-identical on re-runs)."""
+        finance = self.finance
+        drafted = finance.draft(statement)
+        if drafted is None and self.require_profile:
+            account, period = statement.account, statement.period
+            raise MissingProfile(f"no billing profile in force for account {account} in {period}")
+        doc = drafted[0] if drafted else statement
+        if self.drafting(self.group_of(statement.account, statement.period)):
+            doc = doc if drafted else doc.model_copy(update={"status": "draft"})
+            return Issued("draft", doc, finance.write_draft(doc))
+        if drafted:
+            doc = finance.finalize(doc, drafted[1])
+        return Issued("issued", doc, finance.write_final(doc))
 
     # --- 6. failures ----------------------------------------------------------------
 
     def record_failure(self, period: str, account: str, error: Mapping[str, Any]) -> None:
+        period = plain(period)
         cause = str(error.get("Cause", error))
         try:  # a Lambda error's Cause is JSON with errorMessage / errorType
             detail = json.loads(cause)
@@ -370,8 +531,12 @@ class MonthClose:
     ) -> dict[str, Any]:
         """Manifest and summary from the results, checked against S3: an ``issued`` result
         whose documents are missing is reported failed. Then the period is closed, each
-        invoice not yet announced is announced once, and the close lock is released."""
+        invoice not yet announced is announced once, and the close lock is released.
+
+        ``period`` is a close group: the manifest and summary of the period list every
+        account closed so far (each group's close rewrites them)."""
         now = now or self.clock()
+        group, period = period, plain(period)
         results = sorted(self.store.results(period), key=lambda r: r["account"])
         for r in results:
             if r["status"] != "issued":
@@ -386,7 +551,7 @@ class MonthClose:
                     error=f"issued documents missing in S3: {', '.join(sorted(missing))}",
                 )
         issued = [r for r in results if r["status"] == "issued"]
-        failed = [r for r in results if r["status"] != "issued"]
+        failed = [r for r in results if r["status"] not in ("issued", "draft")]
         for r in failed:
             if r.get("error", "").startswith("issued documents missing"):
                 self.store.put_result(period, r["account"], r)
@@ -395,6 +560,11 @@ class MonthClose:
             body = self.documents.read(r["keys"]["json"])
             if body is not None:
                 invoices.append(Invoice.model_validate_json(body))
+        if self.drafting(group):  # a draft close: nothing final, nothing announced
+            drafts = self.finish_drafts(period, results, None)
+            if execution:
+                self.store.release_close_lock(group, execution)
+            return drafts
         self.documents.write(
             f"invoices/{period}/summary.csv", summary_csv(invoices), CONTENT_TYPES["csv"]
         )
@@ -404,19 +574,55 @@ class MonthClose:
         ]
         self.documents.write(
             f"invoices/{period}/manifest.json",
-            manifest(period, invoices, failures, skipped),
+            manifest(
+                period,
+                invoices,
+                failures,
+                skipped,
+                {r["account"]: r.get("live_differences", []) for r in issued},
+            ),
             CONTENT_TYPES["json"],
         )
+        self.finance.write_summary(period)
         at = now.isoformat(timespec="seconds")
-        self.store.mark_closed(period, at)
+        self.store.mark_closed(group, at)
         announced = self.announce(period, issued, at)
         if execution:
-            self.store.release_close_lock(period, execution)
+            self.store.release_close_lock(group, execution)
         return {
             "period": period,
             "issued": len(issued),
             "announced": announced,
             "failed": [f["account"] for f in failures],
+        }
+
+    def finish_drafts(
+        self, period: str, results: list[dict[str, Any]], execution: str | None
+    ) -> dict[str, Any]:
+        """The end of a draft close: ``drafts/{period}/manifest.json`` lists the drafts
+        (account, total, documents) and the failures; the lock is released."""
+        drafts = [r for r in results if r["status"] == "draft"]
+        failed = [r for r in results if r["status"] not in ("issued", "draft")]
+        doc = {
+            "period": period,
+            "drafts": [
+                {k: r.get(k) for k in ("account", "currency", "total", "gross", "keys")}
+                for r in drafts
+            ],
+            "failed": [{"account": r["account"], "error": r.get("error", "")} for r in failed],
+        }
+        body = json.dumps(doc, sort_keys=True, indent=2, default=str).encode()
+        self.documents.write(f"{DRAFTS}{period}/manifest.json", body, CONTENT_TYPES["json"])
+        at = self.clock().isoformat(timespec="seconds")
+        FinanceStore(self.store.table).mark_drafted(period, at)
+        if execution:
+            self.store.release_close_lock(period, execution)
+        return {
+            "period": period,
+            "drafts": len(drafts),
+            "issued": 0,
+            "announced": 0,
+            "failed": [r["account"] for r in failed],
         }
 
     def announce(self, period: str, issued: list[dict[str, Any]], at: str) -> int:
@@ -443,7 +649,8 @@ class MonthClose:
         entries = [
             {
                 "Source": "cpaas.billing",
-                "DetailType": "InvoiceIssued",
+                # a numbered invoice of a billing profile; a usage statement otherwise
+                "DetailType": "InvoiceFinalized" if r.get("gross") else "InvoiceIssued",
                 "EventBusName": self.bus_name,
                 "Detail": json.dumps(
                     {
@@ -453,6 +660,8 @@ class MonthClose:
                         "currency": r["currency"],
                         "total": r["total"],
                         "keys": r["keys"],
+                        **{k: r[k] for k in ("net", "tax", "gross", "due_date") if k in r},
+                        **({"number": r["invoice"]} if r.get("gross") else {}),
                     },
                     sort_keys=True,
                 ),
@@ -478,11 +687,30 @@ class UnitContext:
     sources: list[str]
     _settings: dict[str, ContractSettings] = field(default_factory=dict)
     _history_start: Period | None = None
+    _zone_of: ZoneOf | None = None
+    _drafting: bool | None = None
+
+    @property
+    def period(self) -> str:
+        """The period being closed: the last source period."""
+        return self.sources[-1]
 
     def settings(self, period: str) -> ContractSettings:
         if period not in self._settings:
             self._settings[period] = self.close.settings_for(self.account, period)
         return self._settings[period]
+
+    def zone_of(self, period: Period) -> str:
+        """The account's time zone in ``period`` (its bounds: ``periods.zoned``)."""
+        if self._zone_of is None:
+            self._zone_of = self.close.zone_of(self.account)
+        return self._zone_of(period)
+
+    def drafting(self) -> bool:
+        """Whether this close writes drafts (``MonthClose.drafting``), asked once per unit."""
+        if self._drafting is None:
+            self._drafting = self.close.drafting(self.close.group_of(self.account, self.period))
+        return self._drafting
 
     def history_start(self) -> Period:
         if self._history_start is None:

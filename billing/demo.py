@@ -16,16 +16,20 @@ import boto3
 from rich.console import Console
 from rich.table import Table
 
-from billing.adapters.store import UsageStore
+from billing.adapters.store import FinanceStore, UsageStore
 from billing.cli.main import SendRate, download_period, run_close, send_lines, send_progress
 from billing.cli.stack import deployed
 from billing.domain.plan import load_plan
+from billing.domain.profile import load_profile, load_seller
 from billing.gen.mix import generate
+from billing.live import LiveUsage
 from billing.local.deploy import synth
 from billing.local.runtime import LocalAws
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "examples" / "plans"
+PROFILES = ROOT / "examples" / "profiles"  # one per plan, same file name
+SELLERS = ROOT / "examples" / "sellers"
 console = Console(stderr=True)
 DEMO_LOG = Path(".billing-local") / "demo.log"
 
@@ -44,10 +48,20 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
         store = UsageStore(boto3.resource("dynamodb").Table(d.table), d.shards)
         plans = sorted(PLANS.glob("*.yaml"))
         names = [f"acct-{n:03d}" for n in range(1, accounts + 1)]
+        finance = FinanceStore(store.table)
+        for path in sorted(SELLERS.glob("*.yaml")):
+            seller = load_seller(path)
+            finance.put_seller(seller.id, seller.effective_from, seller.model_dump(mode="json"))
         for i, account in enumerate(names):
             plan = load_plan(plans[i % len(plans)]).model_copy(update={"account": account})
             store.put_plan(account, plan.effective_from, plan.model_dump(mode="json"))
-        console.print(f"price plans stored for {accounts} accounts ({len(plans)} examples)")
+            profile = load_profile(PROFILES / plans[i % len(plans)].name)
+            doc = {**profile.model_dump(mode="json"), "account": account}
+            finance.put_profile(account, profile.effective_from, doc)
+        console.print(
+            f"price plans and billing profiles stored for {accounts} accounts "
+            f"({len(plans)} examples)"
+        )
         lines = generate(seed=seed, size=events, period=period, accounts=accounts)
         # One stream, as producers send: the runtime's queue costs the same per receive
         # whatever its depth, and the pollers ingest while the events arrive.
@@ -67,6 +81,10 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
             for _ in boto3.client("s3").list_objects_v2(Bucket=d.rejects_bucket).get("Contents", [])
         )
         console.print(f"ingested {sent} events ({rejected} rejected with their reasons)")
+        show_live(store, period, names)
+        # the close at the period's end writes drafts; finalizing numbers them
+        drafted = run_close(d, period, settle=0, draft=True)
+        console.print(f"{drafted.get('drafts', 0)} drafts written (drafts/{period}/)")
         result = run_close(d, period, settle=0)
         files = download_period(d, period, out_dir)
         show(store, period, result.get("failed", []))
@@ -74,12 +92,27 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
     console.print(f"done in {time.monotonic() - started:.0f} s")
 
 
+def show_live(store: UsageStore, period: str, accounts: list[str]) -> None:
+    """What ``billing usage`` shows before the close: the live view and its estimate."""
+    live = LiveUsage(store)
+    table = Table(
+        "account", "metrics", "estimated so far", "shards", title=f"live usage of {period}"
+    )
+    for account in accounts:
+        view = live.view(account, period)
+        estimate = live.estimate(account, period, view.usage)
+        shown = f"{estimate.total:,.2f} {estimate.currency}" if estimate else "no plan"
+        table.add_row(account, str(len(view.usage.by_metric())), shown, str(view.shards))
+    Console().print(table)
+
+
 def show(store: UsageStore, period: str, failed: list[str]) -> None:
-    table = Table("account", "invoice", "total", title=f"invoices for {period}")
+    table = Table("account", "invoice", "net", "tax", "gross", title=f"invoices for {period}")
     for r in sorted(store.results(period), key=lambda r: r["account"]):
         if r["status"] == "issued":
-            total = f"{Decimal(str(r['total'])):,.2f} {r['currency']}"
-            table.add_row(r["account"], r["invoice"], total)
+            amounts = [r.get(k, r["total"] if k != "tax" else "0") for k in ("net", "tax", "gross")]
+            shown = [f"{Decimal(str(a)):,.2f} {r['currency']}" for a in amounts]
+            table.add_row(r["account"], r["invoice"], *shown)
         else:
-            table.add_row(r["account"], "[red]failed[/]", str(r.get("error", ""))[:60])
+            table.add_row(r["account"], "[red]failed[/]", str(r.get("error", ""))[:60], "", "")
     Console().print(table)

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,11 +36,20 @@ from billing.adapters.store import (
 )
 from billing.domain.events import check_json, parse_event
 from billing.domain.facts import Fact, Pseudonymize, to_fact
-from billing.domain.lateness import DEFAULT_TIME_POLICY, TimePolicy, wall_clock
+from billing.domain.lateness import (
+    DEFAULT_TIME_POLICY,
+    TimePolicy,
+    frozen_in_zone,
+    wall_clock,
+)
+from billing.domain.periods import UTC_ZONE, ZoneOf, period_at, zones_from
 from billing.domain.settings import DEFAULT_SETTINGS
 
 MAX_BODY_BYTES = 64 * 1024  # a usage event is about 0.5 KB; anything this large is not one
 FROZEN_CACHE_SECONDS = 30  # the close waits longer than this before reading (SETTLE_SECONDS)
+# an account's time zones (its plan versions) are re-read this often: a zone change is
+# refused unless it takes effect from a period that starts at least an hour later
+ZONE_CACHE_SECONDS = 300
 
 logger = Logger(service="billing-ingest")
 metrics = Metrics(namespace="Billing", service="billing-ingest")
@@ -88,6 +97,7 @@ class Accepted:
     fact: Fact
     item: dict[str, Any]  # the fact's storage item (on-time form), computed once
     body: str = ""
+    frozen: frozenset[str] = frozenset()  # the periods frozen for the account's zone
 
 
 @dataclass
@@ -120,6 +130,7 @@ class Ingestor:
         self._frozen: frozenset[str] = frozenset()
         self._frozen_read_at = -1e9
         self._registered: set[tuple[str, str]] = set()
+        self._zones: dict[str, tuple[float, ZoneOf | None]] = {}
 
     # --- per record ---------------------------------------------------------------
 
@@ -150,13 +161,22 @@ class Ingestor:
                 event = parse_event(unwrap(body))
             except ValidationError as err:
                 raise Rejected("invalid", describe(err)) from err
-            refusal = self.time_policy.check(event.time, self.wall_clock(), frozen)
+            refusal = self.time_policy.check_window(event.time, self.wall_clock())
+            if refusal is None:  # the period in the account's calendar, then its lateness
+                fact = to_fact(event, self.pseudonymize)
+                zone_of = self.zone_of(event.subject)
+                if zone_of is None:  # UTC throughout: the fact's UTC month
+                    local = fact.period
+                else:
+                    local = period_at(fact.at, zone_of)
+                    fact = replace(fact, local=local)
+                frozen = frozen_in_zone(frozen, local.zone)
+                refusal = self.time_policy.check_late(local, frozen)
             if refusal is not None:
                 raise Rejected(
                     refusal.reason,
                     [{"field": "time", "error": refusal.message, "type": refusal.reason}],
                 )
-            fact = to_fact(event, self.pseudonymize)
             # the storage item and the period arithmetic, computed once here so that a fact
             # that cannot be stored is this record's rejection, not the batch's failure
             item = fact_item(event.subject, fact, self.store.shards)
@@ -175,7 +195,20 @@ class Ingestor:
                     }
                 ],
             ) from err
-        return Accepted(message_id, event.subject, fact, item, body)
+        return Accepted(message_id, event.subject, fact, item, body, frozen)
+
+    def zone_of(self, account: str) -> ZoneOf | None:
+        """The account's zone per period (its plan versions), ``None`` when it is UTC
+        throughout (no plan, or only UTC ones); cached ``ZONE_CACHE_SECONDS`` per
+        container."""
+        now = self.clock()
+        cached = self._zones.get(account)
+        if cached is None or now - cached[0] > ZONE_CACHE_SECONDS:
+            versions = self.store.plan_zones(account)
+            utc = all(zone == UTC_ZONE for _, zone in versions)
+            cached = (now, None if utc else zones_from(versions))
+            self._zones[account] = cached
+        return cached[1]
 
     # --- per batch ----------------------------------------------------------------
 
@@ -218,7 +251,7 @@ class Ingestor:
         owners: dict[tuple[str, str], list[str]] = {}
         late: list[Accepted] = []
         for acc in accepted:
-            if str(acc.fact.period) in frozen:
+            if str(acc.fact.period) in acc.frozen:
                 late.append(acc)
                 continue
             item = acc.item
@@ -239,7 +272,7 @@ class Ingestor:
             logger.warning("items not written after retries", extra={"count": len(failed_keys)})
         for acc in late:
             try:
-                self.store_late(acc, frozen)
+                self.store_late(acc, acc.frozen)
                 outcome.late += 1
             except Exception:
                 logger.exception("late fact not written")
@@ -276,7 +309,7 @@ class Ingestor:
                 kept.append(acc)
             else:
                 try:
-                    self.reject_conflict(claims, acc, result, frozen)
+                    self.reject_conflict(claims, acc, result, self.frozen())
                     outcome.conflicts += 1
                 except Exception:
                     logger.exception("id conflict not recorded")
@@ -289,7 +322,7 @@ class Ingestor:
         self, claims: Claims, acc: Accepted, result: ClaimResult, frozen: frozenset[str]
     ) -> None:
         assert result.first is not None
-        first = claims.mark(result.first, frozen)
+        first = claims.mark(result.first, frozen, self.zone_of)
         errors = [
             {
                 "field": "id",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from billing.adapters.store import HISTORY_MONTHS, StoredFact, UsageStore
 from billing.domain.entities import carry_forward
 from billing.domain.facts import Fact
-from billing.domain.periods import Period
+from billing.domain.periods import Period, ZoneOf, zoned
 
 
 @dataclass
@@ -55,15 +55,19 @@ class Walk:
     store: UsageStore
     account: str
     shard: str
+    zone_of: ZoneOf | None = None  # the account's time zone per period (None: UTC)
 
     def periods(
         self, start: Period, last: Period, views: Sequence[View]
     ) -> Iterator[tuple[Period, list[StoredFact]]]:
-        """Yield each period from ``start`` to ``last`` with its lifecycle facts, while every
-        view's ``state`` is the state carried into that period; after the caller is done
-        with a period, the state is rolled over its lifecycle facts to the next one."""
+        """Yield each period from ``start`` to ``last`` (zoned: ``zone_of``) with its
+        lifecycle facts, while every view's ``state`` is the state carried into that
+        period; after the caller is done with a period, the state is rolled over its
+        lifecycle facts to the next one (up to the period's local end)."""
         q = start
         while q <= last:
+            if self.zone_of is not None:  # the period's bounds in the account's calendar
+                q = zoned(q, self.zone_of)
             lifecycle = self.store.read_lifecycle(self.account, q, self.shard)
             yield q, lifecycle
             for view in views:

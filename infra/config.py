@@ -32,15 +32,38 @@ CONTEXT_KEYS: dict[str, tuple[object, str]] = {
     "ingest_reserved_concurrency": (20, "reserved concurrency of ingest (0 = none)"),
     "ingest_batch_size": (100, "SQS messages per ingest invocation"),
     "ingest_max_batching_window_seconds": (5, "how long SQS gathers a batch"),
+    "live_batch_size": (500, "stream records per live-view invocation"),
+    "live_max_batching_window_seconds": (
+        5,
+        "how long the stream gathers a batch for the live view (freshness vs refreshes)",
+    ),
     "close_account_concurrency": (10, "accounts closed in parallel by the month close"),
     "close_shard_concurrency": (16, "shards of one account computed in parallel"),
-    "close_grace_hours": (6, "UTC hour on the 1st at which the scheduled close starts"),
+    "close_grace_hours": (
+        6,
+        "hours after a local month end before its close (with drafts: UTC hour on the 1st)",
+    ),
     "close_timeout_hours": (24, "month-close execution timeout"),
+    "invoice_grace_days": (
+        0,
+        "days invoices stay drafts after the scheduled close (0: final at once); then the "
+        "scheduled finalization freezes the period and numbers them",
+    ),
+    "require_billing_profile": (False, "fail the close of an account without a billing profile"),
     "shards": (16, "usage shards per account (SHARDS)"),
     "settle_seconds": (120, "wait after the freeze before reading the period (SETTLE_SECONDS)"),
     "event_horizon": ("2020-01", "first period an event may fall in (EVENT_HORIZON)"),
     "max_future_seconds": (300, "how far ahead of the clock an event may be (MAX_FUTURE_SECONDS)"),
     "max_late_periods": (3, "periods of lateness accepted for closed periods (MAX_LATE_PERIODS)"),
+    "hot_months": (
+        0,
+        "months after its period a fact stays in the table, then only in the archive "
+        "(HOT_MONTHS; 0: max_late_periods + 1, the least allowed)",
+    ),
+    "archive_retention_days": (
+        400,
+        "days after its period an archived fact is locked and kept (ARCHIVE_RETENTION_DAYS)",
+    ),
     "log_level": ("INFO", "LOG_LEVEL of every function"),
     "log_retention_days": (365, "retention of Lambda and state-machine log groups"),
     "finance_principal_arn": ("", "who may assume FinanceRole (unset: no role, policy only)"),
@@ -98,15 +121,21 @@ class BillingConfig:
     ingest_reserved_concurrency: int = 20
     ingest_batch_size: int = 100
     ingest_max_batching_window_seconds: int = 5
+    live_batch_size: int = 500
+    live_max_batching_window_seconds: int = 5
     close_account_concurrency: int = 10
     close_shard_concurrency: int = 16
     close_grace_hours: int = 6
     close_timeout_hours: int = 24
+    invoice_grace_days: int = 0
+    require_billing_profile: bool = False
     shards: int = 16
     settle_seconds: int = 120
     event_horizon: str = "2020-01"
     max_future_seconds: int = 300
     max_late_periods: int = 3
+    hot_months: int = 0
+    archive_retention_days: int = 400
     log_level: str = "INFO"
     log_retention_days: int = 365
     finance_principal_arn: str = ""
@@ -116,6 +145,11 @@ class BillingConfig:
     invoice_retention_years: int = 10
     alarm_email: str = ""
     bundle_dependencies: bool = False
+
+    @property
+    def effective_hot_months(self) -> int:
+        """HOT_MONTHS: the setting, or its least allowed value (billing.domain.retention)."""
+        return max(self.hot_months, self.max_late_periods + 1, 2)
 
     @property
     def intake_visibility_timeout_seconds(self) -> int:
@@ -177,15 +211,23 @@ class BillingConfig:
             ingest_max_batching_window_seconds=get(
                 "ingest_max_batching_window_seconds", integer(0, 300)
             ),
+            live_batch_size=get("live_batch_size", integer(1, 10000)),
+            live_max_batching_window_seconds=get(
+                "live_max_batching_window_seconds", integer(0, 300)
+            ),
             close_account_concurrency=get("close_account_concurrency", integer(1, 1000)),
             close_shard_concurrency=get("close_shard_concurrency", integer(1, 1000)),
             close_grace_hours=get("close_grace_hours", integer(0, 23)),
             close_timeout_hours=get("close_timeout_hours", integer(1, 24 * 365)),
+            invoice_grace_days=get("invoice_grace_days", integer(0, 27)),
+            require_billing_profile=get("require_billing_profile", _as_bool),
             shards=get("shards", integer(1, 256)),
             settle_seconds=get("settle_seconds", integer(0, 86400)),
             event_horizon=horizon,
             max_future_seconds=get("max_future_seconds", integer(0, 86400)),
             max_late_periods=get("max_late_periods", integer(0, 12)),
+            hot_months=get("hot_months", integer(0, 13)),
+            archive_retention_days=get("archive_retention_days", integer(30, 3653)),
             log_level=log_level,
             log_retention_days=get("log_retention_days", integer(1, 3653)),
             finance_principal_arn=principal,
@@ -207,4 +249,11 @@ class BillingConfig:
             )
         if config.intake_visibility_timeout_seconds > 43200:
             raise ConfigError("ingest timeout too long for the 12 h SQS visibility timeout limit")
+        if config.hot_months and config.hot_months < config.effective_hot_months:
+            raise ConfigError(
+                f"context 'hot_months': {config.hot_months} is below max_late_periods + 1 and 2"
+                " (late facts must stay in the table until their adjusting close archived them)"
+            )
+        if config.archive_retention_days < 30 * config.effective_hot_months:
+            raise ConfigError("context 'archive_retention_days': shorter than the hot months")
         return config

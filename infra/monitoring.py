@@ -17,6 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 
 from infra.config import BillingConfig
 from infra.functions import removal_policy
+from infra.live import Live
 
 ONE_MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
@@ -39,6 +40,7 @@ def build_monitoring(
     ingest: lambda_.Function,
     close_functions: dict[str, lambda_.Function],
     state_machine: sfn.StateMachine,
+    live: Live,
 ) -> Monitoring:
     # CloudWatch can publish only to topics encrypted with a key whose policy lets it.
     topic_key = kms.Key(
@@ -131,6 +133,49 @@ def build_monitoring(
             "MonthCloseTimedOutAlarm",
             state_machine.metric_timed_out(period=FIVE_MINUTES, statistic="Sum"),
             "A month-close execution timed out",
+        ),
+        "LiveLagAlarm": alarm(
+            "LiveLagAlarm",
+            live.function.metric(
+                "IteratorAge",
+                period=FIVE_MINUTES,
+                statistic="Maximum",
+                unit=cloudwatch.Unit.MILLISECONDS,
+            ),
+            "The live view of usage lags the fact log by more than 10 minutes",
+            threshold=600_000,
+            periods=2,
+        ),
+        "LiveDlqAlarm": alarm(
+            "LiveDlqAlarm",
+            live.dlq.metric_approximate_number_of_messages_visible(
+                period=ONE_MINUTE, statistic="Maximum"
+            ),
+            "Stream records the live view could not process after retries (the close's "
+            "reconciliation and billing usage --recompute still give the exact figures)",
+        ),
+        "LiveViewDifferencesAlarm": alarm(
+            "LiveViewDifferencesAlarm",
+            cloudwatch.Metric(
+                namespace="Billing",
+                metric_name="LiveViewDifferences",
+                dimensions_map={"service": "billing-close"},
+                period=FIVE_MINUTES,
+                statistic="Sum",
+            ),
+            "The month close found figures where the live view differs from the invoice",
+        ),
+        "ArchiveMissingAlarm": alarm(
+            "ArchiveMissingAlarm",
+            cloudwatch.Metric(
+                namespace="Billing",
+                metric_name="ArchiveMissing",
+                dimensions_map={"service": "billing-close"},
+                period=FIVE_MINUTES,
+                statistic="Maximum",
+            ),
+            "Facts of the period whose table items expire next (in ~6 weeks) are not all "
+            "archived: re-run the close of each account/period logged by CloseFinish",
         ),
         "CloseFunctionErrorsAlarm": alarm(
             "CloseFunctionErrorsAlarm",

@@ -36,7 +36,14 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from infra.config import BillingConfig
 from infra.functions import billing_function, function_name, removal_policy, retention
 from infra.nag import acknowledge_findings, arn_ref
-from infra.storage import INVOICES_PREFIX, STATE_PREFIX, WORK_PREFIX, Storage
+from infra.storage import (
+    ARCHIVE_PREFIX,
+    DRAFTS_PREFIX,
+    INVOICES_PREFIX,
+    STATE_PREFIX,
+    WORK_PREFIX,
+    Storage,
+)
 
 HANDLERS = "functions.close.handlers"
 LONG_TIMEOUT = Duration.seconds(900)
@@ -98,8 +105,9 @@ CLOSE_TASKS = (
         description="Month close: lists the period's accounts, one page at a time",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
-        table_actions=(_QUERY,),
-        table_keys=("P#*", "ACCOUNTS"),
+        # + the zones in use and each account's plan: the accounts of the close group
+        table_actions=(_GET, _QUERY),
+        table_keys=("P#*", "ACCOUNTS", "CONTROL", "PLAN#*"),
     ),
     CloseTask(
         construct_id="ClosePlanAccountFunction",
@@ -120,10 +128,12 @@ CLOSE_TASKS = (
         description="Month close: aggregates one unit (storage shards) of one account",
         timeout=LONG_TIMEOUT,
         memory_mb=1769,
-        table_actions=(_QUERY, _BATCH_GET),
+        # + the account's zones (GetItem PLAN#{acct}/ZONES): each period's local bounds
+        table_actions=(_GET, _QUERY, _BATCH_GET),
         table_keys=("F#*", "E#*", "P#*", "PLAN#*"),
-        reads=(STATE_PREFIX,),
-        writes=(WORK_PREFIX, STATE_PREFIX),
+        # + the fact archive: reads the parts of expired periods, writes this close's parts
+        reads=(STATE_PREFIX, ARCHIVE_PREFIX),
+        writes=(WORK_PREFIX, STATE_PREFIX, ARCHIVE_PREFIX),
     ),
     CloseTask(
         construct_id="CloseRateAccountFunction",
@@ -132,10 +142,13 @@ CLOSE_TASKS = (
         description="Month close: rates one account and writes its invoice",
         timeout=LONG_TIMEOUT,
         memory_mb=1769,
-        table_actions=(_GET, _QUERY, _PUT),
-        table_keys=("P#*", "PLAN#*"),
-        reads=(WORK_PREFIX, INVOICES_PREFIX),
-        writes=(INVOICES_PREFIX,),
+        # + the billing profile and seller, the number series (the counter's conditional
+        # update, the claim and the number's index), drafts (billing.finance)
+        table_actions=(_GET, _QUERY, _PUT, _UPDATE),
+        table_keys=("P#*", "PLAN#*", "PROFILE#*", "SELLER#*", "SERIES#*", "DOC#*", "L#*"),
+        reads=(WORK_PREFIX, INVOICES_PREFIX, ARCHIVE_PREFIX),
+        # + the archive manifest of the account's close (billing.adapters.archive.seal)
+        writes=(INVOICES_PREFIX, DRAFTS_PREFIX, ARCHIVE_PREFIX),
     ),
     CloseTask(
         construct_id="CloseRecordFailureFunction",
@@ -164,10 +177,11 @@ CLOSE_TASKS = (
         description="Month close: writes the period manifest and announces the close",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
-        table_actions=(_QUERY, _PUT, _UPDATE, _DELETE),
-        table_keys=("P#*",),
+        # + each numbered document's state for the finance summary (GetItem DOC#*)
+        table_actions=(_GET, _QUERY, _PUT, _UPDATE, _DELETE),
+        table_keys=("P#*", "DOC#*"),
         reads=(INVOICES_PREFIX,),
-        writes=(INVOICES_PREFIX,),
+        writes=(INVOICES_PREFIX, DRAFTS_PREFIX),
     ),
 )
 
@@ -239,6 +253,14 @@ def _grant_task(role: iam.IRole, task: CloseTask, storage: Storage) -> None:
                     resources=[bucket.arn_for_objects(f"{p}*") for p in prefixes],
                 )
             )
+    if ARCHIVE_PREFIX in task.writes:  # archive parts are written with their retention
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="LockArchiveObjects",
+                actions=["s3:PutObjectRetention"],
+                resources=[bucket.arn_for_objects(f"{ARCHIVE_PREFIX}*")],
+            )
+        )
     if not (task.reads or task.writes):
         return
     # Unconditioned on purpose: S3 answers a GET of a missing key with 404 only to
@@ -414,7 +436,10 @@ def build_definition(
         stack, "CloseFailed", error_path="$.failure.Error", cause_path="$.failure.Cause"
     )
     close.add_catch(release.next(failed), errors=[sfn.Errors.ALL], result_path="$.failure")
-    return freeze.next(close)
+    # a scheduled run with no close group due (its period is null) has nothing to do
+    nothing_due = sfn.Succeed(stack, "NothingDue")
+    due = sfn.Choice(stack, "Due?").when(sfn.Condition.is_null("$.period"), nothing_due)
+    return freeze.next(due.otherwise(close))
 
 
 def build_month_close(
@@ -467,20 +492,53 @@ def build_month_close(
         "actions have no resource-level permissions.",
     )
 
+    # Close groups (time zones): every 15 minutes around month end, a run closes the
+    # earliest group whose local month ended close_grace_hours ago and is not closed
+    # (UTC+14 first, UTC-12 last); a run with nothing due stops at once. Offsets are
+    # multiples of 15 minutes, so no group waits for another.
+    # With an invoice grace (invoice_grace_days), these runs write drafts without freezing
+    # (a group stays due, so its drafts are refreshed at each run until the month-end
+    # window closes), and InvoiceFinalizeSchedule finalizes each group when its grace
+    # ends, the same way (billing.finance, docs/finance.md).
+    drafts = {"draft": True} if config.invoice_grace_days else {}
     schedule = events.Rule(
         stack,
         "MonthCloseSchedule",
-        description="Starts the month close for the previous month on the 1st (UTC)",
+        description="Closes each time zone's month after its local end plus the grace",
         schedule=events.Schedule.cron(
-            minute="0", hour=str(config.close_grace_hours), day="1", month="*", year="*"
+            minute="0/15", hour="*", day="1-2,28-31", month="*", year="*"
         ),
         targets=[
             targets.SfnStateMachine(
                 state_machine,
-                input=events.RuleTargetInput.from_object({"trigger": "schedule"}),
+                input=events.RuleTargetInput.from_object(
+                    {"trigger": "schedule", "grace_hours": config.close_grace_hours, **drafts}
+                ),
             )
         ],
     )
+    if config.invoice_grace_days:
+        first, last = 1 + config.invoice_grace_days, 2 + config.invoice_grace_days
+        events.Rule(
+            stack,
+            "InvoiceFinalizeSchedule",
+            description="Finalizes each time zone's invoices when the invoice grace ends",
+            schedule=events.Schedule.cron(
+                minute="0/15", hour="*", day=f"{first}-{last}", month="*", year="*"
+            ),
+            targets=[
+                targets.SfnStateMachine(
+                    state_machine,
+                    input=events.RuleTargetInput.from_object(
+                        {
+                            "trigger": "finalize",
+                            "grace_hours": config.close_grace_hours
+                            + 24 * config.invoice_grace_days,
+                        }
+                    ),
+                )
+            ],
+        )
     return MonthClose(
         functions=functions, state_machine=state_machine, log_group=log_group, schedule=schedule
     )

@@ -18,6 +18,7 @@ from infra.bundling import lambda_code
 from infra.config import BillingConfig
 from infra.functions import shared_environment
 from infra.intake import Intake, build_bus, build_intake
+from infra.live import Live, build_live
 from infra.monitoring import Monitoring, build_monitoring
 from infra.month_close import MonthClose, build_month_close
 from infra.storage import Storage, build_storage
@@ -31,6 +32,7 @@ class BillingStack(Stack):
     storage: Storage
     intake: Intake
     month_close: MonthClose
+    live: Live
     monitoring: Monitoring
 
     def __init__(
@@ -64,6 +66,9 @@ class BillingStack(Stack):
         # billing replay: re-send rejected and dead-lettered events to the intake queue.
         self.intake.queue.grant_send_messages(self.storage.operator_policy)
         self.intake.dlq.grant_consume_messages(self.storage.operator_policy)
+        self.live = build_live(
+            self, config, storage=self.storage, bus=bus, code=code, environment=environment
+        )
         self.month_close = build_month_close(
             self, config, storage=self.storage, bus=bus, code=code, environment=environment
         )
@@ -76,6 +81,7 @@ class BillingStack(Stack):
             ingest=self.intake.function,
             close_functions=self.month_close.functions,
             state_machine=self.month_close.state_machine,
+            live=self.live,
         )
         self._outputs()
 

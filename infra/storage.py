@@ -23,6 +23,8 @@ INVOICES_PREFIX = "invoices/"
 REJECTS_NONCURRENT_DAYS = 3
 WORK_PREFIX = "work/"
 STATE_PREFIX = "state/"
+ARCHIVE_PREFIX = "archive/"  # closed periods' facts (billing.adapters.archive), locked
+DRAFTS_PREFIX = "drafts/"  # invoice drafts, rewritten until final (billing.finance)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
         ),
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         time_to_live_attribute="expires_at",
+        # The live view (infra/live.py) follows the fact partitions; keys only: the
+        # stream carries no usage data and no end-user pseudonyms.
+        stream=dynamodb.StreamViewType.KEYS_ONLY,
         deletion_protection=config.retain_data,
         removal_policy=removal,
     )
@@ -148,6 +153,21 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
                 expiration=Duration.days(30),
                 noncurrent_version_expiration=Duration.days(1),
             ),
+            # Drafts are superseded by the final invoice; their old copies are not kept.
+            s3.LifecycleRule(
+                id="expire-drafts",
+                prefix=DRAFTS_PREFIX,
+                expiration=Duration.days(400),
+                noncurrent_version_expiration=Duration.days(1),
+            ),
+            # The fact archive: parts are locked (Object Lock) until their period's end +
+            # archive_retention_days; deleted by this rule only once that has passed.
+            s3.LifecycleRule(
+                id="expire-fact-archive",
+                prefix=ARCHIVE_PREFIX,
+                expiration=Duration.days(config.archive_retention_days + 31),
+                noncurrent_version_expiration=Duration.days(1),
+            ),
             # Entity state carried between closes: read by the next close, and by any
             # close that adjusts a prior period, as long as the fact log is kept.
             s3.LifecycleRule(
@@ -166,7 +186,10 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
             actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
-            resources=[invoices.arn_for_objects(f"{INVOICES_PREFIX}*")],
+            resources=[
+                invoices.arn_for_objects(f"{INVOICES_PREFIX}*"),
+                invoices.arn_for_objects(f"{ARCHIVE_PREFIX}*"),
+            ],
         )
     )
 

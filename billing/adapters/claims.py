@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -42,6 +42,8 @@ from billing.adapters.store import (
     item_write_units,
 )
 from billing.domain.facts import Fact
+from billing.domain.lateness import frozen_in_zone
+from billing.domain.periods import UTC_ZONE, ZoneOf, period_at
 
 CONFLICT_PREFIX = "X#"
 CLAIM_WORKERS = 8  # claims are single conditional puts: run a batch's concurrently
@@ -119,13 +121,19 @@ class Claims:
         got = self.table.get_item(Key={"pk": first["fpk"], "sk": first["fsk"]}).get("Item")
         return dict(got) if got else None
 
-    def mark(self, first: dict[str, Any], frozen: Iterable[str]) -> dict[str, Any] | None:
+    def mark(
+        self,
+        first: dict[str, Any],
+        frozen: Iterable[str],
+        zone_of: Callable[[str], ZoneOf | None] = lambda account: None,
+    ) -> dict[str, Any] | None:
         """Write the conflict marker next to the first stored fact (once: never retagged)
         and return that fact (``None`` if it was never written).
 
         If that fact's period is frozen, its removal is a late change: the marker carries
-        the adjusting period, which gets the ``ADJ#`` markers a late fact would."""
-        frozen_set = frozenset(frozen)
+        the adjusting period, which gets the ``ADJ#`` markers a late fact would. The first
+        fact's period is the one of *its* account's calendar (``zone_of``: the account's
+        zones, ``None`` for UTC) and ``frozen`` the labels of every frozen close group."""
         fpk, fsk = str(first["fpk"]), str(first["fsk"])
         account = fpk[2:].rsplit("#", 2)[0]  # F#{acct}#{period}#{nn} or E#...
         at = int(fsk.split("#", 1)[0])
@@ -138,6 +146,11 @@ class Claims:
             "expires_at": first["expires_at"],
         }
         fact = Fact.from_item(stored) if stored else None
+        zones = zone_of(account)
+        if fact is not None and zones is not None:
+            fact = replace(fact, local=period_at(fact.at, zones))
+        zone = fact.period.zone if fact is not None else UTC_ZONE
+        frozen_set = frozen_in_zone(frozenset(frozen), zone)
         if fact is not None and str(fact.period) in frozen_set:
             adj = adjustment_period(fact.period, frozen_set)
             marker["adj"] = adj

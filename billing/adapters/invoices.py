@@ -1,8 +1,10 @@
 """Invoice documents in S3: immutable objects under keys that list by period and account.
 
 ``invoices/{period}/{account}/{invoice number}.{json,csv,pdf}``, plus
-``invoices/{period}/manifest.json`` and ``invoices/{period}/summary.csv``. Scratch work of
-the close lives under ``work/{period}/`` (expired by a lifecycle rule).
+``invoices/{period}/manifest.json`` and ``invoices/{period}/summary.csv``; credit notes
+sit next to the invoice they correct (``{credit note number}.{json,csv,pdf}``). Drafts,
+rewritten until the invoice is final, are under ``drafts/{period}/{account}/draft.*``.
+Scratch work of the close lives under ``work/{period}/`` (expired by a lifecycle rule).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 INVOICES = "invoices/"
+DRAFTS = "drafts/"  # drafts of the period's invoices: rewritten by every draft close, not locked
 WORK = "work/"
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "pdf": "application/pdf"}
 
@@ -54,6 +57,10 @@ class InvoiceLock:
         year, month = (int(part) for part in period.split("-"))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         return datetime(year + self.years, month, 1, tzinfo=UTC)
+
+
+def draft_key(period: str, account: str, fmt: str) -> str:
+    return f"{DRAFTS}{period}/{account}/draft.{fmt}"
 
 
 def partial_key(period: str, account: str, source_period: str, shard: str) -> str:

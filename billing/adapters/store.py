@@ -15,9 +15,21 @@ P#{period}                ADJ#{acct}#{prior}#carried       an adjustment carried
 P#{period}                STATUS                           frozen / closed
 P#{period}                R#{acct}                         close result of one account
 P#{period}                LOCK                             the execution closing the period
-CONTROL                   FROZEN                           the set of frozen periods
+CONTROL                   FROZEN                           the set of frozen close groups
+CONTROL                   ZONES                            every time zone plans name
 ACCOUNTS                  {acct}                           the account has a price plan
 PLAN#{acct}               {effective period}               the price plan document
+PLAN#{acct}               ZONES                            each plan version's time zone
+PROFILE#{acct}            {effective period}               the billing profile document
+SELLER#{seller}           {effective period}               the seller document
+SERIES#{prefix}           COUNTER                          last number of a number series
+DOC#{number}              DOC                              a numbered document: where it is
+DOC#{number}              CLAIM#{what}                     a correction of it (void, credit..)
+P#{period}                FIN#{acct}                       the number of the period's invoice
+L#{acct}#{period}         S#{nn}                           live view: one shard's usage now
+L#{acct}#{period}         ALERT#{threshold id}             a usage threshold reached (once)
+LIVE_DIRTY                {acct}#{period}#{nn}             a large shard's refresh deferred
+THRESHOLD#{acct}          {threshold id}                   a usage threshold set by the CLI
 ========================  ===============================  ==================================
 
 A fact's item is derived only from the event, so a redelivered event writes an identical
@@ -28,25 +40,36 @@ the period whose invoice adjusts for them.
 Lifecycle facts (recordings, numbers, seats, SIMs) are sharded by their entity and kept
 apart from the period's other facts: the close reads them to roll the carried entity
 state (``billing.adapters.state``) forward without reading the period's traffic.
+
+Fact items (and their id claims) expire ``HOT_MONTHS`` periods after their period; the
+close archives them to S3 before (``billing.adapters.archive``), and ``read_period`` /
+``read_lifecycle`` add the archived items once a period's items may have expired.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
 from billing.domain.facts import Fact, shard_of
 from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR, Period
+from billing.domain.retention import expires_at, hot_months_from
 
 FACT_RETENTION_DAYS = 400  # the fact log outlives the period by 13 months (adjustments, audit)
+# Months after its period that a fact and its id claim stay in the table (``HOT_MONTHS``,
+# default ``MAX_LATE_PERIODS + 1``); the archive keeps them for the rest of the retention
+# (billing.domain.retention, billing.adapters.archive).
+HOT_MONTHS = hot_months_from(os.environ)
 HISTORY_MONTHS = 13  # what is still stored of the fact log, in whole periods
 # The close sizes an account's work from one counting Query per storage shard: exact below
 # this many facts in every shard (about 32k facts for 16 shards: most accounts), an
@@ -67,6 +90,34 @@ def _adjustment_prior(sk: str) -> str:
 def lifecycle_pk(account: str, period: Period | str, shard: int | str) -> str:
     label = shard if isinstance(shard, str) else f"{shard:02d}"
     return f"E#{account}#{period}#{label}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardKey:
+    """Where a stored fact item belongs: account, period and storage shard."""
+
+    account: str
+    period: str
+    shard: str
+
+
+def shard_of_item(pk: str) -> ShardKey | None:
+    """The shard a fact, lifecycle fact or conflict marker item belongs to (by its ``pk``);
+    ``None`` for every other item of the table."""
+    kind, _, rest = pk.partition("#")
+    if kind not in ("F", "E"):
+        return None
+    account, period, shard = rest.rsplit("#", 2) if rest.count("#") >= 2 else ("", "", "")
+    return ShardKey(account, period, shard) if account else None
+
+
+# A live item's compressed usage document stays under DynamoDB's 400 KB item limit; a
+# larger one (distinct members of a shard of millions of facts) is not stored.
+LIVE_ITEM_BYTES = 380_000
+
+
+def live_pk(account: str, period: str) -> str:
+    return f"L#{account}#{period}"
 
 
 def shard_labels(shards: int) -> list[str]:
@@ -93,7 +144,7 @@ def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> 
     make_pk = fact_pk if fact.entity is None else lifecycle_pk
     item["pk"] = make_pk(account, fact.period, shard_of(fact.key, shards))
     item["sk"] = f"{fact.at:013d}#{fact.id}"
-    item["expires_at"] = fact.period.end_ms // 1000 + FACT_RETENTION_DAYS * 86_400
+    item["expires_at"] = expires_at(fact.period, HOT_MONTHS)
     if adj is not None:
         item["adj"] = adj
     return dict(_to_dynamo(item))
@@ -126,13 +177,33 @@ class WriteFailed(Exception):
         self.failed = failed
 
 
+class ArchiveReader(Protocol):
+    """The archived items of one account, period and storage shard (``billing.adapters.
+    archive``): ``kind`` ``F`` (period facts and their conflict markers) or ``E`` (lifecycle
+    facts); ``None`` when no item of the period can have expired yet (nothing to add)."""
+
+    def archived(
+        self, account: str, period: Period, shard: str, kind: str
+    ) -> list[dict[str, Any]] | None: ...
+
+
 class UsageStore:
-    def __init__(self, table: Any, shards: int, count_units: bool = False) -> None:
+    def __init__(
+        self,
+        table: Any,
+        shards: int,
+        count_units: bool = False,
+        archive: ArchiveReader | None = None,
+        consistent_reads: bool = False,
+    ) -> None:
         self.table = table
         self.client = table.meta.client
         self.shards = shards
+        # the live view's refresh must see the item whose stream record triggered it
+        self.consistent_reads = consistent_reads
         self.count_units = count_units  # benchmarks: count write request units by DynamoDB's rule
         self.write_units = 0
+        self.archive = archive  # facts of periods whose items expire (read_period, read_lifecycle)
 
     # --- ingest -------------------------------------------------------------------
 
@@ -236,6 +307,8 @@ class UsageStore:
         return dict(item) if item else None
 
     def _query(self, **kw: Any) -> Iterator[dict[str, Any]]:
+        if self.consistent_reads:
+            kw.setdefault("ConsistentRead", True)
         while True:
             resp = self.table.query(**kw)
             yield from resp.get("Items", [])
@@ -272,12 +345,29 @@ class UsageStore:
         found: list[str] = []
         for start in range(0, len(keys), 100):
             request = {
-                self.table.name: {"Keys": keys[start : start + 100], "ProjectionExpression": "pk"}
+                self.table.name: {
+                    "Keys": keys[start : start + 100],
+                    "ProjectionExpression": "pk",
+                    "ConsistentRead": self.consistent_reads,
+                }
             }
             while request:
                 resp = self.client.batch_get_item(RequestItems=request)
                 found.extend(i["pk"][2:] for i in resp["Responses"].get(self.table.name, []))
                 request = resp.get("UnprocessedKeys") or {}
+        return sorted(found)
+
+    def period_accounts(self, period: str) -> list[str]:
+        """The accounts with facts stored in ``period`` (ingest's registry, ``A#``)."""
+        cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with("A#")
+        items = self._query(KeyConditionExpression=cond, ProjectionExpression="sk")
+        return sorted(str(i["sk"])[2:] for i in items)
+
+    def adjusting_accounts(self, period: str, prior: str) -> list[str]:
+        """The accounts whose close of ``period`` adjusts ``prior`` (its ``ADJ#`` markers)."""
+        cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with("ADJ#")
+        items = self._query(KeyConditionExpression=cond, ProjectionExpression="sk")
+        found = {str(i["sk"]).split("#")[1] for i in items if _adjustment_prior(i["sk"]) == prior}
         return sorted(found)
 
     def _adjustment_markers(self, period: str, account: str) -> Iterator[dict[str, Any]]:
@@ -351,22 +441,45 @@ class UsageStore:
     ) -> list[StoredFact]:
         """The period facts of one shard, plus the look-back tail of the previous period
         (window and session state is rebuilt from it)."""
-        out = [
-            _stored(i)
-            for i in self._query(
-                KeyConditionExpression=Key("pk").eq(fact_pk(account, period, shard))
-            )
-        ]
+        own = self._query(KeyConditionExpression=Key("pk").eq(fact_pk(account, period, shard)))
+        out = self._with_archive(account, period, shard, "F", own, "")
         since = period.start_ms - lookback_hours * MS_PER_HOUR
         prev = period.prev()
         cond = Key("pk").eq(fact_pk(account, prev, shard)) & Key("sk").gte(f"{since:013d}")
-        out.extend(_stored(i) for i in self._query(KeyConditionExpression=cond))
+        tail = self._query(KeyConditionExpression=cond)
+        out.extend(self._with_archive(account, prev, shard, "F", tail, f"{since:013d}"))
         return out
 
     def read_lifecycle(self, account: str, period: Period, shard: str) -> list[StoredFact]:
         """The lifecycle facts of one shard whose time falls in the period."""
         cond = Key("pk").eq(lifecycle_pk(account, period, shard))
-        return [_stored(i) for i in self._query(KeyConditionExpression=cond)]
+        items = self._query(KeyConditionExpression=cond)
+        return self._with_archive(account, period, shard, "E", items, "")
+
+    def _with_archive(
+        self,
+        account: str,
+        period: Period,
+        shard: str,
+        kind: str,
+        items: Iterable[Mapping[str, Any]],
+        min_sk: str,
+    ) -> list[StoredFact]:
+        """The items of one partition (those with ``sk >= min_sk``), plus its archived items
+        once the period's items may have expired: one version per sort key (``{at}#{fact
+        id}`` or ``X#{fact id}``), in the table's order. Of two versions of one key the one
+        stored first wins, as ``put_late`` never overwrites: on time (no ``adj``) before
+        late, an earlier adjusting period before a later one."""
+        archived = self.archive.archived(account, period, shard, kind) if self.archive else None
+        if archived is None:
+            return [_stored(i) for i in items]
+        by_key: dict[str, Mapping[str, Any]] = {}
+        for item in [*items, *(i for i in archived if str(i["sk"]) >= min_sk)]:
+            sk = str(item["sk"])
+            seen = by_key.get(sk)
+            if seen is None or _stored_first(item, seen):
+                by_key[sk] = item
+        return [_stored(by_key[sk]) for sk in sorted(by_key, key=str.encode)]
 
     def put_result(self, period: str, account: str, result: Mapping[str, Any]) -> None:
         self.table.put_item(
@@ -466,19 +579,391 @@ class UsageStore:
         cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with("R#")
         return [dict(i) for i in self._query(KeyConditionExpression=cond)]
 
+    # --- live view ------------------------------------------------------------------
+
+    def put_live_shard(
+        self,
+        key: ShardKey,
+        body: Mapping[str, Any],
+        facts: int,
+        refreshed_at: int,
+        carries: bool = False,
+    ) -> bool:
+        """Store one shard's usage as of now, unless a refresh that read more stored items
+        got there first (items are only ever added, so their count orders the refreshes;
+        an equal count read the same items and wrote the same figures)."""
+        doc = gzip.compress(
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), mtime=0
+        )
+        item: dict[str, Any] = {
+            "pk": live_pk(key.account, key.period),
+            "sk": f"S#{key.shard}",
+            "n": facts,
+            "at": refreshed_at,
+            "carries": carries,
+        }
+        if len(doc) <= LIVE_ITEM_BYTES:
+            item["doc"] = doc
+        else:  # the shard's usage does not fit in one item: readers say so and recompute
+            item["oversized"] = len(doc)
+        try:
+            self.table.put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(n) OR n <= :n",
+                ExpressionAttributeValues={":n": facts},
+            )
+            return True
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def live_meta(self, account: str, period: str) -> dict[str, tuple[int, int]]:
+        """Per shard of the live view: (items read, refreshed at ms), without the usage."""
+        cond = Key("pk").eq(live_pk(account, period)) & Key("sk").begins_with("S#")
+        items = self._query(
+            KeyConditionExpression=cond,
+            ProjectionExpression="sk, n, #a",
+            ExpressionAttributeNames={"#a": "at"},
+        )
+        return {str(i["sk"])[2:]: (int(i["n"]), int(i["at"])) for i in items}
+
+    def defer_live(self, key: ShardKey, now: int) -> None:
+        """Note that a shard's live item is behind its facts (``last``: the latest record
+        seen); the scheduled sweep refreshes it once its refresh interval has passed."""
+        self.table.update_item(
+            Key={"pk": "LIVE_DIRTY", "sk": f"{key.account}#{key.period}#{key.shard}"},
+            UpdateExpression="SET #l = :now",
+            ExpressionAttributeNames={"#l": "last"},
+            ExpressionAttributeValues={":now": now},
+        )
+
+    def deferred_live(self) -> list[tuple[ShardKey, int]]:
+        cond = Key("pk").eq("LIVE_DIRTY")
+        out = []
+        for item in self._query(KeyConditionExpression=cond):
+            account, period, shard = str(item["sk"]).rsplit("#", 2)
+            out.append((ShardKey(account, period, shard), int(item["last"])))
+        return out
+
+    def clear_deferred_live(self, key: ShardKey, read_from: int) -> None:
+        """Forget a deferral once a refresh that started at ``read_from`` covered it (a
+        record seen since then keeps it)."""
+        try:
+            self.table.delete_item(
+                Key={"pk": "LIVE_DIRTY", "sk": f"{key.account}#{key.period}#{key.shard}"},
+                ConditionExpression="#l <= :t",
+                ExpressionAttributeNames={"#l": "last"},
+                ExpressionAttributeValues={":t": read_from},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def live_items(self, account: str, period: str) -> list[dict[str, Any]]:
+        """The live view of one account and period: one item per refreshed shard, and the
+        thresholds reached (one Query of one partition, at most shards + thresholds items)."""
+        cond = Key("pk").eq(live_pk(account, period))
+        out = []
+        for item in self._query(KeyConditionExpression=cond, ConsistentRead=True):
+            doc = dict(item)
+            if "doc" in doc:
+                doc["doc"] = json.loads(gzip.decompress(bytes(doc["doc"])))
+            out.append(doc)
+        return out
+
+    def claim_alert(
+        self, account: str, period: str, threshold: str, doc: Mapping[str, Any]
+    ) -> bool:
+        """Record that a threshold was reached in the period; False if it already was."""
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": live_pk(account, period),
+                    "sk": f"ALERT#{threshold}",
+                    "alert": json.dumps(doc, sort_keys=True),
+                },
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+            return True
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def release_alert(self, account: str, period: str, threshold: str) -> None:
+        """Give a claim back (its event could not be sent): a retry claims it again."""
+        self.table.delete_item(Key={"pk": live_pk(account, period), "sk": f"ALERT#{threshold}"})
+
+    def put_threshold(self, account: str, threshold: str, doc: Mapping[str, Any]) -> None:
+        self.table.put_item(
+            Item={"pk": f"THRESHOLD#{account}", "sk": threshold, "doc": json.dumps(doc)}
+        )
+
+    def delete_threshold(self, account: str, threshold: str) -> None:
+        self.table.delete_item(Key={"pk": f"THRESHOLD#{account}", "sk": threshold})
+
+    def thresholds(self, account: str) -> list[dict[str, Any]]:
+        cond = Key("pk").eq(f"THRESHOLD#{account}")
+        return [json.loads(i["doc"]) for i in self._query(KeyConditionExpression=cond)]
+
     # --- plans ----------------------------------------------------------------------
 
     def put_plan(self, account: str, effective_from: str, document: Mapping[str, Any]) -> None:
         body = json.dumps(document, sort_keys=True, default=str)
         self.table.put_item(Item={"pk": f"PLAN#{account}", "sk": effective_from, "doc": body})
         self.table.put_item(Item={"pk": "ACCOUNTS", "sk": account})
+        self._put_plan_zones(account)
+
+    def _put_plan_zones(self, account: str) -> None:
+        """``PLAN#{acct}/ZONES``: the time zone of every plan version, in one item that
+        ingest reads with a GetItem (it may not Query). ``ZONES`` sorts after every
+        ``YYYY-MM``, so ``plan_document`` never meets it."""
+        cond = Key("pk").eq(f"PLAN#{account}") & Key("sk").lt("A")
+        zones = {}
+        for item in self._query(KeyConditionExpression=cond):
+            settings = json.loads(item["doc"]).get("settings") or {}
+            zones[str(item["sk"])] = str(settings.get("time_zone") or "UTC")
+        self.table.put_item(Item={"pk": f"PLAN#{account}", "sk": "ZONES", "zones": zones})
+        self.table.update_item(  # every zone any plan names: the close groups to schedule
+            Key={"pk": "CONTROL", "sk": "ZONES"},
+            UpdateExpression="ADD zones :z",
+            ExpressionAttributeValues={":z": set(zones.values()) or {"UTC"}},
+        )
+
+    def zones_in_use(self) -> set[str]:
+        """Every time zone a price plan has named (``CONTROL/ZONES``)."""
+        item = self.table.get_item(Key={"pk": "CONTROL", "sk": "ZONES"}).get("Item")
+        return set(item.get("zones", ())) if item else set()
 
     def plan_document(self, account: str, period: str) -> dict[str, Any] | None:
         """The plan in force for ``period``: the latest one effective on or before it."""
         cond = Key("pk").eq(f"PLAN#{account}") & Key("sk").lte(period)
+        resp = self.table.query(
+            KeyConditionExpression=cond,
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=self.consistent_reads,
+        )
+        items = resp.get("Items", [])
+        return json.loads(items[0]["doc"]) if items else None
+
+    def plan_zones(self, account: str) -> list[tuple[str, str]]:
+        """(effective period, time zone) of every plan version of the account, oldest
+        first (one GetItem): what ingest needs to put a fact in the account's local
+        period. None stored (no plan): UTC."""
+        key = {"pk": f"PLAN#{account}", "sk": "ZONES"}
+        item = self.table.get_item(Key=key, ConsistentRead=self.consistent_reads).get("Item")
+        zones = item.get("zones", {}) if item else {}
+        return sorted((str(k), str(v)) for k, v in zones.items())
+
+
+class FinanceStore:
+    """Billing profiles, sellers and the number series, in the usage table.
+
+    A number is assigned together with its *claim* (the period's invoice of an account, a
+    credit note for an invoice...): the series counter moves from ``n - 1`` to ``n`` with a
+    ``pending`` record of the claim (one conditional update), then the claim and the
+    number's index item are created and the record is cleared; anyone who finds a record
+    completes it first (``assign_number``). So a number is never assigned without its claim
+    (no gap), never twice (the counter's condition), and a second request for the same
+    claim returns the number it already has (re-runs are stable)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.client = table.meta.client
+
+    # --- versioned documents ------------------------------------------------------------
+
+    def _put_versioned(self, pk: str, effective_from: str, document: Mapping[str, Any]) -> None:
+        body = json.dumps(document, sort_keys=True, default=str)
+        self.table.put_item(Item={"pk": pk, "sk": effective_from, "doc": body})
+
+    def _in_force(self, pk: str, period: str) -> dict[str, Any] | None:
+        cond = Key("pk").eq(pk) & Key("sk").lte(period)
         resp = self.table.query(KeyConditionExpression=cond, ScanIndexForward=False, Limit=1)
         items = resp.get("Items", [])
         return json.loads(items[0]["doc"]) if items else None
+
+    def _versions(self, pk: str) -> list[dict[str, Any]]:
+        resp = self.table.query(KeyConditionExpression=Key("pk").eq(pk))
+        return [json.loads(i["doc"]) for i in resp.get("Items", [])]
+
+    def put_profile(self, account: str, effective_from: str, doc: Mapping[str, Any]) -> None:
+        self._put_versioned(f"PROFILE#{account}", effective_from, doc)
+
+    def profile_document(self, account: str, period: str) -> dict[str, Any] | None:
+        """The billing profile in force for ``period`` (latest effective on or before it)."""
+        return self._in_force(f"PROFILE#{account}", period)
+
+    def profile_versions(self, account: str) -> list[dict[str, Any]]:
+        return self._versions(f"PROFILE#{account}")
+
+    def put_seller(self, seller: str, effective_from: str, doc: Mapping[str, Any]) -> None:
+        self._put_versioned(f"SELLER#{seller}", effective_from, doc)
+
+    def seller_document(self, seller: str, period: str) -> dict[str, Any] | None:
+        return self._in_force(f"SELLER#{seller}", period)
+
+    def seller_versions(self, seller: str) -> list[dict[str, Any]]:
+        return self._versions(f"SELLER#{seller}")
+
+    def mark_drafted(self, period: str, at: str) -> None:
+        """A draft close of the period (close group) ran: ``drafted_at`` on its status
+        item, so that the scheduled draft runs go on to the next group due."""
+        self.table.update_item(
+            Key={"pk": f"P#{period}", "sk": "STATUS"},
+            UpdateExpression="SET drafted_at = :t",
+            ExpressionAttributeValues={":t": at},
+        )
+
+    # --- numbers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def invoice_claim(period: str, account: str) -> tuple[str, str]:
+        return (f"P#{period}", f"FIN#{account}")
+
+    @staticmethod
+    def correction_claim(number: str, what: str) -> tuple[str, str]:
+        return (f"DOC#{number}", f"CLAIM#{what}")
+
+    def claimed(self, claim: tuple[str, str]) -> dict[str, Any] | None:
+        key = {"pk": claim[0], "sk": claim[1]}
+        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def last_number(self, prefix: str) -> int:
+        item = self.table.get_item(
+            Key={"pk": f"SERIES#{prefix}", "sk": "COUNTER"}, ConsistentRead=True
+        ).get("Item")
+        return int(item["last"]) if item else 0
+
+    def assign_number(
+        self,
+        prefix: str,
+        digits: int,
+        claim: tuple[str, str],
+        index: Mapping[str, Any],
+        attempts: int = 200,
+    ) -> str:
+        """The number of ``claim`` in the series ``prefix``: the one it has, or the next
+        one, written with the claim and the number's index item ``index``.
+
+        Single-item conditional writes only: the counter moves from n - 1 to n together
+        with a ``pending`` record of the claim (conditional on n - 1 and no pending
+        record); then the claim and the index are put and the record is cleared. Whoever
+        finds a pending record completes it first, so a crash between the steps leaves
+        neither a gap nor a claim without its number. The counter is read before the
+        claim: a claim written by an assignment that completed before the counter read
+        is seen, and any assignment after it moves the counter (the condition fails)."""
+        counter_key = {"pk": f"SERIES#{prefix}", "sk": "COUNTER"}
+        for attempt in range(attempts):
+            counter = self.table.get_item(Key=counter_key, ConsistentRead=True).get("Item") or {}
+            if "pending" in counter:
+                self._complete(str(counter["pending"]))
+                continue
+            found = self.claimed(claim)
+            if found is not None:
+                return str(found["number"])
+            last = int(counter.get("last", 0))
+            number = f"{prefix}{last + 1:0{digits}d}"
+            pending = json.dumps(
+                {
+                    "series": prefix,
+                    "pk": claim[0],
+                    "sk": claim[1],
+                    "number": number,
+                    "index": dict(index),
+                },
+                sort_keys=True,
+                default=str,
+            )
+            values: dict[str, Any] = {":next": last + 1, ":p": pending}
+            condition = "attribute_not_exists(pending) AND "
+            if counter:
+                condition += "#l = :last"
+                values[":last"] = last
+            else:
+                condition += "attribute_not_exists(#l)"
+            try:
+                self.table.update_item(
+                    Key=counter_key,
+                    UpdateExpression="SET #l = :next, pending = :p",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#l": "last"},
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                time.sleep(min(0.002 * 2 ** min(attempt, 6), 0.1))
+                continue  # the counter moved: look again
+            self._complete(pending)
+            return number
+        raise RuntimeError(f"could not assign a number in series {prefix}")
+
+    def _complete(self, pending: str) -> None:
+        """Write the claim and the index of a pending assignment, then clear the record."""
+        p = json.loads(pending)
+        number = str(p["number"])
+        for item in (
+            {"pk": p["pk"], "sk": p["sk"], "number": number},
+            {
+                "pk": f"DOC#{number}",
+                "sk": "DOC",
+                "number": number,
+                "doc": json.dumps(p["index"], sort_keys=True, default=str),
+            },
+        ):
+            try:
+                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                key = {"pk": item["pk"], "sk": item["sk"]}
+                held = self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+                if held.get("number") != number:  # cannot happen: a claim has one number
+                    holds = f"{item['pk']}/{item['sk']} holds {held.get('number')}"
+                    raise RuntimeError(holds) from err
+        try:
+            self.table.update_item(
+                Key={"pk": f"SERIES#{p['series']}", "sk": "COUNTER"},
+                UpdateExpression="REMOVE pending",
+                ConditionExpression="pending = :p",
+                ExpressionAttributeValues={":p": pending},
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise  # already cleared by another caller
+
+    def document(self, number: str) -> dict[str, Any] | None:
+        """The index of a numbered document (``assign_number``'s ``index``) and its state."""
+        item = self.table.get_item(
+            Key={"pk": f"DOC#{number}", "sk": "DOC"}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        out: dict[str, Any] = json.loads(item["doc"])
+        out["number"] = number
+        for name in ("status", "voided_by", "reason"):
+            if name in item:
+                out[name] = item[name]
+        return out
+
+    def mark_void(self, number: str, credit_note: str, reason: str) -> None:
+        """Record that ``number`` is void, corrected by ``credit_note`` (idempotent)."""
+        self.table.update_item(
+            Key={"pk": f"DOC#{number}", "sk": "DOC"},
+            UpdateExpression="SET #s = :v, voided_by = :c, reason = :r",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":v": "void", ":c": credit_note, ":r": reason},
+        )
+
+    def corrections(self, number: str) -> list[dict[str, Any]]:
+        """The claims of corrections of ``number`` (credit notes, a reissue)."""
+        cond = Key("pk").eq(f"DOC#{number}") & Key("sk").begins_with("CLAIM#")
+        return [dict(i) for i in self.table.query(KeyConditionExpression=cond).get("Items", [])]
 
 
 def _stored(item: Mapping[str, Any]) -> StoredFact:
@@ -486,6 +971,12 @@ def _stored(item: Mapping[str, Any]) -> StoredFact:
         marker = Fact(id=str(item["id"]), type="id_conflict", at=int(item["at"]), key="", attrs={})
         return StoredFact(marker, item.get("adj"), conflict=True)
     return StoredFact(Fact.from_item(item), item.get("adj"))
+
+
+def _stored_first(item: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether ``item`` is an earlier-stored version of ``other``'s key (by its late tag)."""
+    mine, theirs = item.get("adj"), other.get("adj")
+    return theirs is not None and (mine is None or str(mine) < str(theirs))
 
 
 def _throttled(err: ClientError) -> bool:
@@ -514,6 +1005,10 @@ def _size(value: Any) -> int:
         return 3 + sum(len(k.encode()) + _size(v) + 1 for k, v in value.items())
     if isinstance(value, list | set | frozenset | tuple):
         return 3 + sum(_size(v) + 1 for v in value)
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, Binary):
+        return len(value.value)
     return len(str(value))
 
 
@@ -546,8 +1041,11 @@ def adjustment_period(fact_period: Period, frozen: Iterable[str]) -> str:
 
 __all__ = [
     "HISTORY_MONTHS",
+    "HOT_MONTHS",
     "MS_PER_DAY",
     "PROBE_PAGE",
+    "ArchiveReader",
+    "FinanceStore",
     "StoredFact",
     "UsageStore",
     "WriteFailed",

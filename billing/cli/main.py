@@ -31,14 +31,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from billing.adapters.invoices import INVOICES, DocumentStore, invoice_key
+from billing.adapters.archive import FactArchive
+from billing.adapters.invoices import INVOICES, DocumentStore
 from billing.adapters.rejects import RejectStore, mask
-from billing.adapters.store import UsageStore
+from billing.adapters.store import FinanceStore, UsageStore
 from billing.cli.stack import Deployed, deployed
 from billing.domain.events import validate_account_id
 from billing.domain.invoice import Invoice
-from billing.domain.plan import PricePlan, load_plan
+from billing.domain.plan import PricePlan, load_plan, zone_change_refusal
 from billing.domain.plancheck import PlanCheck, check_plan, plan_warnings
+from billing.domain.thresholds import Threshold, differences
+from billing.live import LiveUsage
 from billing.queries import current_usage
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
@@ -48,6 +51,12 @@ invoices_app = typer.Typer(no_args_is_help=True, help="Issued invoices in S3.")
 app.add_typer(local_app, name="local")
 app.add_typer(plans_app, name="plans")
 app.add_typer(invoices_app, name="invoices")
+alerts_app = typer.Typer(no_args_is_help=True, help="Usage thresholds and the alerts reached.")
+app.add_typer(alerts_app, name="alerts")
+accounts_app = typer.Typer(no_args_is_help=True, help="Billing profiles of accounts.")
+sellers_app = typer.Typer(no_args_is_help=True, help="Sellers: the issuing legal entities.")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(sellers_app, name="sellers")
 console = Console(stderr=True)
 out = Console()
 
@@ -86,11 +95,18 @@ def send_progress() -> Progress:
 
 
 def _store(d: Deployed) -> UsageStore:
-    return UsageStore(boto3.resource("dynamodb").Table(d.table), d.shards)
+    # closed periods' facts whose items expired are read from the archive
+    bucket = getattr(d, "invoice_bucket", "")
+    archive = FactArchive(boto3.client("s3"), bucket) if bucket else None
+    return UsageStore(boto3.resource("dynamodb").Table(d.table), d.shards, archive=archive)
 
 
 def _documents(d: Deployed) -> DocumentStore:
     return DocumentStore(boto3.client("s3"), d.invoice_bucket)
+
+
+def _finance_store(d: Deployed) -> FinanceStore:
+    return FinanceStore(boto3.resource("dynamodb").Table(d.table))
 
 
 # --- events in ----------------------------------------------------------------------------
@@ -292,20 +308,125 @@ def rejects(limit: Annotated[int, typer.Option(help="how many to show")] = 20) -
 def usage(
     account: AccountOpt,
     period: PeriodOpt,
+    recompute: Annotated[
+        bool,
+        typer.Option(
+            "--recompute",
+            help="recompute from every stored fact and show where the live view differs",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Current usage figures of an account for a period."""
-    result = current_usage(_store(deployed()), account, period)
+    """Usage of an account in a period so far, from the live view (milliseconds: at most one
+    item per storage shard), with the estimated charges; ``--recompute`` reads every fact."""
+    store = _store(deployed())
+    live = LiveUsage(store)
+    view = live.view(account, period)
+    shown = current_usage(store, account, period) if recompute else view.usage
+    estimate = live.estimate(account, period, shown)
+    diffs = differences(shown, view.usage) if recompute else []
     if as_json:
-        out.print_json(json.dumps({"account": account, **result.to_json()}))
+        doc: dict[str, Any] = {"account": account, "source": "recomputed" if recompute else "live"}
+        doc.update(shown.to_json())
+        doc["live"] = {
+            "shards": view.shards,
+            "items": view.items,
+            "refreshed_at": view.refreshed_at,
+            "alerts": view.alerts,
+        }
+        if estimate is not None:
+            doc["estimate"] = {"currency": estimate.currency, "total": str(estimate.total)}
+        if recompute:
+            doc["differences"] = [d.to_json() for d in diffs]
+        out.print_json(json.dumps(doc, default=str))
         return
-    table = Table("metric", "dimensions", "quantity", "events", title=f"{account} {period}")
-    for (metric, dims), qty in result.figures().items():
-        shown = ", ".join(f"{k}={v}" for k, v in dims)
-        table.add_row(metric, shown, f"{qty.normalize():f}", str(result.evidence((metric, dims))))
+    source = "recomputed from the fact log" if recompute else "live view"
+    table = Table(
+        "metric", "dimensions", "quantity", "events", title=f"{account} {period} ({source})"
+    )
+    for (metric, dims), qty in shown.figures().items():
+        text = ", ".join(f"{k}={v}" for k, v in dims)
+        table.add_row(metric, text, f"{qty.normalize():f}", str(shown.evidence((metric, dims))))
     out.print(table)
-    for kind, n in sorted(result.note_counts.items()):
+    for kind, n in sorted(shown.note_counts.items()):
         out.print(f"[yellow]note[/] {kind}: {n}")
+    if view.refreshed_at is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(view.refreshed_at / 1000))
+        out.print(f"live view: {view.shards} shards, {view.items} stored items, as of {when} UTC")
+    else:
+        out.print(
+            "live view: nothing refreshed yet for this account and period "
+            "(--recompute reads the fact log)"
+        )
+    if view.oversized and not recompute:
+        out.print(
+            f"[yellow]live view incomplete[/]: the usage of {len(view.oversized)} shards is "
+            "too large for one item; --recompute reads the fact log"
+        )
+    if estimate is not None:
+        out.print(
+            f"estimated charges so far: {estimate.total} {estimate.currency} "
+            "(an estimate: the usage so far rated with the plan in force; not an invoice)"
+        )
+    for alert in view.alerts:
+        out.print(f"[yellow]threshold reached[/] {alert['threshold']}: {alert['value']}")
+    if recompute:
+        if diffs:
+            out.print(f"[red]the live view differs on {len(diffs)} lines[/]")
+            for d in diffs:
+                text = ", ".join(f"{k}={v}" for k, v in d.dims)
+                out.print(f"  {d.metric} {text}: recomputed {d.expected}, live {d.live}")
+        else:
+            out.print("the live view equals the recomputation")
+
+
+# --- alerts -------------------------------------------------------------------------------
+
+
+@alerts_app.command("list")
+def alerts_list(account: AccountOpt, period: PeriodOpt) -> None:
+    """Thresholds of the account, and those reached in the period."""
+    store = _store(deployed())
+    live = LiveUsage(store)
+    reached = {a["threshold"]: a for a in live.view(account, period).alerts}
+    table = Table("threshold", "watches", "level", "reached", title=f"{account} {period}")
+    for t in live.thresholds(account, period):
+        watches = t.metric or "estimated amount"
+        alert = reached.pop(t.id, None)
+        when = alert["value"] if alert else ""
+        table.add_row(t.id, watches, str(t.level), when)
+    for tid, alert in sorted(reached.items()):  # reached, since removed
+        watches = str(alert.get("metric") or "estimated amount")
+        table.add_row(tid, watches, alert["level"], alert["value"])
+    out.print(table)
+
+
+@alerts_app.command("set")
+def alerts_set(
+    account: AccountOpt,
+    threshold: Annotated[str, typer.Option("--id", help="threshold id")],
+    metric: Annotated[str | None, typer.Option(help="a metric id (with --quantity)")] = None,
+    quantity: Annotated[str | None, typer.Option(help="level of the metric's quantity")] = None,
+    amount: Annotated[str | None, typer.Option(help="level of the estimated amount")] = None,
+) -> None:
+    """Set (or replace) a threshold: ``--metric M --quantity Q`` or ``--amount A``."""
+    try:
+        t = Threshold.model_validate(
+            {"id": threshold, "metric": metric, "quantity": quantity, "amount": amount}
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    _store(deployed()).put_threshold(account, t.id, t.model_dump(mode="json"))
+    console.print(f"threshold {t.id} set for {account}")
+
+
+@alerts_app.command("remove")
+def alerts_remove(
+    account: AccountOpt, threshold: Annotated[str, typer.Option("--id", help="threshold id")]
+) -> None:
+    """Remove a threshold set with ``billing alerts set``."""
+    _store(deployed()).delete_threshold(account, threshold)
+    console.print(f"threshold {threshold} removed for {account}")
 
 
 # --- plans --------------------------------------------------------------------------------
@@ -325,7 +446,15 @@ def plans_put(
     except ValueError as err:
         message = f"account {plan.account!r}: {err}"
         raise typer.BadParameter(message, param_hint="--account") from err
-    _store(deployed()).put_plan(plan.account, plan.effective_from, plan.model_dump(mode="json"))
+    store = _store(deployed())
+    versions = store.plan_zones(plan.account)
+    refusal = zone_change_refusal(versions, plan, time.time_ns() // 1_000_000)
+    if refusal and versions:  # a first plan: facts stored before it were put in UTC periods
+        console.print(f"[red]{refusal}[/]")
+        raise typer.Exit(1)
+    if refusal:
+        console.print(f"[yellow]warning[/] {plan.account}: events already stored keep UTC periods")
+    store.put_plan(plan.account, plan.effective_from, plan.model_dump(mode="json"))
     console.print(f"plan for {plan.account} effective {plan.effective_from} stored")
     for finding in plan_warnings(plan):
         console.print(f"[yellow]warning[/] {finding.metric}: priced, but {finding.detail}")
@@ -387,6 +516,11 @@ class CloseRefused(RuntimeError):
     pass
 
 
+def _execution_label(period: str) -> str:
+    """A close group label as execution names allow it (no ``:``): ``2026-10_+0900``."""
+    return period.replace("@", "_").replace(":", "")
+
+
 def running_closes(d: Deployed, period: str) -> list[str]:
     """Executions closing ``period`` now: those started for it by this command, and the
     holder of the period's close lock if it is still running."""
@@ -398,7 +532,7 @@ def running_closes(d: Deployed, period: str) -> list[str]:
         found += [
             e["executionArn"]
             for e in page["executions"]
-            if e["name"].startswith(f"close-{period}-")
+            if e["name"].startswith(f"close-{_execution_label(period)}-")
         ]
     holder = str((_store(d).close_lock(period) or {}).get("owner", ""))
     if holder and holder not in found:
@@ -503,6 +637,7 @@ def run_close(
     force: bool = False,
     wait: bool = False,
     poll_seconds: float = 0.2,
+    draft: bool = False,
 ) -> dict[str, Any]:
     """Start the close of ``period`` and wait for it, showing its phases (freeze, settle,
     accounts with their count, finish) on stderr. Another close of the period still
@@ -518,13 +653,15 @@ def run_close(
         if time.monotonic() > deadline:
             raise RuntimeError(f"close of {period} still running after {timeout} s: {running}")
         time.sleep(1)
-    name = f"close-{period}-{time.time_ns()}"
+    name = f"close-{_execution_label(period)}-{time.time_ns()}"
     start: dict[str, Any] = {"period": period}
     if settle is not None:
         start["settle_seconds"] = settle
     if force:
         start["force"] = True
-    tracker = CloseProgress(_store(d), period)
+    if draft:  # drafts: the period is not frozen, invoices are not numbered (billing.finance)
+        start["draft"] = True
+    tracker = CloseProgress(_store(d), period.partition("@")[0])
     arn = sfn.start_execution(
         stateMachineArn=d.state_machine_arn, name=name, input=json.dumps(start)
     )["executionArn"]
@@ -599,19 +736,55 @@ def close(
     state_dir: Annotated[
         Path, typer.Option(help="the local runtime's state (to drain its intake)")
     ] = Path(".billing-local"),
+    draft: Annotated[
+        bool,
+        typer.Option(
+            "--draft",
+            help="write drafts (not numbered, rewritten by the next run) and leave the period "
+            "open; billing invoices finalize makes them final",
+        ),
+    ] = False,
 ) -> None:
-    """Run the month-end close for a period (the state machine) and wait for it."""
+    """Run the month-end close for a period (the state machine) and wait for it: each
+    close group of the period (its accounts' time zones) that has ended, earliest first,
+    and the UTC group (``YYYY-MM``) always; ``--period 2026-10@+09:00`` names one group."""
     if settle is None and local_intake_drained(state_dir):
         settle = 0
+    d = deployed()
+    for group in _groups_to_close(d, period, force):
+        _close_group(d, group, settle, force, wait, draft)
+
+
+def _groups_to_close(d: Deployed, period: str, force: bool) -> list[str]:
+    from datetime import UTC, datetime
+
+    from billing.close import close_groups
+    from billing.domain.periods import Period
+
+    if "@" in period:
+        return [period]
+    now = datetime.now(UTC)
+    return [
+        g
+        for g in close_groups(_store(d), period)
+        if g == period or force or Period.parse_label(g).end <= now
+    ]
+
+
+def _close_group(
+    d: Deployed, period: str, settle: int | None, force: bool, wait: bool, draft: bool
+) -> None:
     try:
-        result = run_close(deployed(), period, settle=settle, force=force, wait=wait)
+        result = run_close(d, period, settle=settle, force=force, wait=wait, draft=draft)
     except CloseRefused as err:
         console.print(f"[red]{err}[/] (--wait to run after it)")
         raise typer.Exit(1) from None
     phases = ", ".join(f"{p} {s:.1f} s" for p, s in result["phases"].items())
     failed = result.get("failed", [])
+    done = f"{result['drafts']} drafts" if "drafts" in result else f"{result.get('issued', 0)}"
+    done += "" if "drafts" in result else " invoices issued"
     out.print(
-        f"{period}: {result.get('issued', 0)} invoices issued, {len(failed)} failed ({phases})",
+        f"{period}: {done}, {len(failed)} failed ({phases})",
         highlight=False,
         soft_wrap=True,
     )
@@ -624,24 +797,43 @@ def invoices_list(
     period: PeriodOpt,
     account: Annotated[str | None, typer.Option("--account", "-a")] = None,
 ) -> None:
-    """Invoices of a period (and close failures)."""
+    """Invoices of a period: drafts, final (numbered) and void invoices, usage statements
+    of accounts without a billing profile, and close failures."""
     d = deployed()
-    table = Table("account", "status", "invoice", "total", "detail", title=period)
+    numbers = _finance_store(d)
+    table = Table("account", "status", "invoice", "net", "tax", "gross", "detail", title=period)
     for r in sorted(_store(d).results(period), key=lambda r: r["account"]):
         if account and r["account"] != account:
             continue
-        if r["status"] == "issued":
-            table.add_row(r["account"], "issued", r["invoice"], f"{r['total']} {r['currency']}", "")
+        money = _net_tax_gross(r)
+        if r["status"] == "draft":
+            table.add_row(r["account"], "draft", "", *money, "")
+        elif r["status"] == "issued":
+            index = numbers.document(str(r["invoice"])) if "gross" in r else None
+            state = (index or {}).get("status", "final") if "gross" in r else "issued"
+            detail = f"credit note {index['voided_by']}" if index and "voided_by" in index else ""
+            table.add_row(r["account"], state, r["invoice"], *money, detail)
         else:
-            table.add_row(r["account"], "[red]failed[/]", "", "", str(r.get("error", ""))[:80])
+            error = str(r.get("error", ""))[:80]
+            table.add_row(r["account"], "[red]failed[/]", "", "", "", "", error)
     out.print(table)
 
 
+def _net_tax_gross(result: dict[str, Any]) -> list[str]:
+    """A close result's amounts; a usage statement (no billing profile) has no tax."""
+    if result["status"] == "failed":
+        return ["", "", ""]
+    total = result["total"]
+    figures = [result.get("net", total), result.get("tax", ""), result.get("gross", total)]
+    return [f"{f} {result['currency']}" if f != "" else "" for f in figures]
+
+
 def _issued(d: Deployed, period: str, account: str) -> dict[str, Any]:
+    """The account's invoice of the period: issued, or its draft."""
     for r in _store(d).results(period):
-        if r["account"] == account and r["status"] == "issued":
+        if r["account"] == account and r["status"] in ("issued", "draft"):
             return r
-    raise typer.BadParameter(f"no issued invoice for {account} in {period}")
+    raise typer.BadParameter(f"no invoice or draft for {account} in {period}")
 
 
 @invoices_app.command("download")
@@ -654,7 +846,7 @@ def invoices_download(
 ) -> None:
     """Download an invoice (or print a presigned link)."""
     d = deployed()
-    key = invoice_key(period, account, _issued(d, period, account)["invoice"], fmt)
+    key = str(_issued(d, period, account)["keys"][fmt])
     docs = _documents(d)
     if link:
         out.print(docs.presign(key))
@@ -677,6 +869,200 @@ def explain(period: PeriodOpt, account: AccountOpt) -> None:
     body = _documents(d).read(_issued(d, period, account)["keys"]["json"])
     assert body is not None
     out.print(explain_text(Invoice.model_validate_json(body)), markup=False, highlight=False)
+
+
+# --- finance: billing profiles, sellers, finalization, corrections (billing.finance) ------------
+
+
+def _finance(d: Deployed) -> Any:
+    from billing.finance import Finance
+
+    return Finance(_finance_store(d), _documents(d), boto3.client("events"), d.bus)
+
+
+def _show_versions(versions: list[dict[str, Any]], as_json: bool, what: str) -> None:
+    if not versions:
+        console.print(f"[red]no {what}[/]")
+        raise typer.Exit(1)
+    if as_json:
+        out.print_json(json.dumps(versions))
+        return
+    for doc in versions:
+        table = Table("field", "value", title=f"{what}, effective {doc.get('effective_from')}")
+        for key, value in doc.items():
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            table.add_row(key, shown)
+        out.print(table)
+
+
+@accounts_app.command("put")
+def accounts_put(
+    file: Annotated[Path, typer.Argument(help="a billing profile, YAML or JSON")],
+    account: Annotated[str | None, typer.Option(help="store it for this account instead")] = None,
+) -> None:
+    """Validate a billing profile (schemas/billing-profile.schema.json) and store it for
+    its account, effective from its period."""
+    from billing.domain.profile import load_profile
+
+    profile = load_profile(file)
+    if account:
+        profile = profile.model_validate({**profile.model_dump(), "account": account})
+    d = deployed()
+    fin = _finance_store(d)
+    if fin.seller_document(profile.seller, profile.effective_from) is None:
+        console.print(f"[yellow]warning[/] seller {profile.seller} is not in force yet")
+    fin.put_profile(profile.account, profile.effective_from, profile.model_dump(mode="json"))
+    console.print(
+        f"billing profile for {profile.account} effective {profile.effective_from} stored"
+    )
+
+
+@accounts_app.command("show")
+def accounts_show(
+    account: AccountOpt,
+    period: Annotated[str | None, typer.Option("--period", "-p", help="the one in force")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """An account's billing profile: every version, or the one in force for a period."""
+    fin = _finance_store(deployed())
+    if period:
+        doc = fin.profile_document(account, period)
+        versions = [doc] if doc else []
+    else:
+        versions = fin.profile_versions(account)
+    _show_versions(versions, as_json, f"billing profile of {account}")
+
+
+@sellers_app.command("put")
+def sellers_put(
+    file: Annotated[Path, typer.Argument(help="a seller, YAML or JSON")],
+) -> None:
+    """Validate a seller (schemas/seller.schema.json) and store it, effective from its period."""
+    from billing.domain.profile import load_seller
+
+    seller = load_seller(file)
+    _finance_store(deployed()).put_seller(
+        seller.id, seller.effective_from, seller.model_dump(mode="json")
+    )
+    console.print(f"seller {seller.id} effective {seller.effective_from} stored")
+
+
+@sellers_app.command("show")
+def sellers_show(
+    seller: Annotated[str, typer.Option("--seller", "-s", help="seller id")],
+    period: Annotated[str | None, typer.Option("--period", "-p", help="the one in force")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """A seller: every version, or the one in force for a period."""
+    fin = _finance_store(deployed())
+    if period:
+        doc = fin.seller_document(seller, period)
+        versions = [doc] if doc else []
+    else:
+        versions = fin.seller_versions(seller)
+    _show_versions(versions, as_json, f"seller {seller}")
+
+
+@invoices_app.command("finalize")
+def invoices_finalize(
+    period: PeriodOpt,
+    account: Annotated[
+        str | None, typer.Option("--account", "-a", help="this account only (freezes the period)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="a period not ended yet")] = False,
+    settle: Annotated[
+        int | None,
+        typer.Option("--settle", min=0, metavar="SECONDS", help="as for billing close"),
+    ] = None,
+    state_dir: Annotated[Path, typer.Option()] = Path(".billing-local"),
+) -> None:
+    """Finalize the drafts of a period: the period is frozen (later events are adjusted on
+    the next period's invoice), each invoice gets its number from its seller's series and
+    is written once, locked, and InvoiceFinalized is put on the bus. Finalizing again
+    changes nothing."""
+    if settle is None and local_intake_drained(state_dir):
+        settle = 0
+    d = deployed()
+    if account is None:
+        failed: list[str] = []
+        for group in _groups_to_close(d, period, force):  # each time zone's group
+            try:
+                result = run_close(d, group, settle=settle, force=force)
+            except CloseRefused as err:
+                console.print(f"[red]{err}[/]")
+                raise typer.Exit(1) from None
+            failed += result.get("failed", [])
+            out.print(f"{group}: {result.get('issued', 0)} invoices final")
+        for name in failed:
+            out.print(f"failed {name} (see: billing invoices list --period {period})")
+        raise typer.Exit(1 if failed else 0)
+    result = finalize_account(d, period, account, settle=settle, force=force)
+    if result.get("status") != "issued":
+        console.print(f"[red]{account} not finalized[/]: {result.get('error', result)}")
+        raise typer.Exit(1)
+    out.print(f"{account} {period}: {result['invoice']} final, gross {result.get('gross')}")
+
+
+def finalize_account(
+    d: Deployed, period: str, account: str, *, settle: int | None = None, force: bool = False
+) -> dict[str, Any]:
+    """The close of one account, run here (not by the state machine): the period is frozen
+    under its close lock, the account's units are computed, its invoice numbered and
+    written, announced; the lock is released."""
+    from billing.close import MonthClose
+
+    store = _store(d)
+    wait = 120 if settle is None else settle  # the deployment default (SETTLE_SECONDS)
+    close = MonthClose(store, _documents(d), boto3.client("events"), d.bus, wait)
+    group = close.group_of(account, period)  # the account's time-zone group of the period
+    execution = f"cli-finalize-{period}-{account}-{time.time_ns()}"
+    frozen = close.freeze(group, settle, force=force, execution=execution)
+    try:
+        time.sleep(int(frozen.get("settle_seconds", 0)))
+        for unit in close.plan_account(group, account)["units"]:
+            close.compute_shard(**unit)
+        try:
+            close.rate_account(group, account)
+        except Exception as err:
+            close.record_failure(group, account, {"Cause": f"{type(err).__name__}: {err}"})
+        close.finish(group, execution=execution)
+    finally:
+        store.release_close_lock(group, execution)
+    return store.result(period, account) or {}
+
+
+@invoices_app.command("void")
+def invoices_void(
+    number: Annotated[str, typer.Option("--number", "-n", help="the final invoice's number")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why, printed on the credit note")],
+    reissue: Annotated[
+        bool, typer.Option("--reissue", help="issue a corrected invoice with a new number")
+    ] = False,
+) -> None:
+    """Void a final invoice: a credit note for its full amount (the seller's credit-note
+    series; JSON, CSV, PDF in S3), InvoiceVoided and CreditNoteIssued on the bus; with
+    --reissue, a new invoice with the same lines and the billing profile in force now."""
+    result = _finance(deployed()).void(number, reason, reissue=reissue)
+    out.print(f"{number} void, credit note {result['credit_note']}")
+    if "reissued" in result:
+        out.print(f"reissued as {result['reissued']['number']}")
+
+
+@invoices_app.command("credit")
+def invoices_credit(
+    number: Annotated[str, typer.Option("--number", "-n", help="the final invoice's number")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why")],
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="credit the lines of this metric")
+    ] = None,
+    amount: Annotated[
+        str | None, typer.Option("--amount", help="credit this amount (before tax)")
+    ] = None,
+) -> None:
+    """A partial credit note: some lines (--metric) or an amount (--amount)."""
+    value = Decimal(amount) if amount is not None else None
+    result = _finance(deployed()).credit(number, reason, metrics=metric or [], amount=value)
+    out.print(f"credit note {result['credit_note']} on {number}")
 
 
 def download_period(d: Deployed, period: str, target: Path) -> list[Path]:

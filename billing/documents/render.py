@@ -4,9 +4,11 @@
   document of record and reads back with ``Invoice.model_validate_json``.
 - ``invoice_csv``: one row per line (usage, fees, commitments, adjustments) under a
   header row, amounts as plain decimals, for spreadsheets.
-- ``invoice_pdf``: the printable invoice (fpdf2, core fonts). The PDF's creation date is
-  the issue date and its file id is derived from its content, so re-rendering gives the
-  same bytes.
+- ``invoice_pdf``: the printable document a customer reads (fpdf2, vendored fonts), in
+  the invoice's language (``localize.py``): a first page with seller, customer, number,
+  dates, totals by service group, taxes and payment instructions, then the lines grouped
+  by service under human names. The PDF's creation date is the issue date and its file id
+  is derived from its content, so re-rendering gives the same bytes.
 - ``summary_csv``: one row per invoice of a period, for finance.
 - ``manifest``: the close's JSON record: invoices with their totals and the SHA-256 of
   their JSON, failures with their reasons, totals per currency.
@@ -16,18 +18,23 @@
 
 from __future__ import annotations
 
+import calendar
 import csv
 import hashlib
 import io
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from billing.documents.localize import COMMITMENTS, Localizer, allocate, group_of, group_order
 from billing.domain.invoice import Invoice, InvoiceLine, canonical_json, plain
 
 CSV_COLUMNS = (
@@ -48,6 +55,29 @@ CSV_COLUMNS = (
     "rule_section",
     "price_row",
     "period",
+    # what the PDF shows, in the document's language, and its header on every row
+    "service_group",
+    "service",
+    "document",
+    "number",
+    "status",
+    "issue_date",
+    "due_date",
+    "language",
+    "account",
+    "seller",
+    "seller_tax_id",
+    "customer",
+    "customer_tax_id",
+    "purchase_order",
+    "credits",
+    "net",
+    "tax",
+    "gross",
+    # the period in the account's calendar (UTC when the contract names no zone)
+    "period_first_day",
+    "period_last_day",
+    "time_zone",
 )
 
 SUMMARY_COLUMNS = (
@@ -97,7 +127,34 @@ def invoice_json(inv: Invoice) -> bytes:
 
 
 def invoice_csv(inv: Invoice) -> bytes:
-    rows = []
+    """One row per line (then one per tax rate, section ``taxes``: quantity = the base,
+    unit price = the rate in percent, amount = the tax), each with the document's header:
+    number, status, dates, seller, customer and totals, as the PDF shows them."""
+    doc = inv.model_dump(mode="json")
+    loc = Localizer(doc.get("language"))
+    seller = doc.get("seller") or {}
+    customer = doc.get("customer") or {}
+    totals = _totals(inv, doc)
+    header = (
+        _str(doc.get("kind") or "invoice"),
+        _str(doc.get("number")),
+        _str(doc.get("status")),
+        _str(doc.get("issue_date")),
+        _str(doc.get("due_date")),
+        loc.language,
+        inv.account,
+        _str(seller.get("legal_name")),
+        _str(seller.get("tax_id")),
+        _str(customer.get("legal_name")),
+        _str(customer.get("tax_id")),
+        _str(customer.get("purchase_order")),
+        _str(doc.get("credits")),
+        plain(totals.net),
+        "" if totals.tax is None else plain(totals.tax),
+        plain(totals.gross),
+        *_local_period(inv),
+    )
+    rows: list[tuple[Any, ...]] = []
     for section, lines in _sections(inv):
         for line in lines:
             rows.append(
@@ -119,9 +176,33 @@ def invoice_csv(inv: Invoice) -> bytes:
                     line.rule_section or "",
                     line.price_row or "",
                     line.period or inv.period,
+                    loc.group(group_of(line)),
+                    loc.line_name(line),
+                    *header,
                 )
             )
+    for tax in doc.get("taxes") or ():
+        base, rate = _str(tax.get("base")), _str(tax.get("rate"))
+        shown_base = loc.money(Decimal(base or "0"), inv.currency, inv.minor_unit)
+        name = loc.label("tax_line", rate=loc.percent(rate or "0"), base=shown_base)
+        rows.append(
+            (
+                *("taxes", "tax", rate, "", _str(tax.get("mention")), base, "", "0", base, rate),
+                *("", _str(tax.get("tax")), inv.currency, 0, "", "", inv.period),
+                *(loc.label("tax"), name, *header),
+            )
+        )
     return _csv_bytes(CSV_COLUMNS, rows)
+
+
+def _local_period(inv: Invoice) -> tuple[str, str, str]:
+    """First and last day of the invoiced period and the zone of those dates."""
+    if inv.period_dates is not None:
+        dates = inv.period_dates
+        return dates.first_day.isoformat(), dates.last_day.isoformat(), dates.time_zone
+    year, month = (int(part) for part in inv.period.split("@")[0].split("-"))
+    last = calendar.monthrange(year, month)[1]
+    return f"{year:04d}-{month:02d}-01", f"{year:04d}-{month:02d}-{last:02d}", "UTC"
 
 
 def summary_csv(invoices: Iterable[Invoice]) -> bytes:
@@ -152,9 +233,11 @@ def manifest(
     invoices: Iterable[Invoice],
     failures: Iterable[Mapping[str, Any]] = (),
     adjustment_failures: Iterable[Mapping[str, Any]] = (),
+    live_differences: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
 ) -> bytes:
     """The close's record of a period: what was issued (with a SHA-256 of each invoice's
-    JSON), what failed and why, and the totals per currency."""
+    JSON), what failed and why, the totals per currency, and where the live view of usage
+    differed from the invoices (per account and metric line; empty when it agrees)."""
     issued = sorted(invoices, key=lambda i: i.account)
     failed = sorted(
         ({"account": str(f["account"]), "error": str(f.get("error", ""))} for f in failures),
@@ -180,6 +263,11 @@ def manifest(
             for inv in issued
         ],
         "failures": failed,
+        "live_view_differences": {
+            account: list(diffs)
+            for account, diffs in sorted((live_differences or {}).items())
+            if diffs
+        },
         "adjustment_failures": sorted(
             (
                 {
@@ -200,83 +288,399 @@ def manifest(
 
 
 # --- PDF ------------------------------------------------------------------------------------
+#
+# First page: seller and customer, number (DRAFT while a draft), dates, the totals by
+# service group (net, tax, gross), the tax lines with their mentions and the payment
+# instructions. Then the lines grouped by service, with human names in the document's
+# language. Fonts are vendored (``fonts/``, SIL OFL): Noto Sans, and Noto Sans CJK KR as
+# the fallback for Hangul, loaded only when the document has such characters.
 
+FONTS_DIR = Path(__file__).resolve().parent / "fonts"
+_FONT = "NotoSans"
+_CJK_FONT = "NotoSansCJKkr"
 _HEAD = FontFace(emphasis="BOLD", fill_color=(225, 230, 238))
-_COLUMNS = (
-    ("Service", 25),
-    ("Dimensions", 15),
-    ("Quantity", 10),
-    ("Included", 9),
-    ("Billable", 10),
-    ("Unit price / note", 22),
-    ("Amount", 11),
-)
+_GREY = 110
+_LEFT = 15.0
+_WIDTH = 180.0  # A4 portrait less the margins
+_RIGHT_COLUMN = 110.0
+_DETAIL_COLUMNS = (70, 24, 20, 22, 24, 20)
 
 
-def _latin1(text: str) -> str:
-    """Core PDF fonts are Latin-1: anything else becomes '?'."""
-    return text.encode("latin-1", "replace").decode("latin-1")
+def _needs_cjk(text: str) -> bool:
+    """Characters that only the CJK font has: Hangul, CJK symbols and ideographs, kana."""
+    return any(ord(ch) >= 0x2E80 for ch in text)
 
 
-def _grouped(value: Decimal) -> str:
-    """1234567.5 -> 1,234,567.5 (exact digits, never exponent notation)."""
-    text = plain(value)
-    sign = "-" if text.startswith("-") else ""
-    whole, _, frac = text.lstrip("-").partition(".")
-    whole = f"{int(whole):,}"
-    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
+def _add_fonts(pdf: FPDF, cjk: bool) -> None:
+    pdf.add_font(_FONT, "", str(FONTS_DIR / "NotoSans-Regular.ttf"))
+    pdf.add_font(_FONT, "B", str(FONTS_DIR / "NotoSans-Bold.ttf"))
+    if cjk:
+        pdf.add_font(_CJK_FONT, "", str(FONTS_DIR / "NotoSansCJKkr-Regular.ttf"))
+        pdf.add_font(_CJK_FONT, "B", str(FONTS_DIR / "NotoSansCJKkr-Bold.ttf"))
+        pdf.set_fallback_fonts([_CJK_FONT], exact_match=False)
 
 
-def _price_cell(line: InvoiceLine) -> str:
-    parts = []
-    if line.unit_price is not None:
-        parts.append(plain(line.unit_price) + (" /min" if line.unit == "second" else ""))
-    if line.price_note:
-        parts.append(line.price_note)
-    return "\n".join(parts)
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _address(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value if v not in (None, "")]
+    return str(value).splitlines() if value else []
+
+
+def _period_text(loc: Localizer, period: str, dates: Mapping[str, Any] | None) -> str:
+    """The period as the PDF names it; outside UTC with its local dates and zone."""
+    if not dates:
+        return loc.period(period)
+    first, last = loc.date(dates["first_day"]), loc.date(dates["last_day"])
+    return f"{loc.period(period)} ({first} - {last}, {dates['time_zone']})"
+
+
+@dataclass(frozen=True)
+class _Totals:
+    net: Decimal
+    tax: Decimal | None  # None: the invoice states no tax (documents before taxes)
+    gross: Decimal
+
+
+def _totals(inv: Invoice, doc: Mapping[str, Any]) -> _Totals:
+    """The invoice's ``totals`` when it has them, else its total as net and gross."""
+    given = doc.get("totals") or {}
+    net = Decimal(str(given["net"])) if given.get("net") is not None else inv.total
+    tax = Decimal(str(given["tax"])) if given.get("tax") is not None else None
+    if given.get("gross") is not None:
+        gross = Decimal(str(given["gross"]))
+    else:
+        gross = net + (tax or Decimal(0))
+    return _Totals(net, tax, gross)
+
+
+@dataclass(frozen=True)
+class _GroupRow:
+    group: str
+    net: Decimal
+    tax: Decimal | None
+    gross: Decimal | None
+
+
+def group_rows(inv: Invoice) -> list[_GroupRow]:
+    """Net, tax and gross per service group. The tax of a group is the invoice's tax shared
+    out by net amount when the invoice has a single rate (the shares add up to the tax
+    exactly); with several rates it is not split (``None``)."""
+    doc = inv.model_dump(mode="json")
+    nets: dict[str, Decimal] = {}
+    for line in inv.all_lines():
+        key = group_of(line)
+        nets[key] = nets.get(key, Decimal(0)) + line.amount
+    order = [g for g in group_order() if g in nets]
+    totals = _totals(inv, doc)
+    rates = {str(t.get("rate")) for t in doc.get("taxes") or ()}
+    shares: list[Decimal | None] = [None] * len(order)
+    if totals.tax is not None and len(rates) <= 1:
+        shares = list(allocate(totals.tax, [nets[g] for g in order], inv.minor_unit))
+    return [
+        _GroupRow(g, nets[g], tax, None if tax is None else nets[g] + tax)
+        for g, tax in zip(order, shares, strict=True)
+    ]
 
 
 class _InvoicePDF(FPDF):
     footer_text = ""
+    page_label = "{page}/{pages}"
+
+    def _render_styled_text_line(self, *args: Any, **kwargs: Any) -> Any:
+        # fpdf2 2.8.9: a line whose text is drawn in the fallback font leaves that font
+        # selected in the content stream while fpdf2 records the main font as selected, so
+        # the next line in the main font would be drawn with the fallback's glyphs. Selecting
+        # the font again at every line avoids it (tests: Korean then figures in bold).
+        self.current_font_is_set_on_page = False
+        return super()._render_styled_text_line(*args, **kwargs)
 
     def footer(self) -> None:
         self.set_y(-12)
-        self.set_font("Helvetica", size=7)
-        self.set_text_color(110)
-        self.cell(0, 5, _latin1(f"{self.footer_text}  -  page {self.page_no()}/{{nb}}"), align="C")
+        self.set_font(_FONT, size=7)
+        self.set_text_color(_GREY)
+        page = self.page_label.format(page=self.page_no(), pages="{nb}")
+        self.cell(0, 5, f"{self.footer_text}  ·  {page}", align="C")
+        self.set_text_color(0)
 
 
-def _amount_row(pdf: FPDF, label: str, figure: Decimal, currency: str, bold: bool = False) -> None:
-    pdf.set_font("Helvetica", style="B" if bold else "", size=11 if bold else 10)
-    pdf.cell(220, 6, _latin1(label), align="R")
-    pdf.cell(0, 6, f"{_grouped(figure)} {currency}", align="R", new_x="LMARGIN", new_y="NEXT")
+def _put(
+    pdf: FPDF,
+    x: float,
+    y: float,
+    w: float,
+    text: str,
+    *,
+    size: float = 9,
+    bold: bool = False,
+    align: str = "L",
+    color: int | tuple[int, int, int] = 0,
+    h: float | None = None,
+) -> float:
+    """Writes wrapped text at (x, y); returns the y below it."""
+    pdf.set_xy(x, y)
+    pdf.set_font(_FONT, style="B" if bold else "", size=size)
+    if isinstance(color, tuple):
+        pdf.set_text_color(*color)
+    else:
+        pdf.set_text_color(color)
+    pdf.multi_cell(w, h or size * 0.5, text, align=align, new_x="LEFT", new_y="NEXT")
+    pdf.set_text_color(0)
+    return float(pdf.get_y())
 
 
-def _lines_table(pdf: FPDF, lines: list[InvoiceLine]) -> None:
-    pdf.set_font("Helvetica", size=8)
+def _party(
+    pdf: FPDF, loc: Localizer, party: Mapping[str, Any], x: float, y: float, w: float
+) -> float:
+    if party.get("legal_name"):
+        y = _put(pdf, x, y, w, _str(party["legal_name"]), size=10.5, bold=True)
+    for line in _address(party.get("address")):
+        y = _put(pdf, x, y, w, line)
+    if party.get("country"):
+        y = _put(pdf, x, y, w, loc.country(_str(party["country"])))
+    if party.get("tax_id"):
+        y = _put(pdf, x, y, w, f"{loc.label('tax_id')}: {party['tax_id']}")
+    if party.get("email"):
+        y = _put(pdf, x, y, w, f"{loc.label('email')}: {party['email']}")
+    return y
+
+
+def _meta_rows(pdf: FPDF, rows: Iterable[tuple[str, str]], x: float, y: float) -> float:
+    for label, value in rows:
+        if not value:
+            continue
+        _put(pdf, x, y, 38, label, bold=True)
+        y = max(_put(pdf, x + 38, y, _LEFT + _WIDTH - x - 38, value), y + 4.5)
+    return y
+
+
+def _first_page(pdf: FPDF, inv: Invoice, doc: Mapping[str, Any], loc: Localizer) -> None:
+    places = inv.minor_unit
+    money = partial(loc.money, currency=inv.currency, places=places)
+    status = _str(doc.get("status"))
+    credit_note = doc.get("kind") == "credit_note"
+    number = doc.get("number")
+    shown_number = loc.label("draft") if status == "draft" or not number else _str(number)
+    right_w = _LEFT + _WIDTH - _RIGHT_COLUMN
+
+    top = 15.0
+    seller = doc.get("seller") or {}
+    left_y = _party(pdf, loc, seller, _LEFT, top, 90) if seller else top
+    title = loc.label("credit_note" if credit_note else "invoice")
+    right_y = _put(pdf, _RIGHT_COLUMN, top, right_w, title, size=20, bold=True, align="R")
+    right_y = _put(
+        pdf, _RIGHT_COLUMN, right_y + 1, right_w, shown_number, size=12, bold=True, align="R"
+    )
+    if status == "void":
+        right_y = _put(
+            pdf, _RIGHT_COLUMN, right_y, right_w, loc.label("void"), size=12, bold=True,
+            align="R", color=(180, 20, 20),
+        )  # fmt: skip
+
+    y = max(left_y, right_y) + 8
+    customer = doc.get("customer") or {"legal_name": inv.account}
+    block_y = _put(pdf, _LEFT, y, 90, loc.label("customer"), size=8, bold=True, color=_GREY)
+    left_y = _party(pdf, loc, customer, _LEFT, block_y + 1, 90)
+    right_y = _meta_rows(
+        pdf,
+        (
+            (loc.label("number"), "" if shown_number == loc.label("draft") else shown_number),
+            (loc.label("credits"), _str(doc.get("credits")) if credit_note else ""),
+            (loc.label("reason"), _str(doc.get("reason")) if credit_note else ""),
+            (loc.label("issue_date"), loc.date(doc.get("issue_date"))),
+            (loc.label("due_date"), loc.date(doc.get("due_date"))),
+            (loc.label("period"), _period_text(loc, inv.period, doc.get("period_dates"))),
+            (loc.label("account"), inv.account),
+            (loc.label("purchase_order"), _str(customer.get("purchase_order"))),
+            (loc.label("currency"), inv.currency),
+        ),
+        _RIGHT_COLUMN,
+        y,
+    )
+    pdf.set_y(max(left_y, right_y) + 8)
+
+    # --- totals by service group
+    pdf.set_x(_LEFT)
+    pdf.set_font(_FONT, style="B", size=12)
+    pdf.cell(0, 8, loc.label("summary"), new_x="LMARGIN", new_y="NEXT")
+    rows = group_rows(inv)
+    totals = _totals(inv, doc)
+    taxed = totals.tax is not None  # a statement without a billing profile states no tax
+    pdf.set_font(_FONT, size=9)
     with pdf.table(
-        col_widths=tuple(w for _, w in _COLUMNS),
+        col_widths=(90, 30, 30, 30) if taxed else (150, 30),
         headings_style=_HEAD,
-        line_height=4.2,
-        text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "LEFT", "RIGHT"),
+        line_height=5,
+        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT") if taxed else ("LEFT", "RIGHT"),
         padding=1,
     ) as table:
         heading = table.row()
-        for name, _ in _COLUMNS:
-            heading.cell(name)
-        for line in lines:
-            metric = f"{line.metric} ({line.period})" if line.period else line.metric
-            row = table.row()
-            for text in (
-                f"{metric}\n{line.description}",
-                line.dims_text.replace(", ", "\n"),
-                f"{_grouped(line.quantity)} {line.unit}",
-                _grouped(line.included),
-                _grouped(line.billable),
-                _price_cell(line),
-                _grouped(line.amount),
-            ):
-                row.cell(_latin1(text))
+        for name in ("service", "net", "tax", "gross") if taxed else ("service", "net"):
+            heading.cell(loc.label(name))
+        for row in rows:
+            cells = table.row()
+            cells.cell(loc.group(row.group))
+            cells.cell(money(row.net))
+            if taxed:
+                cells.cell("\u2013" if row.tax is None else money(row.tax))
+                cells.cell("\u2013" if row.gross is None else money(row.gross))
+    pdf.ln(2)
+
+    # --- totals and tax lines
+    x, w_label = 80.0, 80.0
+    y = float(pdf.get_y())
+
+    def amount_row(label: str, value: Decimal, bold: bool = False, size: float = 9.5) -> None:
+        nonlocal y
+        _put(pdf, x, y, w_label, label, bold=bold, size=size, align="R")
+        y = _put(pdf, x + w_label, y, _LEFT + _WIDTH - x - w_label, money(value), bold=bold,
+                 size=size, align="R")  # fmt: skip
+
+    amount_row(loc.label("total_net"), totals.net)
+    for tax in doc.get("taxes") or ():
+        rate = loc.percent(_str(tax.get("rate") or "0"))
+        base = money(Decimal(str(tax.get("base") or "0")))
+        amount_row(loc.label("tax_line", rate=rate, base=base), Decimal(str(tax.get("tax") or "0")))
+        if tax.get("mention"):
+            y = _put(pdf, _LEFT + 20, y, _WIDTH - 20, _str(tax["mention"]), size=7.5,
+                     align="R", color=_GREY)  # fmt: skip
+    if totals.tax is not None:
+        amount_row(loc.label("total_tax"), totals.tax)
+    label = "total_credited" if credit_note else "total_gross"
+    amount_row(loc.label(label), totals.gross, bold=True, size=11)
+    if len({str(t.get("rate")) for t in doc.get("taxes") or ()}) == 1:
+        y = _put(pdf, _LEFT, y + 1, _WIDTH, loc.label("tax_group_note"), size=7, color=_GREY)
+    y += 4
+
+    # --- state and payment
+    if status == "draft":
+        y = _put(pdf, _LEFT, y, _WIDTH, loc.label("draft_note"), bold=True, color=(180, 20, 20))
+    elif status == "void":
+        y = _put(pdf, _LEFT, y, _WIDTH, loc.label("void_note"), bold=True, color=(180, 20, 20))
+    if credit_note:
+        note = loc.label("credit_note_note", number=_str(doc.get("credits")))
+        y = _put(pdf, _LEFT, y, _WIDTH, note) + 2
+        pdf.set_y(y)
+        return
+    y += 2
+    y = _put(pdf, _LEFT, y, _WIDTH, loc.label("payment"), size=11, bold=True) + 1
+    due = doc.get("due_date")
+    text = (
+        loc.label("pay_by", amount=money(totals.gross), date=loc.date(due))
+        if due
+        else loc.label("pay", amount=money(totals.gross))
+    )
+    y = _put(pdf, _LEFT, y, _WIDTH, text) + 1
+    bank = seller.get("bank") or {}
+    y = _meta_rows(
+        pdf,
+        (
+            (loc.label("bank"), _str(bank.get("bank_name"))),
+            (loc.label("iban"), _str(bank.get("iban"))),
+            (loc.label("bic"), _str(bank.get("bic"))),
+            (loc.label("reference"), shown_number),
+        ),
+        _LEFT,
+        y,
+    )
+    pdf.set_y(y + 2)
+
+
+def _price_cell(line: InvoiceLine, loc: Localizer) -> str:
+    if line.unit_price is not None:
+        per = f" {loc.label('per_minute')}" if line.unit == "second" else ""
+        return loc.number(line.unit_price) + per
+    if line.amount == 0 and (line.price_note or "").startswith("not charged"):
+        return loc.label("not_charged")
+    return line.price_note or ""  # the tier computation, figures as the rating wrote them
+
+
+def _quantity(value: Decimal, unit: str, loc: Localizer) -> str:
+    shown = loc.unit(unit)
+    return f"{loc.number(value)} {shown}".strip()
+
+
+def _details(pdf: FPDF, inv: Invoice, loc: Localizer) -> None:
+    money = partial(loc.money, currency=inv.currency, places=inv.minor_unit)
+    pdf.set_font(_FONT, style="B", size=14)
+    pdf.cell(0, 10, loc.label("details"), new_x="LMARGIN", new_y="NEXT")
+    by_group: dict[str, list[InvoiceLine]] = {}
+    for line in inv.all_lines():
+        by_group.setdefault(group_of(line), []).append(line)
+    for group in (g for g in group_order() if g in by_group):
+        lines = by_group[group]
+        pdf.set_font(_FONT, style="B", size=11)
+        pdf.cell(0, 8, loc.group(group), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_FONT, size=8)
+        with pdf.table(
+            col_widths=_DETAIL_COLUMNS,
+            headings_style=_HEAD,
+            line_height=4.2,
+            text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
+            padding=1,
+        ) as table:
+            heading = table.row()
+            for name in ("service", "quantity", "included", "billable", "unit_price", "amount"):
+                heading.cell(loc.label(name))
+            for line in lines:
+                name = loc.line_name(line)
+                if line.dims:
+                    name += "\n" + loc.dims(line.dims)
+                row = table.row()
+                for text in (
+                    name,
+                    _quantity(line.quantity, line.unit, loc),
+                    loc.number(line.included),
+                    loc.number(line.billable),
+                    _price_cell(line, loc),
+                    money(line.amount),
+                ):
+                    row.cell(text)
+        pdf.ln(1)
+        pdf.set_font(_FONT, style="B", size=9)
+        pdf.cell(_WIDTH - 30, 6, loc.label("net"), align="R")
+        pdf.cell(30, 6, money(_sum(lines)), align="R", new_x="LMARGIN", new_y="NEXT")
+        if group == COMMITMENTS:
+            pdf.set_font(_FONT, size=8)
+            for text in _commitment_reports(inv, loc):
+                pdf.multi_cell(0, 4.5, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+
+    if inv.notes:
+        pdf.ln(2)
+        pdf.set_font(_FONT, style="B", size=11)
+        pdf.cell(0, 7, loc.label("notes"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(_FONT, size=8.5)
+        for note in inv.notes:
+            text = f"{note.kind}: {note.count}"
+            if note.examples:
+                text += " - e.g. " + "; ".join(note.examples[:3])
+            pdf.multi_cell(0, 4.5, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def _commitment_reports(inv: Invoice, loc: Localizer) -> list[str]:
+    """How each minimum commitment was settled, in the document's language."""
+    money = partial(loc.money, currency=inv.currency, places=inv.minor_unit)
+    out = []
+    for report in inv.commitments:
+        text = loc.label(
+            "commitment_report",
+            name=report.name,
+            metrics=", ".join(loc.metric(m) for m in report.metrics),
+            minimum=money(report.minimum),
+            actual=money(report.actual),
+            charged=money(report.charged),
+        )
+        if report.credit_balance is not None and report.credit_after is not None:
+            before, after = money(report.credit_balance), money(report.credit_after)
+            text += "; " + loc.label("prepaid_credit", before=before, after=after)
+        if report.credit_to_buy:
+            text += "; " + loc.label("credit_to_buy", amount=money(report.credit_to_buy))
+        out.append(text)
+    return out
 
 
 def _commitment_text(inv: Invoice) -> list[str]:
@@ -297,67 +701,31 @@ def _commitment_text(inv: Invoice) -> list[str]:
 
 
 def invoice_pdf(inv: Invoice) -> bytes:
-    pdf = _InvoicePDF(orientation="landscape", unit="mm", format="A4")
-    pdf.footer_text = f"{inv.number} - {inv.account} - {inv.period}"
+    """The printable document, in the invoice's ``language`` (English when it has none)."""
+    doc = inv.model_dump(mode="json")
+    loc = Localizer(doc.get("language"))
+    credit_note = doc.get("kind") == "credit_note"
+    number = _str(doc.get("number")) or loc.label("draft")
+    title = f"{loc.label('credit_note' if credit_note else 'invoice')} {number}"
+
+    pdf = _InvoicePDF(orientation="portrait", unit="mm", format="A4")
+    _add_fonts(pdf, cjk=loc.language == "ko" or _needs_cjk(json.dumps(doc, ensure_ascii=False)))
+    pdf.footer_text = f"{number} · {inv.account} · {inv.period}"
+    pdf.page_label = loc.label("page", page="{page}", pages="{pages}")
     issued = datetime(inv.issue_date.year, inv.issue_date.month, inv.issue_date.day, tzinfo=UTC)
     pdf.set_creation_date(issued)
-    pdf.set_title(_latin1(f"Invoice {inv.number}"))
-    pdf.set_subject(_latin1(f"Invoice for {inv.account}, period {inv.period}"))
+    pdf.set_lang(loc.language)
+    pdf.set_title(title)
+    pdf.set_subject(f"{title} · {inv.account} · {inv.period}")
     pdf.set_author("CPaaS billing")
     pdf.set_creator("CPaaS billing")
     pdf.set_producer("CPaaS billing")
     pdf.set_auto_page_break(auto=True, margin=16)
-    pdf.set_margins(12, 12, 12)
+    pdf.set_margins(_LEFT, 15, _LEFT)
     pdf.add_page()
-
-    pdf.set_font("Helvetica", style="B", size=18)
-    pdf.cell(0, 10, "Invoice", new_x="LMARGIN", new_y="NEXT")
-    header = (
-        ("Account", inv.account),
-        ("Period", inv.period),
-        ("Invoice number", inv.number),
-        ("Issue date", inv.issue_date.isoformat()),
-        ("Currency", inv.currency),
-    )
-    for label, value in header:
-        pdf.set_font("Helvetica", style="B", size=10)
-        pdf.cell(35, 6, label)
-        pdf.set_font("Helvetica", size=10)
-        pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-
-    sums = {
-        "charges": ("Subtotal", inv.subtotal),
-        "commitments": ("Commitments", _sum(inv.commitment_lines)),
-        "adjustments": ("Prior-period adjustments", _sum(inv.adjustment_lines)),
-    }
-    for section, lines in _sections(inv):
-        if not lines and section != "charges":
-            continue
-        pdf.set_font("Helvetica", style="B", size=12)
-        pdf.cell(0, 8, section.capitalize(), new_x="LMARGIN", new_y="NEXT")
-        if lines:
-            _lines_table(pdf, lines)
-        pdf.ln(1)
-        _amount_row(pdf, *sums[section], inv.currency)
-        if section == "commitments":
-            pdf.set_font("Helvetica", size=9)
-            for text in _commitment_text(inv):
-                pdf.multi_cell(0, 5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(3)
-    _amount_row(pdf, f"Total ({inv.currency})", inv.total, inv.currency, bold=True)
-
-    if inv.notes:
-        pdf.ln(3)
-        pdf.set_font("Helvetica", style="B", size=11)
-        pdf.cell(0, 7, "Notes (reported, not charged)", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=9)
-        for note in inv.notes:
-            text = f"{note.kind}: {note.count}"
-            if note.examples:
-                text += " - e.g. " + "; ".join(note.examples[:3])
-            pdf.multi_cell(0, 5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
-
+    _first_page(pdf, inv, doc, loc)
+    pdf.add_page()
+    _details(pdf, inv, loc)
     return bytes(pdf.output())
 
 
@@ -391,7 +759,7 @@ def _explain_line(line: InvoiceLine, currency: str) -> list[str]:
 def explain(inv: Invoice) -> str:
     """Each line with its rule, its counts and its price row, then the totals and notes."""
     out = [
-        f"Invoice {inv.number} for {inv.account}, period {inv.period}, "
+        f"Invoice {inv.number or 'DRAFT'} for {inv.account}, period {inv.period}, "
         f"issued {inv.issue_date.isoformat()}, in {inv.currency} "
         f"(plan effective from {inv.plan_effective_from})",
         "",

@@ -30,7 +30,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
@@ -479,10 +479,11 @@ class PeakConcurrency(EntityStrategy):
             peak.cap = int(getattr(sink.settings, self.cap))
         start_day = sink.settings.named_user_service_start
         if self.initial_metric and start_day is not None:
-            day = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
-            first = int(day.timestamp()) * 1000
+            # the start day is a local date: from its local midnight to the next one
+            first = sink.period.local_day_start(start_day)
+            after = sink.period.local_day_start(start_day + timedelta(days=1))
             if sink.period.contains_ms(first):
-                peak.initial = (self.initial_metric, first, first + MS_PER_DAY)
+                peak.initial = (self.initial_metric, first, after)
         for fs in _entities(facts).values():
             for start, end in self.lifecycle.intervals(fs):
                 peak.add_interval(max(start, lo), min(hi if end is None else end, hi))

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from billing.domain.events import Envelope
 from billing.domain.facts import Fact, Pseudonymize, identity, to_fact
-from billing.domain.periods import Period
+from billing.domain.periods import UTC_ZONE, Period
 from billing.domain.rules import RULES, Rule, run_rules
 from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
 from billing.domain.usage import Sink, Usage, unique_facts
@@ -26,7 +26,13 @@ def monthly_usage(
     settings: ContractSettings = DEFAULT_SETTINGS,
     rules: Sequence[Rule] = RULES,
 ) -> Usage:
-    """The usage of one account (or one shard of its end users) for ``period``."""
+    """The usage of one account (or one shard of its end users) for ``period``.
+
+    The period's bounds are those of its zone; a period given without one (UTC, no
+    ``start_zone``) takes the contract's ``time_zone``. Callers that know the zone of the
+    previous period (a zone change) pass the period zoned (``plan.zoned_period``)."""
+    if period.zone == UTC_ZONE and period.start_zone is None:
+        period = period.in_zone(settings.time_zone)
     usage = Usage(str(period))
     ordered = unique_facts(facts, period, settings.lookback_hours)
     run_rules(ordered, Sink(usage, period, settings), rules)

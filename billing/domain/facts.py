@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from functools import cache
@@ -71,10 +71,13 @@ class Fact:
     key: str
     attrs: Mapping[str, Any]
     entity: str | None = None
+    #: the period in the account's local calendar, when ingest assigned one (not stored:
+    #: the fact's partition names it); ``None``: the UTC month
+    local: Period | None = field(default=None, compare=False, repr=False)
 
     @property
     def period(self) -> Period:
-        return Period.of_ms(self.at)
+        return self.local if self.local is not None else Period.of_ms(self.at)
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)

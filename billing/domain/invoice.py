@@ -99,10 +99,81 @@ class InvoiceNote(_Model):
     examples: list[str] = Field(default_factory=list)
 
 
+class BankBlock(_Model):
+    iban: str
+    bic: str
+    bank_name: str
+
+
+class SellerBlock(_Model):
+    """The issuing legal entity (``billing.domain.profile.Seller``) as the invoice shows it."""
+
+    legal_name: str
+    address: list[str]
+    country: str
+    tax_id: str
+    bank: BankBlock
+
+
+class CustomerBlock(_Model):
+    """The account's billing profile as the invoice shows it."""
+
+    legal_name: str
+    address: list[str]
+    country: str
+    tax_id: str | None = None
+    purchase_order: str | None = None
+    email: str | None = None
+
+
+class TaxEntry(_Model):
+    """Tax of one rate over the invoice (``billing.domain.tax``: per invoice per rate)."""
+
+    rate: Dec = Field(description="percent")
+    base: Dec
+    tax: Dec
+    mention: str | None = None
+
+
+class Totals(_Model):
+    net: Dec
+    tax: Dec
+    gross: Dec
+
+
+#: the finance keys of an invoice document, absent (not null) from a usage statement
+#: without a billing profile, so that its bytes stay what they were.
+FINANCE_KEYS = (
+    "status",
+    "kind",
+    "credits",
+    "reason",
+    "due_date",
+    "language",
+    "seller",
+    "customer",
+    "taxes",
+    "totals",
+)
+
+
+class PeriodDates(_Model):
+    """The period in the account's calendar, when it is not UTC: its first and last local
+    dates and the zone (the invoice of a Seoul account says 2026-10-01 to 2026-10-31,
+    Asia/Seoul)."""
+
+    time_zone: str
+    first_day: date
+    last_day: date
+
+
 class Invoice(_Model):
     account: str
     period: str
-    number: str
+    period_dates: PeriodDates | None = Field(
+        None, description="the period's local dates and zone; absent for UTC"
+    )
+    number: str | None = Field(description="null while the invoice is a draft")
     issue_date: date
     currency: str
     minor_unit: int = Field(description="decimals of the currency's amounts")
@@ -114,6 +185,17 @@ class Invoice(_Model):
     adjustment_lines: list[InvoiceLine] = Field(default_factory=list)
     total: Dec
     notes: list[InvoiceNote] = Field(default_factory=list)
+    # --- finance (billing.domain.finance): present once the account has a billing profile
+    status: Literal["draft", "final", "void"] | None = None
+    kind: Literal["invoice", "credit_note"] | None = None
+    credits: str | None = Field(None, description="credit notes: the invoice corrected")
+    reason: str | None = Field(None, description="credit notes: why")
+    due_date: date | None = None
+    language: str | None = None
+    seller: SellerBlock | None = None
+    customer: CustomerBlock | None = None
+    taxes: list[TaxEntry] | None = None
+    totals: Totals | None = None
 
     def all_lines(self) -> list[InvoiceLine]:
         return [*self.lines, *self.commitment_lines, *self.adjustment_lines]
@@ -135,4 +217,7 @@ def issue_date(period: Period | str) -> date:
 def canonical_json(invoice: Invoice) -> bytes:
     """Sorted keys, Decimals as plain strings, two-space indent, UTF-8, final newline."""
     doc = invoice.model_dump(mode="json")
+    for key in (*FINANCE_KEYS, "period_dates"):
+        if doc.get(key) is None:
+            doc.pop(key, None)
     return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()

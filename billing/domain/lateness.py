@@ -44,9 +44,24 @@ class TimePolicy:
         if not 0 <= self.max_future_seconds <= 86_400:
             raise ValueError("max_future_seconds must be 0..86400")
 
-    def check(self, when: datetime, now: datetime, frozen: Collection[str]) -> TimeRefusal | None:
+    def check(
+        self,
+        when: datetime,
+        now: datetime,
+        frozen: Collection[str],
+        period: Period | None = None,
+    ) -> TimeRefusal | None:
         """``None`` when an event that happened at ``when`` is accepted at ``now``, given
-        the frozen periods; the reason and a message otherwise."""
+        the frozen periods; the reason and a message otherwise. ``period``: the event's
+        period in the account's calendar (default its UTC month), ``frozen`` the periods
+        frozen for that calendar's zone (``frozen_in_zone``)."""
+        refusal = self.check_window(when, now)
+        if refusal is not None:
+            return refusal
+        return self.check_late(period or Period.of(when), frozen)
+
+    def check_window(self, when: datetime, now: datetime) -> TimeRefusal | None:
+        """The horizon and the future bound (the lateness policy aside)."""
         if when.tzinfo is None:
             return TimeRefusal("out_of_window", "time must carry a zone")
         # compare before any conversion: a zone offset on year 1 or 9999 overflows
@@ -61,7 +76,7 @@ class TimePolicy:
                 "out_of_window",
                 f"time is more than {self.max_future_seconds} s in the future",
             )
-        return self.check_late(Period.of(when), frozen)
+        return None
 
     def check_late(self, period: Period, frozen: Collection[str]) -> TimeRefusal | None:
         """The late-event policy. A frozen period is adjusted for by the first period after
@@ -95,6 +110,19 @@ def _first(frozen: frozenset[str]) -> str:
 
 
 DEFAULT_TIME_POLICY = TimePolicy()
+
+
+@lru_cache(maxsize=64)
+def frozen_in_zone(frozen: frozenset[str], zone: str) -> frozenset[str]:
+    """The periods (``YYYY-MM``) frozen for the accounts of ``zone``. The close freezes
+    each close group on its own, under its label (``Period.label``: ``2026-10`` for the
+    accounts whose period ends at midnight UTC, ``2026-10@+09:00`` for Seoul's...)."""
+    out = set()
+    for label in frozen:
+        month = label.partition("@")[0]
+        if Period.parse(month).in_zone(zone).label == label:
+            out.add(month)
+    return frozenset(out)
 
 
 def wall_clock() -> datetime:

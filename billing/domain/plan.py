@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -71,9 +71,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from billing.domain.counting import CallSeconds
 from billing.domain.events import AccountId
-from billing.domain.periods import Period
+from billing.domain.periods import Period, ZoneOf, zoned, zones_from
 from billing.domain.rules import FREE_UNLESS_PRICED, RULES, RULES_BY_METRIC
 from billing.domain.settings import ContractSettings, ProductSet
+from billing.domain.thresholds import Threshold
 
 #: named-user seats: priced only through ``PricePlan.named_users`` (first-month proration).
 MAA = "conversations.maa"
@@ -272,6 +273,12 @@ class PricePlan(_Model):
     named_users: NamedUsers | None = None
     fees: list[Fee] = Field(default_factory=list)
     commitments: list[Commitment] = Field(default_factory=list)
+    thresholds: list[Threshold] = Field(
+        default_factory=list,
+        max_length=100,
+        description="usage alerts: UsageThresholdReached once per period when a metric's "
+        "quantity or the estimated amount reaches the level",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PricePlan:
@@ -307,6 +314,12 @@ class PricePlan(_Model):
         for fee in self.fees:
             if fee.period is not None and fee.period < self.effective_from:
                 errors.append(f"fee {fee.code}: period {fee.period} is before the plan")
+        ids = [t.id for t in self.thresholds]
+        for tid in sorted({i for i in ids if ids.count(i) > 1}):
+            errors.append(f"threshold {tid!r} appears twice")
+        for t in self.thresholds:
+            if t.metric is not None and t.metric not in KNOWN_METRICS:
+                errors.append(f"threshold {t.id}: unknown metric {t.metric!r}")
         stated = self.settings.products
         if stated is not None and self.products is not None and stated != self.products:
             errors.append("products and settings.products differ (state them once)")
@@ -357,6 +370,44 @@ def select_plan(plans: list[PricePlan], period: Period | str) -> PricePlan | Non
     p = str(period)
     candidates = [plan for plan in plans if plan.effective_from <= p]
     return max(candidates, key=lambda plan: plan.effective_from) if candidates else None
+
+
+def zone_of(plans: list[PricePlan]) -> ZoneOf:
+    """The account's time zone for a period: its plan's ``settings.time_zone``; before its
+    first plan, the first plan's; UTC without a plan (``periods.zones_from``)."""
+    return zones_from([(p.effective_from, p.settings.time_zone) for p in plans])
+
+
+def zoned_period(plans: list[PricePlan], period: Period | str) -> Period:
+    """``period`` with the bounds the account's plans give it (``periods.zoned``)."""
+    return zoned(Period.parse(period) if isinstance(period, str) else period, zone_of(plans))
+
+
+ZONE_CHANGE_MARGIN_MS = 3_600_000  # ingest accepts events a few minutes in the future
+
+
+def zone_change_refusal(
+    versions: Sequence[tuple[str, str]], new: PricePlan, now_ms: int
+) -> str | None:
+    """Why storing ``new`` would be refused for its time zone, given the account's plan
+    versions as (effective period, zone): a zone change takes effect only from a period
+    that has not started yet (in either zone: its start is the end of the previous period,
+    in the previous period's zone, which the change does not move), at least an hour
+    ahead, so that no fact already stored changes period. ``None`` when it may be stored."""
+    before = zones_from(versions)
+    kept = [v for v in versions if v[0] != new.effective_from]
+    after = zones_from([*kept, (new.effective_from, new.settings.time_zone)])
+    start = new.start
+    if before(start) == after(start):
+        return None
+    begins = start.in_zone(after(start), before(start.prev())).start_ms
+    if now_ms + ZONE_CHANGE_MARGIN_MS > begins:
+        return (
+            f"time zone change to {after(start)} effective {new.effective_from} refused: "
+            "that period has started (or starts within the hour); a zone changes from a "
+            "period that has not started yet"
+        )
+    return None
 
 
 # --- JSON Schema ----------------------------------------------------------------------------

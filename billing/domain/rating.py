@@ -43,10 +43,11 @@ from billing.domain.invoice import (
     InvoiceLine,
     InvoiceNote,
     LineKey,
+    PeriodDates,
     invoice_number,
     issue_date,
 )
-from billing.domain.periods import Period
+from billing.domain.periods import UTC_ZONE, Period
 from billing.domain.plan import MAA, MAA_INITIAL, SECONDS_METRICS, Package, PricePlan, PriceRow
 from billing.domain.rules import FREE_UNLESS_PRICED, RULES_BY_METRIC
 from billing.domain.settings import ContractSettings
@@ -682,9 +683,17 @@ def build_invoice(
     subtotal = round_money(sum((line.amount for line in rating.lines), _ZERO), places)
     settled = sum((line.amount for line in rating.commitment_lines), _ZERO)
     adjusted_total = sum((line.amount for line in adjusted), _ZERO)
+    zone = plan.settings.time_zone
+    first_day, last_day = p.local_dates()
+    dates = (
+        None
+        if zone == UTC_ZONE
+        else PeriodDates(time_zone=zone, first_day=first_day, last_day=last_day)
+    )
     return Invoice(
         account=account,
         period=str(p),
+        period_dates=dates,
         number=invoice_number(account, p),
         issue_date=issue_date(p),
         currency=plan.currency,

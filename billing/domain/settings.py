@@ -13,9 +13,17 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from billing.domain.events import UssdInitiator, VoiceService
+from billing.domain.periods import UTC_ZONE, check_zone
 
 
 class Increment(BaseModel):
@@ -64,6 +72,16 @@ class ContractSettings(BaseModel):
         description="the products the account subscribes to; a price plan states them in "
         "its top-level products term and they are copied here. None: not stated, and "
         "event flags (via_conversations) decide as before",
+    )
+
+    # --- calendar -------------------------------------------------------------------
+    time_zone: str = Field(
+        UTC_ZONE,
+        min_length=1,
+        max_length=64,
+        description="the IANA time zone of the account's calendar: periods run from local "
+        "midnight of the 1st, and local days (DST days included) count inside them. A "
+        "change takes effect from a period that has not started in either zone",
     )
 
     # --- WhatsApp -----------------------------------------------------------------
@@ -138,6 +156,11 @@ class ContractSettings(BaseModel):
         le=24 * 31,
         description="how far before the period window and session state is rebuilt from",
     )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_zone(value)
 
     @model_validator(mode="after")
     def _lookback_covers_every_window(self) -> ContractSettings:

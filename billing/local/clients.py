@@ -1,15 +1,18 @@
 """boto3 clients for the local runtime's own calls, and the in-process transport.
 
 The handlers, the pollers and the state machine run in the process that runs moto's
-server, and call it with plain boto3 over HTTP on loopback. For the services on the
-ingest path (:data:`IN_PROCESS_SERVICES`), :class:`InProcessTransport` answers those
-calls without the network: a botocore ``before-send`` hook hands the request, signed as
-it would be sent, straight to the server's WSGI application in the calling thread. The
-application is the one behind the socket (moto's dispatcher and whatever middleware the
-runtime puts in front of it), so the answer is the same; only the HTTP round trip
-(serialising a request on a socket, a server thread parsing it, and back) is skipped.
-Clients in other processes, and calls to any other endpoint, still use HTTP; the
-handlers' code does not change (the same boto3 calls reach AWS when deployed).
+server, and call it with plain boto3 over HTTP on loopback. :class:`InProcessTransport`
+answers the calls of :data:`IN_PROCESS_SERVICES` without the network: a botocore
+``before-send`` hook hands the request straight to the server's WSGI application in the
+calling thread. The application is the one behind the socket (moto's dispatcher and
+whatever middleware the runtime puts in front of it), so the answer is the same; only the
+HTTP round trip (serialising a request on a socket, a server thread parsing it, and back)
+is skipped. No call to the runtime from its own process is signed (moto checks no
+signature): a ``before-call`` hook marks them unsigned and gives them the
+``Authorization`` header moto reads the caller's account and region from, without the
+SigV4 computation. Clients in other processes, and calls to any other endpoint, still use
+HTTP and SigV4; the handlers' code does not change (the same boto3 calls reach AWS when
+deployed).
 """
 
 from __future__ import annotations
@@ -57,9 +60,16 @@ def aws_client(
         return client
 
 
-#: Services whose calls to a registered endpoint are answered in-process (the ingest
-#: path: SQS receive/delete and DynamoDB claims and writes).
-IN_PROCESS_SERVICES = frozenset({"dynamodb", "sqs"})
+#: Services whose calls to a registered endpoint are answered in-process: the ingest path
+#: (SQS receive/delete, DynamoDB claims and writes) and the close's reads and documents
+#: (S3). Lambda and Step Functions calls keep the socket: answered in the calling thread,
+#: a Lambda invocation runs its handler nested in the interpreter's task thread, and the
+#: close measured a quarter more CPU that way (docs/local-runtime.md).
+IN_PROCESS_SERVICES = frozenset({"dynamodb", "sqs", "s3", "eventbridge", "secrets-manager"})
+
+#: Date of the credential scope in the ``Authorization`` header of unsigned local calls
+#: (moto reads the access key and the region from it, nothing else).
+_SCOPE_DATE = "20260101"
 
 
 class _Body(io.BytesIO):
@@ -106,6 +116,29 @@ class InProcessTransport:
             events = default._session.get_component("event_emitter")
             events.unregister("before-send", self)
             events.register("before-send", self)
+            events.unregister("before-call", self.unsigned)
+            events.register("before-call", self.unsigned)
+
+    def unsigned(
+        self, params: Any = None, request_signer: Any = None, context: Any = None, **kwargs: Any
+    ) -> None:
+        """botocore ``before-call`` hook: a call that will be answered in-process is not
+        signed; it carries the header moto reads the account (from the access key) and
+        the region from, as a signed one would."""
+        if not self._apps or params is None or context is None:
+            return
+        if urlsplit(str(params.get("url", ""))).netloc not in self._apps:
+            return
+        credentials = getattr(request_signer, "_credentials", None)
+        access_key = getattr(credentials, "access_key", None) or "testing"
+        signing = context.get("signing") or {}
+        region = signing.get("region") or context.get("client_region") or DEFAULT_REGION
+        name = signing.get("signing_name") or getattr(request_signer, "_signing_name", "")
+        context["auth_type"] = "none"
+        params.setdefault("headers", {})["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={access_key}/{_SCOPE_DATE}/{region}/{name}"
+            "/aws4_request, SignedHeaders=host, Signature=0"
+        )
 
     def unregister(self, endpoint_url: str) -> None:
         netloc = urlsplit(endpoint_url).netloc
@@ -180,3 +213,4 @@ class InProcessTransport:
 #: The process's transport; inert until an endpoint is registered.
 IN_PROCESS = InProcessTransport()
 BUILTIN_HANDLERS.append(("before-send", IN_PROCESS))
+BUILTIN_HANDLERS.append(("before-call", IN_PROCESS.unsigned))

@@ -545,6 +545,7 @@ class _StackInspector:
                         QueueName=queue_name, QueueOwnerAWSAccountId=owner
                     )["QueueUrl"]
                 scaling = mapping.get("ScalingConfig") or {}
+                prefixes = _filter_prefixes(mapping.get("FilterCriteria") or {})
                 self.result.event_source_mappings.append(
                     EventSourceMapping(
                         uuid=mapping["UUID"],
@@ -560,6 +561,7 @@ class _StackInspector:
                         in (mapping.get("FunctionResponseTypes") or []),
                         enabled=mapping.get("State", "Enabled") == "Enabled",
                         maximum_concurrency=scaling.get("MaximumConcurrency"),
+                        filter_prefixes=prefixes,
                     )
                 )
 
@@ -672,3 +674,18 @@ def deploy(
         parameters=parameters or {},
     )
     return inspector.discover()
+
+
+def _filter_prefixes(criteria: dict[str, Any]) -> list[str] | None:
+    """The key prefixes of a stream mapping's filters (``{"dynamodb": {"Keys": {"pk":
+    {"S": [{"prefix": ...}]}}}}``), or None when it has no filter of that shape."""
+    prefixes: list[str] = []
+    for entry in criteria.get("Filters") or []:
+        try:
+            pattern = json.loads(entry["Pattern"])
+            keys = pattern["dynamodb"]["Keys"]
+            for attribute in keys.values():
+                prefixes.extend(rule["prefix"] for rule in attribute["S"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    return prefixes or None

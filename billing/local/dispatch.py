@@ -6,7 +6,9 @@ import importlib
 import json
 import logging
 import os
+import site
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -178,10 +180,21 @@ class LambdaDispatcher:
         return handler  # type: ignore[no-any-return]
 
     def _modules_under_root(self, names: set[str]) -> set[str]:
+        """The handler code's own modules (not installed packages, even when the virtual
+        environment lives under the code root: dropping a library's modules would leave
+        half of it re-imported, e.g. fontTools tables without their subsetting methods)."""
+        libraries = {
+            Path(p).resolve() for p in [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]
+        }
         owned = set()
         for name in names:
             file = getattr(sys.modules.get(name), "__file__", None)
-            if file and Path(file).resolve().is_relative_to(self.code_root):
+            if not file:
+                continue
+            path = Path(file).resolve()
+            if path.is_relative_to(self.code_root) and not any(
+                path.is_relative_to(lib) for lib in libraries
+            ):
                 owned.add(name)
         return owned
 

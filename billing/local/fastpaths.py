@@ -12,12 +12,23 @@
   instead (botocore clients are thread safe), with the settings moto gives them (no
   retries, no client-side validation, moto's timeouts) and a pool for concurrent Maps.
 
+Two more that every request pays, locally only:
+
+* **DynamoDB condition expressions are lexed and parsed on every request** (twice for a
+  PutItem: once to validate it, once to evaluate it), although a handler sends the same
+  few expressions again and again (the id claim's, on every event). The parse is kept
+  per expression, attribute names and the names and types of the attribute values; a
+  request with the same ones gets a fresh copy of the parsed tree with its own values.
+* **moto draws every request id letter by letter** from its seeded random generator (52
+  letters per response, a few microseconds each): drawn from ``os.urandom`` at once.
+
 ``install()`` / ``uninstall()`` are idempotent and process wide, like the runtime's other
 patches (``billing.local.patches``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 import threading
@@ -35,14 +46,21 @@ def install() -> None:
         return
     _index_queries()
     _reuse_task_clients()
+    _cache_condition_parses()
+    _fast_request_ids()
 
 
 def uninstall() -> None:
     while _saved:
         owner, name, original = _saved.pop()
-        setattr(owner, name, original)
+        if original is None:  # an instance attribute over the class's method
+            with contextlib.suppress(AttributeError):
+                delattr(owner, name)
+        else:
+            setattr(owner, name, original)
     with _lock:
         _clients.clear()
+        _parses.clear()
 
 
 def _replace(owner: Any, name: str, replacement: Any) -> None:
@@ -76,6 +94,134 @@ def _index_queries() -> None:
 
     _replace(Table, "all_items", all_items)
     _replace(Table, "query", query_partition)
+
+
+class _Slot:
+    """Stands for an expression attribute value in a cached parse."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+Builder = Callable[[dict[str, Any]], Any]
+_parses: dict[tuple[Any, ...], tuple[Builder, list[str], list[str]]] = {}
+_MAX_PARSES = 4096
+
+
+def _parse_key(parser: Any) -> tuple[Any, ...] | None:
+    names = parser.expression_attribute_names or {}
+    values = parser.expression_attribute_values or {}
+    try:
+        types = tuple(sorted((name, _value_type(value)) for name, value in values.items()))
+        return (parser.condition_expression, tuple(sorted(names.items())), types)
+    except (AttributeError, TypeError, ValueError):
+        return None  # not the shapes moto's own parse expects: leave it to moto
+
+
+def _value_type(value: Any) -> str:
+    (kind,) = value.keys()
+    return str(kind)
+
+
+def _builder(node: Any, value_class: Any) -> Builder | None:
+    """How to build a copy of a cached tree with a request's values in place of its slots,
+    worked out once per tree; ``None`` for a part without slots, which the copies share
+    (evaluating a tree does not change it)."""
+    if isinstance(node, value_class) and isinstance(node.value, _Slot):
+        name = node.value.name
+        return lambda values: value_class(values[name])
+    if isinstance(node, list | tuple):
+        parts = [(n, _builder(n, value_class)) for n in node]
+        if all(build is None for _, build in parts):
+            return None
+        kind = type(node)
+
+        def build_sequence(values: dict[str, Any]) -> Any:
+            items = [n if build is None else build(values) for n, build in parts]
+            return items if kind is list else tuple(items)
+
+        return build_sequence
+    fields = getattr(node, "__dict__", None)
+    if not fields or not hasattr(node, "expr"):
+        return None
+    dynamic = {k: b for k, v in fields.items() if (b := _builder(v, value_class)) is not None}
+    if not dynamic:
+        return None
+    cls, fixed = type(node), dict(fields)
+
+    def build_node(values: dict[str, Any]) -> Any:
+        copy = object.__new__(cls)
+        copy.__dict__.update(fixed)
+        for key, build in dynamic.items():
+            copy.__dict__[key] = build(values)
+        return copy
+
+    return build_node
+
+
+def _cache_condition_parses() -> None:
+    from moto.dynamodb.comparisons import AttributeValue, ConditionExpressionParser
+
+    parse = ConditionExpressionParser.parse
+
+    def cached_parse(self: Any) -> Any:
+        key = _parse_key(self) if self.condition_expression else None
+        if key is None:
+            return parse(self)
+        hit = _parses.get(key)
+        if hit is None:
+            result = parse(self)  # moto's answer, errors included, for the first one
+            template = type(self)(
+                self.condition_expression,
+                self.expression_attribute_names,
+                {
+                    name: {_value_type(value): _Slot(name)}
+                    for name, value in (self.expression_attribute_values or {}).items()
+                },
+            )
+            try:
+                tree = parse(template)
+            except Exception:  # a parse that needs the values themselves: not cached
+                return result
+            build = _builder(tree, AttributeValue)
+            with _lock:
+                if len(_parses) >= _MAX_PARSES:
+                    _parses.clear()
+                _parses[key] = (
+                    (lambda values: tree) if build is None else build,
+                    template.expr_attr_names_found,
+                    template.expr_attr_values_found,
+                )
+            return result
+        build, names_found, values_found = hit
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return build(self.expression_attribute_values or {})
+
+    _replace(ConditionExpressionParser, "parse", cached_parse)
+
+
+def _fast_request_ids() -> None:
+    import os
+    import string
+
+    from moto.moto_api._internal import mock_random
+
+    letters = string.ascii_letters
+    with_digits = letters + string.digits
+
+    def get_random_string(
+        length: int = 20, include_digits: bool = True, lower_case: bool = False
+    ) -> str:
+        pool = with_digits if include_digits else letters
+        size = len(pool)
+        text = "".join([pool[b % size] for b in os.urandom(length)])
+        return text.lower() if lower_case else text
+
+    _saved.append((mock_random, "get_random_string", None))
+    mock_random.get_random_string = get_random_string  # type: ignore[method-assign]
 
 
 def _reuse_task_clients() -> None:

@@ -260,10 +260,25 @@ class MotoPatches:
                     del attached[key]
                     LOG.debug("detached %s from %s", mapping.uuid, queue.name)
 
+    @staticmethod
+    def _detach_from_table(backend: Any, mapping: Any) -> None:
+        """moto would hand stream records to its own Lambda (Docker); the runtime's stream
+        poller (billing.local.streams) delivers them instead."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        tables = dynamodb_backends[backend.account_id][backend.region_name].tables
+        for table in tables.values():
+            attached = getattr(table, "lambda_event_source_mappings", {})
+            for key, value in list(attached.items()):
+                if value is mapping:
+                    del attached[key]
+                    LOG.debug("detached %s from table %s", mapping.uuid, table.name)
+
     def _make_create_mapping(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def create_event_source_mapping(backend: Any, spec: dict[str, Any]) -> Any:
             mapping = original(backend, spec)
             MotoPatches._detach_from_queue(backend, mapping)
+            MotoPatches._detach_from_table(backend, mapping)
             return mapping
 
         return create_event_source_mapping

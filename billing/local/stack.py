@@ -49,6 +49,8 @@ class EventSourceMapping:
     report_batch_item_failures: bool
     enabled: bool
     maximum_concurrency: int | None = None
+    # DynamoDB stream sources: the pk prefixes the mapping's filter criteria let through
+    filter_prefixes: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from billing.adapters.archive import FactArchive, unarchived
 from billing.adapters.invoices import DocumentStore, InvoiceLock
-from billing.adapters.store import UsageStore
+from billing.adapters.store import HOT_MONTHS, UsageStore
 from billing.close import MonthClose
 from billing.config import Config, client, resource
 
 logger = Logger(service="billing-close")
 tracer = Tracer(service="billing-close")
+metrics = Metrics(namespace="Billing", service="billing-close")
 
 
 @cache
 def month_close() -> MonthClose:
     cfg = Config.from_env()
     return MonthClose(
-        store=UsageStore(resource("dynamodb").Table(cfg.table_name), cfg.shards),
+        store=UsageStore(
+            resource("dynamodb").Table(cfg.table_name),
+            cfg.shards,
+            archive=FactArchive.from_env(client("s3"), cfg.invoice_bucket),
+        ),
         documents=DocumentStore(client("s3"), cfg.invoice_bucket, InvoiceLock.from_env()),
         events=client("events"),
         bus_name=cfg.bus_name,
         settle_seconds=cfg.settle_seconds,
+        require_profile=os.environ.get("REQUIRE_BILLING_PROFILE", "false") == "true",
     )
 
 
@@ -41,6 +50,8 @@ def freeze(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         force=bool(given.get("force", False)),
         execution=event.get("execution"),
         lease_seconds=event.get("lease_seconds"),
+        draft=bool(given.get("draft", False)),
+        grace_hours=given.get("grace_hours"),
     )
 
 
@@ -78,7 +89,14 @@ def compute_shard(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def rate_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return month_close().rate_account(event["period"], event["account"])
+    result = month_close().rate_account(event["period"], event["account"])
+    if result.get("live_differences"):
+        logger.warning("live view differs from the close", extra=result)
+    metrics.add_metric(
+        "LiveViewDifferences", MetricUnit.Count, int(result.get("live_differences", 0))
+    )
+    metrics.flush_metrics()
+    return result
 
 
 @logger.inject_lambda_context
@@ -92,4 +110,12 @@ def record_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return month_close().finish(event["period"], execution=event.get("execution"))
+    done = month_close().finish(event["period"], execution=event.get("execution"))
+    # the period whose items expire next must be archived by now (ArchiveMissingAlarm)
+    period = event["period"].partition("@")[0]  # a close group: 2026-10@+09:00
+    missing = unarchived(month_close().store, period, HOT_MONTHS)
+    if missing:
+        logger.error("facts not archived before their items expire", extra={"missing": missing})
+    metrics.add_metric("ArchiveMissing", MetricUnit.Count, len(missing))
+    metrics.flush_metrics()
+    return {**done, "archive_missing": len(missing)}

@@ -259,3 +259,52 @@ def test_replay_resends_the_dlq_and_fixed_rejected_events(
     figures = current_usage(store, "replayed", "2026-10").by_metric()
     assert figures == {"number_lookup": 2}
     assert set(rejects.list_keys()) <= before  # the fixed one left the store
+
+
+def test_the_live_view_equals_the_recomputation_and_the_close_reconciles_to_it(
+    closed: dict[str, Any], aws: LocalAws, store: UsageStore, documents: DocumentStore
+) -> None:
+    """The stream fed the real live function while the scenarios were ingested: every
+    account's live figures are the recomputed ones, and each close found no difference."""
+    from billing.live import LiveUsage
+    from billing.queries import current_usage
+
+    live = LiveUsage(store)
+    for s in SCENARIOS:
+        period = str(s.period)
+        view = live.view(s.account, period)
+        assert view.shards > 0, s.name
+        assert view.usage.figures() == current_usage(store, s.account, period).figures(), s.name
+        result = next(r for r in store.results(period) if r["account"] == s.account)
+        assert result["live_differences"] == [], s.name
+    for period in PERIODS:
+        body = documents.read(f"invoices/{period}/manifest.json")
+        assert body is not None
+        assert json.loads(body)["live_view_differences"] == {}
+
+
+def test_the_cli_reads_the_live_view_recomputes_and_sets_thresholds(
+    closed: dict[str, Any], aws: LocalAws
+) -> None:
+    from typer.testing import CliRunner
+
+    from billing.cli.main import app
+
+    s = next(s for s in SCENARIOS if s.name == "sms_mms_rcs")
+    runner = CliRunner()
+    base = ["--account", s.account, "--period", str(s.period)]
+    shown = runner.invoke(app, ["usage", *base])
+    assert shown.exit_code == 0, shown.output
+    assert "live view" in shown.output
+    assert "estimated charges so far" in shown.output
+    checked = runner.invoke(app, ["usage", *base, "--recompute"])
+    assert checked.exit_code == 0, checked.output
+    assert "the live view equals the recomputation" in checked.output
+    added = runner.invoke(
+        app, ["alerts", "set", "--account", s.account, "--id", "big", "--amount", "1000000"]
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["alerts", "list", *base])
+    assert listed.exit_code == 0, listed.output
+    assert "big" in listed.output
+    assert "estimated amount" in listed.output

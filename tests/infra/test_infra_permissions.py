@@ -22,13 +22,23 @@ CLOSE_TABLE_ACTIONS = {
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
     },
-    "CloseListAccountsFunction": {"dynamodb:Query"},
+    "CloseListAccountsFunction": {"dynamodb:GetItem", "dynamodb:Query"},  # + zones, plans
     "ClosePlanAccountFunction": {"dynamodb:GetItem", "dynamodb:Query"},
-    "CloseComputeShardFunction": {"dynamodb:Query", "dynamodb:BatchGetItem"},
-    "CloseRateAccountFunction": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"},
+    "CloseComputeShardFunction": {  # + the account's zones (PLAN#{acct}/ZONES)
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+    },
+    "CloseRateAccountFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",  # the number series' counter
+    },
     "CloseRecordFailureFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
     "CloseReleaseFunction": {"dynamodb:DeleteItem"},
     "CloseFinishFunction": {
+        "dynamodb:GetItem",  # the state of numbered documents (finance summary)
         "dynamodb:Query",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -39,14 +49,22 @@ CLOSE_OBJECTS = {  # action -> prefixes
     "CloseFreezeFunction": {},
     "CloseListAccountsFunction": {},
     "ClosePlanAccountFunction": {},
-    "CloseComputeShardFunction": {"s3:GetObject": {"state/"}, "s3:PutObject": {"work/", "state/"}},
-    "CloseRateAccountFunction": {
-        "s3:GetObject": {"work/", "invoices/"},
-        "s3:PutObject": {"invoices/"},
+    "CloseComputeShardFunction": {  # + the fact archive: parts written locked, read back
+        "s3:GetObject": {"state/", "archive/"},
+        "s3:PutObject": {"work/", "state/", "archive/"},
+        "s3:PutObjectRetention": {"archive/"},
+    },
+    "CloseRateAccountFunction": {  # + the archive manifest of the account's close
+        "s3:GetObject": {"work/", "invoices/", "archive/"},
+        "s3:PutObject": {"invoices/", "drafts/", "archive/"},
+        "s3:PutObjectRetention": {"archive/"},
     },
     "CloseRecordFailureFunction": {},
     "CloseReleaseFunction": {},
-    "CloseFinishFunction": {"s3:GetObject": {"invoices/"}, "s3:PutObject": {"invoices/"}},
+    "CloseFinishFunction": {
+        "s3:GetObject": {"invoices/"},
+        "s3:PutObject": {"invoices/", "drafts/"},
+    },
 }
 PRINCIPAL = "arn:aws:iam::123456789012:role/finance"
 OPERATOR = "arn:aws:iam::123456789012:role/billing-operators"
@@ -185,7 +203,7 @@ def test_invoice_bucket_has_object_lock_and_denies_deleting_invoices(synth: Synt
     assert deny["Effect"] == "Deny"
     assert deny["Principal"] == {"AWS": "*"}
     assert set(_actions(deny)) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
-    assert [_prefix(r, bucket_id) for r in _resources(deny)] == ["invoices/"]
+    assert sorted(_prefix(r, bucket_id) for r in _resources(deny)) == ["archive/", "invoices/"]
     assert "Condition" not in deny
 
 

@@ -283,7 +283,11 @@ def test_intake_queue_and_dlq(synth: Synthesis) -> None:
 def test_ingest_event_source_mapping(synth: Synthesis) -> None:
     queue_id, _ = synth.only("IntakeQueue", "AWS::SQS::Queue")
     function_id, _ = synth.only("IngestFunction", "AWS::Lambda::Function")
-    (mapping,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [
+        m
+        for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
     props = mapping["Properties"]
     assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert props["FunctionName"] == {"Ref": function_id}
@@ -325,10 +329,11 @@ def test_usage_bus_forwards_the_cloudevent_to_the_queue(synth: Synthesis) -> Non
 def test_month_close_schedule(synth: Synthesis) -> None:
     machine_id, _ = synth.only("MonthCloseStateMachine", "AWS::StepFunctions::StateMachine")
     _, rule = synth.only("MonthCloseSchedule", "AWS::Events::Rule")
-    assert rule["Properties"]["ScheduleExpression"] == "cron(0 6 1 * ? *)"
+    # every 15 minutes around month end: each run closes the close group (time zone) due
+    assert rule["Properties"]["ScheduleExpression"] == "cron(0/15 * 1-2,28-31 * ? *)"
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Ref": machine_id}
-    assert json.loads(target["Input"]) == {"trigger": "schedule"}
+    assert json.loads(target["Input"]) == {"trigger": "schedule", "grace_hours": 6}
 
 
 def test_state_machine_logging_and_tracing(synth: Synthesis) -> None:
@@ -368,7 +373,13 @@ def test_state_machine_definition(synth: Synthesis) -> None:
         "execution.$": "$$.Execution.Id",
         "lease_seconds": 24 * 3600,
     }
-    assert states["Freeze"]["Next"] == "Close"
+    assert states["Freeze"]["Next"] == "Due?"
+    # a scheduled run with no close group due stops at once
+    assert states["Due?"]["Choices"] == [
+        {"Variable": "$.period", "IsNull": True, "Next": "NothingDue"}
+    ]
+    assert states["Due?"]["Default"] == "Close"
+    assert states["NothingDue"] == {"Type": "Succeed"}
     # every failure after Freeze releases the period's lock, then fails the execution
     close = states["Close"]
     assert close["Type"] == "Parallel"
@@ -486,7 +497,7 @@ def test_every_lambda_task_retries_service_errors(synth: Synthesis) -> None:
 
 def test_functions_runtime_handlers_and_timeouts(synth: Synthesis) -> None:
     functions = synth.of_type("AWS::Lambda::Function")
-    assert len(functions) == 9
+    assert len(functions) == 10  # ingest, live view, eight close tasks
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.12"
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
@@ -562,12 +573,62 @@ def test_close_functions_can_tell_a_missing_document_from_a_forbidden_one(
         ], prefix
 
 
-def test_only_finish_may_put_events(synth: Synthesis) -> None:
-    finish_role = synth.only("CloseFinishFunctionRole", "AWS::IAM::Role")[0]
+def test_only_finish_and_the_live_view_may_put_events(synth: Synthesis) -> None:
+    """Finish announces invoices; the live view announces thresholds reached."""
+    allowed = [
+        {"Ref": synth.only("CloseFinishFunctionRole", "AWS::IAM::Role")[0]},
+        {"Ref": synth.only("LiveFunctionRole", "AWS::IAM::Role")[0]},
+    ]
+    putting = []
     for policy in synth.of_type("AWS::IAM::Policy").values():
         text = json.dumps(policy["Properties"]["PolicyDocument"])
         if "events:PutEvents" in text:
-            assert policy["Properties"]["Roles"] == [{"Ref": finish_role}]
+            assert len(policy["Properties"]["Roles"]) == 1
+            putting.extend(policy["Properties"]["Roles"])
+    assert sorted(map(json.dumps, putting)) == sorted(map(json.dumps, allowed))
+
+
+def test_the_live_view_follows_the_fact_partitions_of_the_stream(synth: Synthesis) -> None:
+    table_id, table = synth.only("UsageTable", "AWS::DynamoDB::Table")
+    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "KEYS_ONLY"}
+    function_id, function = synth.only("LiveFunction", "AWS::Lambda::Function")
+    assert function["Properties"]["Handler"] == "functions.live.handler.handler"
+    (mapping,) = [
+        m
+        for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True
+    assert props["MaximumRetryAttempts"] == 10
+    dlq_id, _ = synth.only("LiveDlq", "AWS::SQS::Queue")
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+    prefixes = sorted(p["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"] for p in patterns)
+    assert prefixes == ["E#", "F#", "PLAN#"]
+    assert all(p["eventName"] == ["INSERT", "MODIFY"] for p in patterns)
+
+
+def test_the_live_view_writes_only_its_own_items(synth: Synthesis) -> None:
+    role_id, _ = synth.only("LiveFunctionRole", "AWS::IAM::Role")
+    statements = [
+        s
+        for policy in synth.of_type("AWS::IAM::Policy").values()
+        if policy["Properties"]["Roles"] == [{"Ref": role_id}]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    writes = [s for s in statements if "dynamodb:PutItem" in json.dumps(s["Action"])]
+    assert len(writes) == 1
+    assert sorted(writes[0]["Action"]) == [
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ]
+    assert writes[0]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["L#*", "LIVE_DIRTY"]}
+    }
 
 
 # --- operations ------------------------------------------------------------------------
@@ -636,7 +697,8 @@ def test_context_from_the_command_line(tmp_path: Path) -> None:
     assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 3
     assert queue["Properties"]["VisibilityTimeout"] == 6 * 30 + 5
     _, schedule = synth.only("MonthCloseSchedule", "AWS::Events::Rule")
-    assert schedule["Properties"]["ScheduleExpression"] == "cron(0 2 1 * ? *)"
+    (target,) = schedule["Properties"]["Targets"]
+    assert json.loads(target["Input"])["grace_hours"] == 2
     _, role = synth.only("FinanceRole", "AWS::IAM::Role")
     (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:role/finance"}

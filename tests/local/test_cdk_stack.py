@@ -73,10 +73,15 @@ def test_cdk_stack_deploys_with_the_real_handlers(aws: LocalAws) -> None:
 
 def test_cdk_stack_wiring_is_discovered(aws: LocalAws) -> None:
     stack = aws.stack
-    (mapping,) = stack.event_source_mappings
-    assert mapping.function_arn == stack.function("IngestFunction").arn
+    by_function = {m.function_arn: m for m in stack.event_source_mappings}
+    assert len(by_function) == len(stack.event_source_mappings) == 2
+    mapping = by_function[stack.function("IngestFunction").arn]
     assert mapping.event_source_arn.endswith(stack.queue_url("IntakeQueue").rsplit("/", 1)[-1])
     assert mapping.report_batch_item_failures
+    stream = by_function[stack.function("LiveFunction").arn]
+    assert "/stream/" in stream.event_source_arn
+    assert stream.queue_url is None
+    assert stream.report_batch_item_failures
     assert stack.state_machine_arn("MonthCloseStateMachine").startswith("arn:aws:states:")
     for function in stack.functions.values():
         missing = [name for name in SHARED_ENV if name not in function.env]

@@ -112,3 +112,132 @@ def test_uninstall_restores_moto() -> None:
     assert Table.query is not before[0]
     fastpaths.uninstall()
     assert (Table.query, Table.all_items, lambda_eval_utils.boto_client_for) == before
+
+
+CONDITIONS: list[tuple[str, dict[str, str], dict[str, Any]]] = [
+    (
+        "attribute_not_exists(sk) OR (h = :h AND attribute_not_exists(c))",
+        {},
+        {":h": {"S": "abc"}},
+    ),
+    ("#a BETWEEN :lo AND :hi", {"#a": "n"}, {":lo": {"N": "1"}, ":hi": {"N": "5"}}),
+    ("n IN (:x, :y)", {}, {":x": {"N": "3"}, ":y": {"N": "4"}}),
+    ("begins_with(s, :p) AND size(s) > :n", {}, {":n": {"N": "1"}, ":p": {"S": "ab"}}),
+    ("contains(ss, :v) AND attribute_type(s, :t)", {}, {":v": {"S": "x"}, ":t": {"S": "S"}}),
+    ("NOT (m.k = :m)", {}, {":m": {"M": {"z": {"S": "1"}}}}),
+]
+
+
+def _evaluate_conditions() -> list[Any]:
+    """Every condition, with its values and with others, against two items: the
+    answers and what the parser reports it used."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    items = [
+        Item(
+            DynamoType({"S": "p"}),
+            None,
+            {
+                "sk": {"S": "1"},
+                "h": {"S": "abc"},
+                "n": {"N": "3"},
+                "s": {"S": "abcd"},
+                "ss": {"SS": ["x", "y"]},
+                "m": {"M": {"k": {"M": {"z": {"S": "1"}}}}},
+            },
+        ),
+        Item(
+            DynamoType({"S": "p"}),
+            None,
+            {
+                "sk": {"S": "1"},
+                "h": {"S": "zzz"},
+                "n": {"N": "9"},
+                "s": {"S": "b"},
+                "c": {"BOOL": True},
+                "m": {"M": {"k": {"S": "q"}}},
+            },
+        ),
+    ]
+    out: list[Any] = []
+    for expression, names, values in CONDITIONS:
+        other = {k: {"S": "zzz"} if "S" in v else v for k, v in values.items()}
+        for vals in (values, other):
+            parser = ConditionExpressionParser(expression, names, vals)
+            op = parser.parse()
+            found = (parser.expr_attr_names_found, parser.expr_attr_values_found)
+            out.append(([op.expr(item) for item in items], found))
+    return out
+
+
+def test_a_condition_is_parsed_once_and_evaluated_with_each_requests_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    expected = _evaluate_conditions()
+    lexed: list[str] = []
+    lex = ConditionExpressionParser._lex_condition_expression
+
+    def counting(self: Any) -> Any:
+        lexed.append(self.condition_expression)
+        return lex(self)
+
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", counting)
+    fastpaths.install()
+    try:
+        first = _evaluate_conditions()
+        lexed_first = len(lexed)
+        again = _evaluate_conditions()
+    finally:
+        fastpaths.uninstall()
+    assert first == again == expected
+    assert lexed_first <= 2 * len(CONDITIONS)  # moto's parse, then the cached template
+    assert len(lexed) == lexed_first  # the second round: no parse at all
+
+
+def test_a_condition_check_through_moto_holds_with_the_cache(
+    table: Any, installed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lexed: list[str] = []
+    lex = ConditionExpressionParser._lex_condition_expression
+
+    def counting(self: Any) -> Any:
+        lexed.append(self.condition_expression)
+        return lex(self)
+
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", counting)
+    condition = "attribute_not_exists(sk) OR (h = :h AND attribute_not_exists(c))"
+    outcomes = []
+    for h in ("a", "a", "b", "a"):
+        try:
+            table.put_item(
+                Item={"pk": "X", "sk": "1", "h": "a"},
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":h": h},
+            )
+            outcomes.append("put")
+        except ClientError as err:
+            outcomes.append(err.response["Error"]["Code"])
+    assert outcomes == ["put", "put", "ConditionalCheckFailedException", "put"]
+    # moto parses it twice per PutItem (to validate, to evaluate): here only the first
+    # request parses it (moto's parse and the cached template)
+    assert len(lexed) == 2
+
+
+def test_request_ids_are_drawn_at_once() -> None:
+    from moto.moto_api._internal import mock_random
+
+    fastpaths.install()
+    try:
+        ids = {mock_random.get_random_string(length=52) for _ in range(100)}
+        assert all(len(i) == 52 and i.isalnum() for i in ids)
+        assert len(ids) == 100
+        assert "get_random_string" in vars(mock_random)
+    finally:
+        fastpaths.uninstall()
+    assert "get_random_string" not in vars(mock_random)

@@ -215,3 +215,36 @@ def test_uncaught_task_failure_fails_the_execution(aws: LocalAws) -> None:
     result = aws.run_state_machine("StrictStateMachine", {"run": "strict"}, timeout=30)
     assert result["status"] == "FAILED"
     assert result["error"] == "ValueError"
+
+
+def test_the_runtimes_own_calls_are_answered_in_process_unsigned(
+    aws: LocalAws, stack: DeployedStack
+) -> None:
+    """S3 and SQS calls skip the HTTP round trip; no call is signed (SigV4), and moto
+    still sees the caller's account and region."""
+    import boto3
+
+    from billing.local.clients import IN_PROCESS
+
+    seen: list[str] = []
+
+    def spy(request: Any, **_: Any) -> None:
+        seen.append(str(request.headers.get("Authorization", b""), "latin-1"))
+
+    clients = {name: boto3.client(name) for name in ("s3", "lambda", "stepfunctions", "sqs")}
+    for client in clients.values():
+        client.meta.events.register_first("before-send", spy)
+    before = IN_PROCESS.calls
+    clients["s3"].put_object(Bucket=stack.bucket_name("ResultsBucket"), Key="k", Body=b"x")
+    body = clients["s3"].get_object(Bucket=stack.bucket_name("ResultsBucket"), Key="k")["Body"]
+    assert body.read() == b"x"
+    assert clients["lambda"].list_functions()["Functions"]
+    arn = stack.state_machine_arn("PipelineStateMachine")
+    assert clients["stepfunctions"].describe_state_machine(stateMachineArn=arn)["name"]
+    assert clients["sqs"].get_queue_url(QueueName=stack.queue_url("WorkQueue").rsplit("/", 1)[1])
+    assert len(seen) == 5
+    assert IN_PROCESS.calls - before == 3  # S3 twice and SQS; Lambda and Step Functions: HTTP
+    for header in seen:
+        assert header.startswith("AWS4-HMAC-SHA256 Credential=testing/")
+        assert "/us-east-1/" in header
+        assert header.endswith("Signature=0")

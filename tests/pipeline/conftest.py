@@ -61,7 +61,8 @@ def create_table(name: str = "usage") -> Any:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and region for moto, no endpoint override, no metrics or traces."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -71,6 +72,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def env(aws_env: None) -> Iterator[Env]:
     with mock_aws():
         table = create_table()
         s3 = boto3.client("s3")

@@ -210,18 +210,19 @@ def test_pdf_text_has_account_period_number_and_total(inv: Invoice) -> None:
     for needle in (
         "acme",
         "2026-10",
+        "October 2026",
         "INV-2026-10-acme",
-        "2026-11-01",
+        "November 1, 2026",
         "EUR",
-        f"{inv.total:,} EUR",
-        "Subtotal",
-        "Commitments",
+        f"€{inv.total:,}",
+        "Minimum commitments",
         "Prior-period adjustments",
-        "sms.mt",
-        "country=FR",
+        "SMS \u2013 messages sent (MT)",
+        "Country: France",
         "whatsapp.outside_window",
     ):
         assert needle in text, needle
+    assert "sms.mt" not in text  # human names, not metric ids
     reader = PdfReader(io.BytesIO(body))
     assert reader.metadata is not None
     assert reader.metadata.title == "Invoice INV-2026-10-acme"
@@ -233,7 +234,7 @@ def test_long_invoices_run_over_several_pages() -> None:
     long = rich_invoice(lines=120)
     reader = PdfReader(io.BytesIO(invoice_pdf(long)))
     assert len(reader.pages) > 2
-    assert f"{long.total:,} EUR" in pdf_text(invoice_pdf(long))
+    assert f"€{long.total:,}" in pdf_text(invoice_pdf(long))
 
 
 def test_pdf_survives_text_outside_latin1() -> None:
@@ -269,3 +270,24 @@ def test_explain_shows_rule_counts_and_price_row(inv: Invoice) -> None:
     assert "commitment viber.minimum (post_pay)" in text.lower()
     assert f"total: {inv.total} EUR" in text
     assert "note: whatsapp.outside_window: 1" in text
+
+
+def test_the_csv_states_the_period_in_the_accounts_calendar() -> None:
+    from datetime import date
+
+    from billing.domain.invoice import PeriodDates
+
+    def period_of(inv: Invoice) -> set[tuple[str, str, str]]:
+        rows = list(csv.DictReader(io.StringIO(invoice_csv(inv).decode())))
+        return {(r["period_first_day"], r["period_last_day"], r["time_zone"]) for r in rows}
+
+    utc = rich_invoice()
+    assert period_of(utc) == {("2026-10-01", "2026-10-31", "UTC")}
+    seoul = utc.model_copy(
+        update={
+            "period_dates": PeriodDates(
+                time_zone="Asia/Seoul", first_day=date(2026, 10, 1), last_day=date(2026, 10, 31)
+            )
+        }
+    )
+    assert period_of(seoul) == {("2026-10-01", "2026-10-31", "Asia/Seoul")}

@@ -1,0 +1,432 @@
+"""The fact archive: closed periods' facts in S3, immutable, after their items expire.
+
+``archive/{period}/{account}/{shard}/{part}.jsonl.gz`` in the invoice bucket:
+
+- ``base``: the facts of ``period`` stored on time (no late tag), its lifecycle facts and
+  conflict markers, written by the period's own close (empty parts too: a part per shard
+  says the shard is archived);
+- ``adj-{closing}``: the late facts of ``period`` tagged for the close of ``closing``,
+  written by that (adjusting) close, which reads them to adjust for them.
+
+A part is gzip JSON lines, one stored item each (``{"k": "F"|"E", "i": item}``, the item
+as the table holds it without ``pk`` and ``expires_at``, values typed as DynamoDB types
+them), ordered by kind and sort key: deterministic bytes, so a re-run writes nothing. Its
+object metadata is its manifest entry (counts of facts, lifecycle facts and conflict
+markers, SHA-256 of the uncompressed lines); S3 keeps a SHA-256 checksum of the object.
+The part is written once with Object Lock retention (``ArchiveLock``) and never deleted
+by the application. Each account's close writes ``archive/manifests/{closing}/{account}.
+json``: every part that close wrote, with its counts and checksums (for auditors).
+
+Readers (``UsageStore.read_period``, ``read_lifecycle``) add the archived items once a
+period's items may have expired (``billing.domain.retention.archive_needed``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from billing.adapters.store import StoredFact, UsageStore, _to_dynamo
+from billing.domain.periods import Period
+from billing.domain.retention import (
+    ARCHIVE_RETENTION_DAYS,
+    archive_needed,
+    archive_retain_until_s,
+)
+
+ARCHIVE = "archive/"
+MANIFESTS = f"{ARCHIVE}manifests/"
+BASE = "base"
+FORMAT = "1"
+_SERIALIZE = TypeSerializer().serialize
+_DESERIALIZE = TypeDeserializer().deserialize
+
+
+class ArchiveConflict(Exception):
+    """An archive part or manifest would change: they are never overwritten."""
+
+
+class ArchiveCorrupt(Exception):
+    """An archive part's content does not match the checksum in its metadata."""
+
+
+def part_name(closing: str, period: str) -> str:
+    """The part the close of ``closing`` writes for the facts of ``period``."""
+    return BASE if closing == period else f"adj-{closing}"
+
+
+def shard_prefix(period: str, account: str, shard: str) -> str:
+    return f"{ARCHIVE}{period}/{account}/{shard}/"
+
+
+def part_key(period: str, account: str, shard: str, part: str) -> str:
+    return f"{shard_prefix(period, account, shard)}{part}.jsonl.gz"
+
+
+def manifest_key(closing: str, account: str) -> str:
+    return f"{MANIFESTS}{closing}/{account}.json"
+
+
+def stored_item(stored: StoredFact) -> dict[str, Any]:
+    """The table item of a stored fact, without ``pk`` and ``expires_at``."""
+    fact = stored.fact
+    if stored.conflict:
+        item: dict[str, Any] = {"sk": f"X#{fact.id}", "id": fact.id, "at": fact.at}
+    else:
+        item = {**fact.to_item(), "sk": f"{fact.at:013d}#{fact.id}"}
+    if stored.adj is not None:
+        item["adj"] = stored.adj
+    return dict(_to_dynamo(item))
+
+
+@dataclass(frozen=True)
+class Part:
+    body: bytes  # gzip of the lines
+    facts: int
+    lifecycle: int
+    conflicts: int
+    sha256: str  # of the uncompressed lines
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "format": FORMAT,
+            "facts": str(self.facts),
+            "lifecycle": str(self.lifecycle),
+            "conflicts": str(self.conflicts),
+            "sha256": self.sha256,
+        }
+
+
+def encode_part(traffic: Sequence[StoredFact], lifecycle: Sequence[StoredFact]) -> Part:
+    rows = [("F", stored_item(s)) for s in traffic] + [("E", stored_item(s)) for s in lifecycle]
+    rows.sort(key=lambda r: (r[0], str(r[1]["sk"]).encode()))
+    text = b"".join(
+        json.dumps(
+            {"k": kind, "i": {k: _SERIALIZE(v) for k, v in item.items()}},
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        + b"\n"
+        for kind, item in rows
+    )
+    conflicts = sum(1 for s in [*traffic, *lifecycle] if s.conflict)
+    return Part(
+        body=gzip.compress(text, compresslevel=9, mtime=0),
+        facts=sum(1 for s in traffic if not s.conflict),
+        lifecycle=sum(1 for s in lifecycle if not s.conflict),
+        conflicts=conflicts,
+        sha256=hashlib.sha256(text).hexdigest(),
+    )
+
+
+def decode_part(body: bytes, sha256: str | None) -> list[tuple[str, dict[str, Any]]]:
+    text = gzip.decompress(body)
+    if sha256 is not None and hashlib.sha256(text).hexdigest() != sha256:
+        raise ArchiveCorrupt(f"archive part checksum mismatch (expected {sha256})")
+    out = []
+    for line in text.splitlines():
+        row = json.loads(line)
+        out.append((str(row["k"]), {k: _DESERIALIZE(v) for k, v in row["i"].items()}))
+    return out
+
+
+@dataclass(frozen=True)
+class ArchiveLock:
+    """Object Lock retention of every archive part and manifest: until the end of the
+    part's period plus ``days`` (the fact log's retention), in ``mode``."""
+
+    mode: str = "GOVERNANCE"  # COMPLIANCE in production: not even the root user shortens it
+    days: int = ARCHIVE_RETENTION_DAYS
+
+    @classmethod
+    def from_env(cls) -> ArchiveLock | None:
+        """``ARCHIVE_LOCK_MODE`` (default: ``INVOICE_LOCK_MODE``) / ``ARCHIVE_RETENTION_DAYS``;
+        no lock when neither mode is set."""
+        mode = os.environ.get("ARCHIVE_LOCK_MODE") or os.environ.get("INVOICE_LOCK_MODE", "")
+        if not mode:
+            return None
+        days = int(os.environ.get("ARCHIVE_RETENTION_DAYS", str(ARCHIVE_RETENTION_DAYS)))
+        return cls(mode=mode.upper(), days=days)
+
+    def retain_until(self, period: str) -> datetime:
+        return datetime.fromtimestamp(
+            archive_retain_until_s(Period.parse(period), self.days), tz=UTC
+        )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FactArchive:
+    """Writes the close's parts and manifests; reads a shard's parts back (``ArchiveReader``
+    of ``UsageStore``). Parts are immutable: a decoded part is cached by key."""
+
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        lock: ArchiveLock | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        storage_class: str = "INTELLIGENT_TIERING",
+        cached_parts: int = 4,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.lock = lock
+        self.clock = clock
+        self.storage_class = storage_class
+        self.cached_parts = cached_parts
+        self._cache: OrderedDict[str, list[tuple[str, dict[str, Any]]]] = OrderedDict()
+        self.requests: dict[str, int] = {}  # S3 requests by kind (benchmarks)
+
+    @classmethod
+    def from_env(cls, s3: Any, bucket: str) -> FactArchive:
+        return cls(
+            s3,
+            bucket,
+            ArchiveLock.from_env(),
+            storage_class=os.environ.get("ARCHIVE_STORAGE_CLASS", "INTELLIGENT_TIERING"),
+        )
+
+    def _count(self, kind: str) -> None:
+        self.requests[kind] = self.requests.get(kind, 0) + 1
+
+    # --- write (the close) --------------------------------------------------------------
+
+    def write_shard(
+        self,
+        closing: str,
+        account: str,
+        period: Period,
+        shard: str,
+        lifecycle: Sequence[StoredFact],
+        traffic: Sequence[StoredFact],
+    ) -> str | None:
+        """Archive what the close of ``closing`` read of one shard of ``period``: the
+        on-time facts if ``period`` is the one closed (always a part, even empty), else
+        the late facts tagged for ``closing`` (a part only if there are some). ``traffic``
+        is ``read_period``'s answer (its look-back tail is left out). The key written, or
+        ``None``."""
+        own = str(period)
+        tag = None if closing == own else closing
+        start = period.start_ms
+        facts = [s for s in traffic if s.fact.at >= start and s.adj == tag]
+        held = [s for s in lifecycle if s.adj == tag]
+        if tag is not None and not facts and not held:
+            return None
+        key = part_key(own, account, shard, part_name(closing, own))
+        self.put_once(key, encode_part(facts, held), own)
+        return key
+
+    def put_once(self, key: str, part: Part, period: str) -> bool:
+        """Write ``part`` under ``key`` unless it is there: False if the same content is
+        (by its checksum), ``ArchiveConflict`` if another content is."""
+        existing = self.head(key)
+        if existing is not None:
+            if existing.get("sha256") == part.sha256:
+                return False
+            raise ArchiveConflict(f"{key} was archived with other content; not overwritten")
+        self._put(key, part.body, "application/gzip", part.metadata(), period)
+        return True
+
+    def _put(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], period: str
+    ) -> None:
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": body,
+            "ContentType": content_type,
+            "Metadata": metadata,
+            "ChecksumAlgorithm": "SHA256",
+            "StorageClass": self.storage_class,
+        }
+        if self.lock is not None:
+            args["ObjectLockMode"] = self.lock.mode
+            args["ObjectLockRetainUntilDate"] = self.lock.retain_until(period)
+        self._count("PUT")
+        self.s3.put_object(**args)
+
+    def head(self, key: str) -> dict[str, str] | None:
+        """The metadata of an object (with ``bytes``), ``None`` if there is none."""
+        self._count("HEAD")
+        try:
+            resp = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if err.response["Error"]["Code"] in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            raise
+        return {**resp.get("Metadata", {}), "bytes": str(resp["ContentLength"])}
+
+    def seal(self, closing: str, account: str, sources: Sequence[str]) -> dict[str, Any]:
+        """Write the manifest of the parts the close of ``closing`` wrote for ``account``
+        (its period's base parts, the ``adj-{closing}`` parts of the prior periods it
+        adjusted): key, counts, checksum and size of each. Written once."""
+        parts = []
+        mine = f"/{part_name(closing, '')}.jsonl.gz"
+        for source in sorted(sources):
+            wanted = f"/{BASE}.jsonl.gz" if source == closing else mine
+            for key in self.list_keys(f"{ARCHIVE}{source}/{account}/"):
+                if not key.endswith(wanted):
+                    continue
+                meta = self.head(key) or {}
+                parts.append(
+                    {
+                        "key": key,
+                        "period": source,
+                        "facts": int(meta.get("facts", 0)),
+                        "lifecycle": int(meta.get("lifecycle", 0)),
+                        "conflicts": int(meta.get("conflicts", 0)),
+                        "sha256": meta.get("sha256", ""),
+                        "bytes": int(meta.get("bytes", 0)),
+                    }
+                )
+        doc: dict[str, Any] = {
+            "closing": closing,
+            "account": account,
+            "format": FORMAT,
+            "parts": parts,
+            "facts": sum(p["facts"] for p in parts),
+            "lifecycle": sum(p["lifecycle"] for p in parts),
+            "conflicts": sum(p["conflicts"] for p in parts),
+        }
+        if self.lock is not None:
+            doc["retain_until"] = self.lock.retain_until(closing).isoformat()
+        body = json.dumps(doc, sort_keys=True, indent=1).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        key = manifest_key(closing, account)
+        existing = self.head(key)
+        if existing is None:
+            self._put(key, body, "application/json", {"sha256": digest}, closing)
+        elif existing.get("sha256") != digest:
+            raise ArchiveConflict(f"{key} was written with other content; not overwritten")
+        return doc
+
+    # --- read ---------------------------------------------------------------------------
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            self._count("LIST")
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def part(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """The decoded lines of one part, checked against its metadata's checksum."""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        self._count("GET")
+        resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+        rows = decode_part(resp["Body"].read(), resp.get("Metadata", {}).get("sha256"))
+        self._cache[key] = rows
+        while len(self._cache) > self.cached_parts:
+            self._cache.popitem(last=False)
+        return rows
+
+    def shard_parts(self, account: str, period: str, shard: str) -> list[str]:
+        return [
+            k
+            for k in self.list_keys(shard_prefix(period, account, shard))
+            if k.endswith(".jsonl.gz")
+        ]
+
+    def archived(
+        self, account: str, period: Period, shard: str, kind: str
+    ) -> list[dict[str, Any]] | None:
+        """Every archived item of ``kind`` of one shard, once the period's items may have
+        expired (``None`` before: the table still holds them all)."""
+        now_ms = int(self.clock().timestamp() * 1000)
+        if not archive_needed(period, now_ms):
+            return None
+        out: list[dict[str, Any]] = []
+        for key in self.shard_parts(account, str(period), shard):
+            out.extend(item for k, item in self.part(key) if k == kind)
+        return out
+
+    def missing(self, period: str, accounts: Sequence[str], shards: Sequence[str]) -> list[str]:
+        """``account/shard`` of each base part of ``period`` not written (yet)."""
+        have = set(self.list_keys(f"{ARCHIVE}{period}/"))
+        return [
+            f"{a}/{s}" for a in accounts for s in shards if part_key(period, a, s, BASE) not in have
+        ]
+
+
+def unarchived(store: UsageStore, closing: str, hot_months: int) -> list[str]:
+    """What is not archived of the period whose items expire next, checked by the close of
+    ``closing`` (its ``finish``): the period ``hot_months - 1`` before it, whose items
+    expire about six weeks later, and whose last late facts this close has just archived.
+    Each close that read the period for an account (its own close, every adjusting close)
+    sealed the account with a manifest once all its shards were archived, so a missing
+    manifest is a close that did not finish the account: ``{closing}/{account}`` of each.
+    Empty without an archive."""
+    archive = store.archive
+    if not isinstance(archive, FactArchive):
+        return []
+    expiring = Period.parse(closing)
+    for _ in range(hot_months - 1):
+        expiring = expiring.prev()
+    due: set[tuple[str, str]] = {(str(expiring), a) for a in store.period_accounts(str(expiring))}
+    adjusting = expiring.next()
+    while adjusting <= Period.parse(closing):
+        due |= {
+            (str(adjusting), a) for a in store.adjusting_accounts(str(adjusting), str(expiring))
+        }
+        adjusting = adjusting.next()
+    sealed = {
+        tuple(key[len(MANIFESTS) :].removesuffix(".json").split("/", 1))
+        for period in {p for p, _ in due}
+        for key in archive.list_keys(f"{MANIFESTS}{period}/")
+    }
+    return sorted(f"{p}/{a}" for p, a in due if (p, a) not in sealed)
+
+
+def archive_shard(
+    store: UsageStore,
+    closing: str,
+    account: str,
+    period: Period,
+    shard: str,
+    lifecycle: Sequence[StoredFact],
+    traffic: Sequence[StoredFact],
+) -> None:
+    """The close's call (``MonthClose.shard_usage``): archive what it read of a source
+    period's shard, if the store has an archive (``FactArchive.write_shard``)."""
+    if isinstance(store.archive, FactArchive):
+        store.archive.write_shard(closing, account, period, shard, lifecycle, traffic)
+
+
+def seal_account(store: UsageStore, closing: str, account: str, sources: Sequence[str]) -> None:
+    """The close's call once an account's units are done (``MonthClose.rate_account``)."""
+    if isinstance(store.archive, FactArchive):
+        store.archive.seal(closing, account, sources)
+
+
+__all__ = [
+    "ARCHIVE",
+    "ArchiveConflict",
+    "ArchiveCorrupt",
+    "ArchiveLock",
+    "FactArchive",
+    "archive_shard",
+    "decode_part",
+    "encode_part",
+    "manifest_key",
+    "part_key",
+    "part_name",
+    "seal_account",
+    "stored_item",
+    "unarchived",
+]

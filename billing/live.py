@@ -1,0 +1,334 @@
+"""The live view of usage: every shard's usage kept current from the fact log.
+
+The fact log stays the source of truth. When facts are stored, the table's stream names the
+shards they belong to (``F#``/``E#`` partitions); :meth:`LiveUsage.refresh` recomputes each
+named shard's usage from its stored facts, with the same code as the close and
+``billing usage --recompute`` (``billing.queries.shard_now``), and stores it as one item
+``L#{acct}#{period} / S#{nn}``. Reading an account's usage is then one Query of one
+partition, at most ``SHARDS`` items, whatever its volume.
+
+Why this converges exactly: a refresh is a pure function of the items stored when it
+reads them; every new item produces a stream record, and the refresh it triggers reads
+after the item was written. So once every record is processed, each shard's item is the
+usage of all its stored facts: the recomputation's figure, late inbound messages,
+out-of-order stops, redelivered events and conflicts included. Stream retries and
+duplicates only refresh again; two refreshes racing store the one that read more items
+(a conditional put on the item count; items are never removed from a hot period).
+
+Each shard item also carries the usage without the late facts (``on_time``, only when it
+differs): what the period's own close bills, which the close reconciles with.
+
+Thresholds (plan ``thresholds`` and ``billing alerts set``) are checked after a refresh:
+the merged live usage and the estimate (the live usage rated with the plan by the close's
+own rating code) against each level; a threshold reached is claimed once per period
+(``ALERT#`` item, conditional put) and then announced as ``UsageThresholdReached``; an
+announcement EventBridge refuses gives the claim back, so a retry sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from billing.adapters.bus import publish_one
+from billing.adapters.store import ShardKey, UsageStore, shard_labels, shard_of_item
+from billing.domain.invoice import Invoice
+from billing.domain.periods import Period
+from billing.domain.plan import PricePlan
+from billing.domain.rating import build_invoice
+from billing.domain.settings import DEFAULT_SETTINGS
+from billing.domain.thresholds import Difference, Threshold, differences
+from billing.domain.usage import Usage
+from billing.queries import shard_now
+from billing.shard import history_start
+
+THRESHOLD_EVENT = "UsageThresholdReached"
+LOG = logging.getLogger(__name__)
+
+
+def plan_digest(doc: Mapping[str, Any] | None) -> str:
+    """Which plan a shard's figures were computed under (settings change figures)."""
+    if doc is None:
+        return "none"
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RefreshBudget:
+    """How often a shard's facts may be re-read. A shard of up to ``inline_items`` items
+    is refreshed on every stream batch that names it; a larger one at most once per
+    ``items / read_rate`` seconds (so the reads a shard costs grow with time, not with the
+    square of its size); the records in between mark it deferred."""
+
+    inline_items: int = 50_000
+    read_rate: int = 500  # items per second per shard, on average
+
+    @classmethod
+    def from_env(cls) -> RefreshBudget:
+        env = os.environ
+        return cls(
+            int(env.get("LIVE_INLINE_ITEMS", cls.inline_items)),
+            int(env.get("LIVE_READ_RATE", cls.read_rate)),
+        )
+
+    def defers(self, items: int, refreshed_at: int, now: int) -> bool:
+        if items <= self.inline_items:
+            return False
+        return now - refreshed_at < items * 1000 // max(self.read_rate, 1)
+
+
+@dataclass
+class LiveView:
+    """An account's live usage in a period, merged over its refreshed shards."""
+
+    account: str
+    period: str
+    usage: Usage
+    on_time: Usage
+    shards: int = 0
+    items: int = 0
+    refreshed_at: int | None = None  # the oldest shard refresh (epoch ms)
+    plans: set[str] = field(default_factory=set)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    oversized: list[str] = field(default_factory=list)  # shards whose usage is too large
+
+    def computed_under(self, digest: str) -> bool:
+        """Whether every shard was computed under the plan ``digest``."""
+        return self.plans <= {digest}
+
+
+class LiveUsage:
+    def __init__(
+        self,
+        store: UsageStore,
+        events: Any = None,
+        bus_name: str = "",
+        clock: Callable[[], float] = time.time,
+        budget: RefreshBudget | None = None,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.bus_name = bus_name
+        self.clock = clock
+        self.budget = budget or RefreshBudget.from_env()
+
+    # --- refresh ----------------------------------------------------------------------
+
+    def refresh(self, keys: Iterable[ShardKey], forced: bool = False) -> list[tuple[str, str]]:
+        """Recompute and store each shard's usage; the (account, period) pairs touched.
+
+        A large shard is not re-read more often than its refresh budget allows (see
+        ``RefreshBudget``): it is noted as deferred and the sweep refreshes it later;
+        ``forced`` (the sweep) refreshes regardless and clears the deferral."""
+        todo: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for key in keys:
+            todo[(key.account, key.period)].add(key.shard)
+        current = Period.of_ms(int(self.clock() * 1000))
+        done: list[tuple[str, str]] = []
+        while todo:
+            account, period = group = min(todo)
+            shards = todo.pop(group)
+            done.append(group)
+            doc = self.store.plan_document(account, period)
+            settings = PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
+            p = Period.parse(period)
+            start = history_start(self.store, account, p)
+            meta = self.store.live_meta(account, period) if not forced else {}
+            for shard in sorted(shards):
+                key = ShardKey(account, period, shard)
+                read_from = int(self.clock() * 1000)
+                if shard in meta and self.budget.defers(*meta[shard], read_from):
+                    self.store.defer_live(key, read_from)
+                    continue
+                now = shard_now(self.store, key, settings, start)
+                if now.carries and p < current:
+                    # entities held on into the next period are billed there too, with or
+                    # without new facts: that period's figure changes with this one
+                    todo[(account, str(p.next()))].add(shard)
+                if now.items == 0 and not now.carries and not now.usage.figures():
+                    continue
+                body: dict[str, Any] = {"usage": now.usage.to_json(), "plan": plan_digest(doc)}
+                if now.on_time is not now.usage:
+                    body["on_time"] = now.on_time.to_json()
+                self.store.put_live_shard(key, body, now.items, read_from, carries=now.carries)
+                if forced:
+                    self.store.clear_deferred_live(key, read_from)
+        return sorted(set(done))
+
+    def sweep(self) -> list[tuple[str, str]]:
+        """Refresh the deferred shards whose refresh interval has passed (the schedule
+        runs this every few minutes; at quiescence every shard converges)."""
+        now = int(self.clock() * 1000)
+        due = []
+        for key, _ in self.store.deferred_live():
+            meta = self.store.live_meta(key.account, key.period).get(key.shard)
+            if meta is None or not self.budget.defers(*meta, now):
+                due.append(key)
+        return self.refresh(due, forced=True)
+
+    def roll_over(self, period: str) -> list[tuple[str, str]]:
+        """At the start of ``period``: refresh every shard whose entities were held on at
+        the end of the previous period (numbers, recordings, seats are billed in the new
+        period before any new fact arrives). Run by the monthly schedule."""
+        prev = str(Period.parse(period).prev())
+        keys: list[ShardKey] = []
+        cursor: str | None = None
+        while True:
+            accounts, cursor = self.store.accounts_page(prev, cursor)
+            for account in accounts:
+                for item in self.store.live_items(account, prev):
+                    if str(item["sk"]).startswith("S#") and item.get("carries"):
+                        keys.append(ShardKey(account, period, str(item["sk"])[2:]))
+            if cursor is None:
+                break
+        return self.refresh(keys)
+
+    def refresh_account(self, account: str, periods: Iterable[str]) -> list[tuple[str, str]]:
+        """Refresh every shard of the account in the periods where it has facts (after a
+        plan change: its settings change the figures)."""
+        stored = self.store.periods_with_facts(account, list(periods))
+        labels = shard_labels(self.store.shards)
+        return self.refresh(ShardKey(account, p, s) for p in stored for s in labels)
+
+    def handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """One batch of the table's stream: refresh the shards the records name (a plan
+        record refreshes the account's current and previous periods), then check the
+        thresholds of each account touched. A failure is reported as the first record of
+        the failed account and period (``batchItemFailures``): the stream retries from it,
+        and everything after it is refreshed again, which changes nothing that was right."""
+        keys: dict[tuple[str, str], set[ShardKey]] = defaultdict(set)
+        first: dict[tuple[str, str], str] = {}
+        plans: dict[str, str] = {}
+        for record in records:
+            if record.get("eventName") == "REMOVE":
+                continue  # an expired item of an archived period: the usage is unchanged
+            pk = str(record["dynamodb"]["Keys"]["pk"]["S"])
+            seq = str(record["dynamodb"]["SequenceNumber"])
+            key = shard_of_item(pk)
+            if key is not None:
+                group = (key.account, key.period)
+                keys[group].add(key)
+                first.setdefault(group, seq)
+            elif pk.startswith("PLAN#"):
+                plans.setdefault(pk[len("PLAN#") :], seq)
+        now = Period.of_ms(int(self.clock() * 1000))
+        failed: list[str] = []
+        refreshed: set[tuple[str, str]] = set()
+        for account, seq in sorted(plans.items()):
+            try:
+                refreshed.update(self.refresh_account(account, [str(now.prev()), str(now)]))
+            except Exception:
+                LOG.exception("live view refresh failed for plan of %s", account)
+                failed.append(seq)
+        for group, group_keys in sorted(keys.items()):
+            try:
+                refreshed.update(self.refresh(group_keys))
+            except Exception:
+                LOG.exception("live view refresh failed for %s %s", *group)
+                failed.append(first[group])
+        alerts = 0
+        for account, period in sorted(refreshed):
+            try:
+                alerts += len(self.check_thresholds(account, period))
+            except Exception:
+                LOG.exception("threshold check failed for %s %s", account, period)
+                failed.append(first.get((account, period)) or plans[account])
+        failures = [{"itemIdentifier": min(failed, key=int)}] if failed else []
+        return {"batchItemFailures": failures, "refreshed": len(refreshed), "alerts": alerts}
+
+    # --- read ---------------------------------------------------------------------------
+
+    def view(self, account: str, period: str) -> LiveView:
+        out = LiveView(account, period, Usage(period), Usage(period))
+        for item in self.store.live_items(account, period):
+            sk = str(item["sk"])
+            if sk.startswith("ALERT#"):
+                out.alerts.append(json.loads(str(item["alert"])))
+                continue
+            if "doc" not in item:
+                out.oversized.append(sk[2:])
+                continue
+            doc = item["doc"]
+            usage = Usage.from_json(doc["usage"])
+            out.usage = out.usage.merge(usage)
+            out.on_time = out.on_time.merge(Usage.from_json(doc.get("on_time", doc["usage"])))
+            out.shards += 1
+            out.items += int(item["n"])
+            at = int(item["at"])
+            out.refreshed_at = at if out.refreshed_at is None else min(out.refreshed_at, at)
+            out.plans.add(str(doc["plan"]))
+        out.usage, out.on_time = out.usage.resolved(), out.on_time.resolved()
+        return out
+
+    def estimate(self, account: str, period: str, usage: Usage) -> Invoice | None:
+        """The period so far rated with the plan in force, by the close's rating code:
+        packages, tiers and commitments pro forma, no prior-period adjustments."""
+        doc = self.store.plan_document(account, period)
+        if doc is None:
+            return None
+        return build_invoice(account, period, PricePlan.model_validate(doc), usage)
+
+    def thresholds(self, account: str, period: str) -> list[Threshold]:
+        doc = self.store.plan_document(account, period)
+        given = PricePlan.model_validate(doc).thresholds if doc else []
+        stored = [Threshold.model_validate(t) for t in self.store.thresholds(account)]
+        by_id = {t.id: t for t in given}
+        by_id.update({t.id: t for t in stored})  # the CLI's setting wins over the plan's
+        return [by_id[i] for i in sorted(by_id)]
+
+    # --- thresholds ---------------------------------------------------------------------
+
+    def check_thresholds(self, account: str, period: str) -> list[dict[str, Any]]:
+        """Announce every threshold reached and not yet announced in the period."""
+        levels = self.thresholds(account, period)
+        if not levels:
+            return []
+        view = self.view(account, period)
+        done = {a["threshold"] for a in view.alerts}
+        pending = [t for t in levels if t.id not in done]
+        if not pending:
+            return []
+        needs_amount = any(t.amount is not None for t in pending)
+        estimate = self.estimate(account, period, view.usage) if needs_amount else None
+        total = estimate.total if estimate is not None else None
+        fired = []
+        for threshold in pending:
+            value = threshold.reached(view.usage, total)
+            if value is None:
+                continue
+            alert = {
+                "account": account,
+                "period": period,
+                "threshold": threshold.id,
+                "metric": threshold.metric,
+                "level": str(threshold.level),
+                "value": str(value),
+                "currency": estimate.currency if estimate and threshold.amount else None,
+                "at": int(self.clock() * 1000),
+            }
+            if self.store.claim_alert(account, period, threshold.id, alert):
+                try:
+                    self._announce(alert)
+                except Exception:
+                    self.store.release_alert(account, period, threshold.id)
+                    raise
+                fired.append(alert)
+        return fired
+
+    def _announce(self, alert: Mapping[str, Any]) -> None:
+        publish_one(self.events, self.bus_name, THRESHOLD_EVENT, alert)
+
+    # --- reconciliation -----------------------------------------------------------------
+
+    def reconcile(self, account: str, period: str, billed: Usage) -> list[Difference]:
+        """Where the close's figures (``billed``) and the live view (without late facts,
+        as the close bills them) differ: none when the view is complete."""
+        return differences(billed.resolved(), self.view(account, period).on_time)

@@ -1,0 +1,231 @@
+"""DynamoDB Streams event source mappings: read the table's stream, invoke the handler.
+
+What the Lambda service does for a stream event source: read each shard of the stream in
+order, hand the function batches of records (``BatchSize``), and on a
+``batchItemFailures`` report retry from the first failed record (bisecting is not needed
+here: the handler reports the exact record). A batch that raises is retried whole, up to
+``MaximumRetryAttempts``; then the records are dropped, as on AWS (where they would go to
+the on-failure destination) and the failure is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+LOG = logging.getLogger(__name__)
+
+Invoke = Callable[[dict[str, Any]], Any]
+
+
+class Reader(Protocol):
+    stream_arn: str
+
+    def read(self, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def pending(self) -> int: ...
+
+
+class StreamReader:
+    """Every record of a table's stream from its start, in order, batch after batch, through
+    the DynamoDB Streams API."""
+
+    def __init__(self, client: Any, stream_arn: str) -> None:
+        self.client = client
+        self.stream_arn = stream_arn
+        self.iterators: dict[str, str] = {}
+
+    def _shards(self) -> list[str]:
+        description = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        return [shard["ShardId"] for shard in description["Shards"]]
+
+    def pending(self) -> int:
+        return 0  # the API cannot tell without reading
+
+    def read(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The next records (at most ``limit`` per shard), empty when none is new."""
+        out: list[dict[str, Any]] = []
+        for shard in self._shards():
+            if shard not in self.iterators:
+                self.iterators[shard] = self.client.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            response = self.client.get_records(ShardIterator=self.iterators[shard], Limit=limit)
+            self.iterators[shard] = response["NextShardIterator"]
+            out.extend(response["Records"])
+        return out
+
+
+class MotoStreamReader:
+    """Reads a table's stream straight from the in-process moto backend and forgets what
+    it read (moto keeps every record of a stream in memory otherwise). Sequence numbers
+    stay increasing: moto numbers a record by its position plus the shard's start."""
+
+    def __init__(self, stream_arn: str, prefixes: tuple[str, ...] | None = None) -> None:
+        self.stream_arn = stream_arn
+        self.prefixes = prefixes
+        _, _, _, self.region, self.account_id, resource = stream_arn.split(":", 5)
+        self.table_name = resource.split("/")[1]
+        self._lock = threading.Lock()
+
+    def _shard(self) -> Any:
+        from moto.dynamodb.models import dynamodb_backends
+
+        table = dynamodb_backends[self.account_id][self.region].get_table(self.table_name)
+        return table.stream_shard
+
+    def pending(self) -> int:
+        shard = self._shard()
+        return len(shard.items) if shard is not None else 0
+
+    def read(self, limit: int = 1000) -> list[dict[str, Any]]:
+        with self._lock:
+            shard = self._shard()
+            if shard is None or not shard.items:
+                return []
+            taken = shard.items[:limit]
+            del shard.items[: len(taken)]
+            shard.starting_sequence_number += len(taken)
+        out = []
+        for record in taken:
+            body = dict(record.record)
+            dynamodb = dict(body["dynamodb"])
+            created = dynamodb.get("ApproximateCreationDateTime")
+            if isinstance(created, datetime):
+                dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+            body["dynamodb"] = dynamodb
+            if body.get("eventName") == "REMOVE":
+                continue  # the mapping's filter: insertions and modifications only
+            if self.prefixes is not None:
+                pk = next(iter(dynamodb["Keys"].values())).get("S", "")
+                if not pk.startswith(self.prefixes):
+                    continue  # the event source mapping's filter
+            out.append(body)
+        return out
+
+
+def stream_event(records: list[dict[str, Any]], stream_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda passes for a DynamoDB stream event source."""
+    return {
+        "Records": [
+            {
+                "eventID": r.get("eventID", ""),
+                "eventName": r.get("eventName", ""),
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": region,
+                "dynamodb": r["dynamodb"],
+                "eventSourceARN": stream_arn,
+            }
+            for r in records
+        ]
+    }
+
+
+def deliver(
+    records: list[dict[str, Any]],
+    invoke: Invoke,
+    *,
+    stream_arn: str = "",
+    region: str = "us-east-1",
+    batch_size: int = 100,
+    max_retries: int = 3,
+) -> int:
+    """Hand ``records`` to the function in batches, as the event source mapping does;
+    returns the number of records dropped after ``max_retries`` failed attempts."""
+    dropped = 0
+    start = 0
+    attempts = 0
+    while start < len(records):
+        batch = records[start : start + batch_size]
+        try:
+            response = invoke(stream_event(batch, stream_arn, region)) or {}
+            failures = response.get("batchItemFailures") or []
+        except Exception:
+            LOG.exception("stream batch failed")
+            failures = [{"itemIdentifier": batch[0]["dynamodb"]["SequenceNumber"]}]
+        if not failures:
+            start += len(batch)
+            attempts = 0
+            continue
+        attempts += 1
+        failed = min(int(f["itemIdentifier"]) for f in failures)
+        offsets = [int(r["dynamodb"]["SequenceNumber"]) for r in batch]
+        at = offsets.index(failed) if failed in offsets else 0
+        if attempts > max_retries:
+            LOG.error("dropping %d stream records after %d attempts", len(batch) - at, attempts)
+            dropped += len(batch) - at
+            start += len(batch)
+            attempts = 0
+            continue
+        start += at  # retry from the first failed record
+    return dropped
+
+
+class StreamPoller:
+    """Polls one stream and delivers its records to a function, in a thread."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        invoke: Invoke,
+        *,
+        batch_size: int = 100,
+        interval: float = 0.2,
+        region: str = "us-east-1",
+    ) -> None:
+        self.reader = reader
+        self.invoke = invoke
+        self.batch_size = batch_size
+        self.interval = interval
+        self.region = region
+        self._stop = threading.Event()
+        self._busy = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.is_set()
+
+    def poll_once(self) -> int:
+        self._busy.set()
+        try:
+            records = self.reader.read(limit=max(self.batch_size, 1000))
+            if records:
+                deliver(
+                    records,
+                    self.invoke,
+                    stream_arn=self.reader.stream_arn,
+                    region=self.region,
+                    batch_size=self.batch_size,
+                )
+            return len(records)
+        finally:
+            self._busy.clear()
+
+    def drain(self) -> None:
+        """Deliver until the stream has nothing new."""
+        while self.poll_once():
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._stop.wait(self.interval)  # the batching window
+                while self.poll_once() >= self.batch_size and not self._stop.is_set():
+                    pass  # a full batch: the next one is ready too
+            except Exception:  # keep polling, as the service does
+                LOG.exception("stream poll failed")
+                self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

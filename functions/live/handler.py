@@ -1,0 +1,50 @@
+"""Lambda: the usage table's stream -> the live view of usage (see billing.live)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from billing.adapters.store import UsageStore
+from billing.config import Config, client, resource
+from billing.domain.periods import Period
+from billing.live import LiveUsage
+
+logger = Logger(service="billing-live")
+tracer = Tracer(service="billing-live")
+metrics = Metrics(namespace="Billing", service="billing-live")
+
+
+@cache
+def live() -> LiveUsage:
+    cfg = Config.from_env()
+    # strongly consistent reads: a refresh must see the item that triggered it
+    store = UsageStore(
+        resource("dynamodb").Table(cfg.table_name), cfg.shards, consistent_reads=True
+    )
+    return LiveUsage(store, events=client("events"), bus_name=cfg.bus_name)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "rollover" in event:  # the monthly schedule: entities held on into the new period
+        period = event.get("period") or str(Period.of(datetime.now(UTC)))
+        refreshed = live().roll_over(period)
+        metrics.add_metric("LiveShardsRolledOver", MetricUnit.Count, len(refreshed))
+        return {"period": period, "refreshed": len(refreshed)}
+    if "sweep" in event:  # the schedule: large shards whose refresh was deferred
+        refreshed = live().sweep()
+        metrics.add_metric("LiveDeferredRefreshes", MetricUnit.Count, len(refreshed))
+        return {"refreshed": len(refreshed)}
+    result = live().handle_stream(event.get("Records", []))
+    metrics.add_metric("LiveRefreshes", MetricUnit.Count, result["refreshed"])
+    metrics.add_metric("UsageThresholdsReached", MetricUnit.Count, result["alerts"])
+    metrics.add_metric("LiveRefreshFailures", MetricUnit.Count, len(result["batchItemFailures"]))
+    return {"batchItemFailures": result["batchItemFailures"]}

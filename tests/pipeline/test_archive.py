@@ -1,0 +1,180 @@
+"""Closed periods' facts in the S3 archive: written by the close, read once items expire.
+
+A close archives what it reads (one part per account, period and shard, plus a manifest);
+after the items expire (simulated by deleting them: moto has no TTL) a re-run of the
+close and an adjustment of the archived period read the archive and give the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from billing.adapters.archive import (
+    ArchiveConflict,
+    FactArchive,
+    decode_part,
+    part_key,
+    unarchived,
+)
+from billing.adapters.store import HOT_MONTHS, fact_item
+from billing.domain.events import Envelope
+from billing.domain.facts import Fact
+from billing.domain.periods import Period
+from billing.domain.retention import archive_needed, checked_hot_months, expires_at
+from tests.factories import mt, number
+from tests.pipeline.conftest import SHARDS, Env, sqs_event
+from tests.pipeline.test_close_reruns import (
+    Clock,
+    adjustment_quantities,
+    month_close,
+    objects,
+    put_plan,
+    run,
+    send,
+)
+
+LATER = datetime(2027, 6, 1, tzinfo=UTC)  # October 2026's items may have expired by then
+
+
+def with_archive(env: Env) -> FactArchive:
+    archive = FactArchive(env.s3, "invoices", clock=lambda: LATER)
+    env.store.archive = archive
+    return archive
+
+
+def deliver(env: Env, *events: Envelope) -> None:
+    bodies = [e.model_copy(update={"subject": "acme"}).model_dump_json() for e in events]
+    assert env.ingestor().handle(sqs_event(bodies))["batchItemFailures"] == []
+
+
+def provision(env: Env) -> None:
+    deliver(env, number(datetime(2026, 10, 2, 9, tzinfo=UTC), "+33100000001"))
+
+
+def expire(env: Env, period: str) -> int:
+    """What DynamoDB's TTL does once the period's items expire: its facts, lifecycle facts,
+    conflict markers and id claims are gone (the registry and close results stay). The
+    carried entity state in S3 expires too, so the close rebuilds it from the history."""
+    gone = 0
+    for item in env.table.scan()["Items"]:
+        pk = str(item["pk"])
+        if (pk.startswith(("F#", "E#")) and f"#{period}#" in pk) or pk.startswith("I#"):
+            if pk.startswith("I#") and str(item["fpk"]).split("#")[2] != period:
+                continue
+            env.table.delete_item(Key={"pk": pk, "sk": item["sk"]})
+            gone += 1
+    for key in list(objects(env, "state/")):
+        env.s3.delete_object(Bucket="invoices", Key=key)
+    return gone
+
+
+def forget_result(env: Env, period: str, account: str) -> None:
+    """Make a re-run compute the account again (an issued account is otherwise kept)."""
+    env.table.delete_item(Key={"pk": f"P#{period}", "sk": f"R#{account}"})
+
+
+def test_a_rerun_after_the_items_expired_reads_the_archive_byte_identically(env: Env) -> None:
+    archive = with_archive(env)
+    put_plan(env, "acme")
+    provision(env)
+    for day in (3, 12, 30):
+        send(env, "acme", day, 5)
+    first = run(month_close(env), "2026-10")
+    assert first["issued"] == 1
+    issued = objects(env, "invoices/2026-10/")
+    parts = objects(env, "archive/2026-10/acme/")
+    assert sorted(parts) == [part_key("2026-10", "acme", f"{s:02d}", "base") for s in range(SHARDS)]
+    manifest = json.loads(objects(env, "archive/manifests/2026-10/acme.json").popitem()[1])
+    assert (manifest["facts"], manifest["lifecycle"], manifest["conflicts"]) == (15, 1, 0)
+    assert [p["key"] for p in manifest["parts"]] == sorted(parts)
+    for p in manifest["parts"]:  # the manifest's checksums are those of the parts
+        decode_part(parts[p["key"]], p["sha256"])
+
+    assert expire(env, "2026-10") >= 16 + 16  # facts, lifecycle fact and their claims
+    forget_result(env, "2026-10", "acme")
+    again = run(month_close(env), "2026-10")
+    assert again["issued"] == 1
+    assert again["failed"] == []
+    assert objects(env, "invoices/2026-10/") == issued
+    assert objects(env, "archive/2026-10/acme/") == parts
+    assert archive.requests.get("GET", 0) > 0  # the re-run did read the archive
+
+
+def test_an_adjustment_of_an_archived_period_reads_archive_and_late_items(env: Env) -> None:
+    with_archive(env)
+    put_plan(env, "acme")
+    provision(env)
+    send(env, "acme", 3, 4)
+    billed = mt(datetime(2026, 10, 9, 8, tzinfo=UTC), "m-billed", event_id="billed-1")
+    deliver(env, billed)
+    run(month_close(env), "2026-10")
+    expire(env, "2026-10")
+    # November: two late October facts, and a redelivery of an October event already
+    # billed (its item and claim expired: it is stored again, late, and not billed again)
+    send(env, "acme", 20, 2, month=10)
+    deliver(env, billed)
+    send(env, "acme", 4, 3, month=11)
+    hot = [i for i in env.table.scan()["Items"] if str(i["pk"]).startswith("F#acme#2026-10#")]
+    assert sorted(str(i["adj"]) for i in hot) == ["2026-11"] * 3  # the redelivery is stored
+    november = month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC)))
+    assert run(november, "2026-11")["failed"] == []
+    assert adjustment_quantities(env, "2026-11", "acme") == {"2026-10": Decimal(2)}
+    late_parts = [k for k in objects(env, "archive/2026-10/acme/") if "adj-2026-11" in k]
+    late = [
+        row for k in late_parts for row in decode_part(objects(env, k)[k], None) if row[0] == "F"
+    ]
+    assert len(late) == 2
+    assert all(item["adj"] == "2026-11" for _, item in late)
+    issued = objects(env, "invoices/2026-11/")
+
+    # the late items expire too: the November re-run reads them from their part
+    expire(env, "2026-10")
+    forget_result(env, "2026-11", "acme")
+    assert run(november, "2026-11")["failed"] == []
+    assert objects(env, "invoices/2026-11/") == issued
+
+
+def test_an_archive_part_is_never_overwritten_with_other_content(env: Env) -> None:
+    archive = with_archive(env)
+    fact = Fact(id="f1", type="message", at=Period.parse("2026-10").start_ms, key="k", attrs={})
+    stored = env.store._with_archive("a", Period.parse("2026-10"), "00", "F", [], "")
+    assert stored == []
+    item = fact_item("a", fact, SHARDS)
+    env.table.put_item(Item=item)
+    (one,) = env.store.read_period("a", Period.parse("2026-10"), item["pk"][-2:], 0)
+    assert archive.write_shard("2026-10", "a", Period.parse("2026-10"), "00", [], [one])
+    assert archive.write_shard("2026-10", "a", Period.parse("2026-10"), "00", [], [one])
+    with pytest.raises(ArchiveConflict):
+        archive.write_shard("2026-10", "a", Period.parse("2026-10"), "00", [], [])
+    body = objects(env, part_key("2026-10", "a", "00", "base"))
+    assert gzip.decompress(body.popitem()[1]).count(b"\n") == 1
+
+
+def test_items_expire_after_the_hot_months_and_archive_reads_start_before() -> None:
+    october = Period.parse("2026-10")
+    assert HOT_MONTHS == 4  # MAX_LATE_PERIODS 3 + 1
+    ttl = expires_at(october, HOT_MONTHS)
+    assert ttl == datetime(2027, 3, 15, tzinfo=UTC).timestamp()  # Feb's end + 14 days
+    assert not archive_needed(october, int(datetime(2026, 12, 31, tzinfo=UTC).timestamp() * 1e3))
+    assert archive_needed(october, int(datetime(2027, 1, 1, tzinfo=UTC).timestamp() * 1000))
+    with pytest.raises(ValueError, match="HOT_MONTHS=3"):
+        checked_hot_months(3, max_late_periods=3)  # late facts would expire unarchived
+
+
+def test_a_period_not_archived_when_its_items_near_expiry_is_reported(env: Env) -> None:
+    with_archive(env)
+    put_plan(env, "acme")
+    send(env, "acme", 3, 2)
+    # January's close checks October (its items expire in mid-March with HOT_MONTHS 4)
+    assert unarchived(env.store, "2027-01", HOT_MONTHS) == ["2026-10/acme"]
+    run(month_close(env), "2026-10")
+    assert unarchived(env.store, "2027-01", HOT_MONTHS) == []
+    send(env, "acme", 20, 1, month=10)  # late: November's close must archive it
+    assert unarchived(env.store, "2027-01", HOT_MONTHS) == ["2026-11/acme"]
+    run(month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC))), "2026-11")
+    assert unarchived(env.store, "2027-01", HOT_MONTHS) == []
