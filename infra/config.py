@@ -32,7 +32,7 @@ CONTEXT_KEYS: dict[str, tuple[object, str]] = {
     "ingest_reserved_concurrency": (20, "reserved concurrency of ingest (0 = none)"),
     "ingest_batch_size": (100, "SQS messages per ingest invocation"),
     "ingest_max_batching_window_seconds": (5, "how long SQS gathers a batch"),
-    "live_batch_size": (500, "stream records per live-view invocation"),
+    "live_batch_size": (2000, "stream records per live-view invocation (fewer refreshes)"),
     "live_max_batching_window_seconds": (
         5,
         "how long the stream gathers a batch for the live view (freshness vs refreshes)",
@@ -121,7 +121,7 @@ class BillingConfig:
     ingest_reserved_concurrency: int = 20
     ingest_batch_size: int = 100
     ingest_max_batching_window_seconds: int = 5
-    live_batch_size: int = 500
+    live_batch_size: int = 2000
     live_max_batching_window_seconds: int = 5
     close_account_concurrency: int = 10
     close_shard_concurrency: int = 16
