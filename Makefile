@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 # A month of 20 accounts: about two minutes on two idle cores, an estimate from the rates in
 # docs/benchmarks.md, section 4 (330 s measured with the machine shared, load average 8-11).
 # Other sizes: make demo DEMO_EVENTS=100000 DEMO_ACCOUNTS=100
-DEMO_EVENTS ?= 10000
-DEMO_ACCOUNTS ?= 20
+DEMO_EVENTS ?= 3000
+DEMO_ACCOUNTS ?= 6
 
 demo: $(STAMP)
 	$(BIN)/billing demo --events $(DEMO_EVENTS) --accounts $(DEMO_ACCOUNTS)
