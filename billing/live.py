@@ -119,6 +119,7 @@ class LiveUsage:
         self.bus_name = bus_name
         self.clock = clock
         self.budget = budget or RefreshBudget.from_env()
+        self._plans: dict[tuple[str, str], dict[str, Any] | None] | None = None
 
     # --- refresh ----------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class LiveUsage:
             account, period = group = min(todo)
             shards = todo.pop(group)
             done.append(group)
-            doc = self.store.plan_document(account, period)
+            doc = self._plan_document(account, period)
             settings = PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
             p = Period.parse(period)
             start = history_start(self.store, account, p)
@@ -199,6 +200,14 @@ class LiveUsage:
         return self.refresh(ShardKey(account, p, s) for p in stored for s in labels)
 
     def handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """One batch of the table's stream (see ``_handle_stream``)."""
+        self._plans = {}
+        try:
+            return self._handle_stream(records)
+        finally:
+            self._plans = None
+
+    def _handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """One batch of the table's stream: refresh the shards the records name (a plan
         record refreshes the account's current and previous periods), then check the
         thresholds of each account touched. A failure is reported as the first record of
@@ -268,16 +277,25 @@ class LiveUsage:
         out.usage, out.on_time = out.usage.resolved(), out.on_time.resolved()
         return out
 
+    def _plan_document(self, account: str, period: str) -> dict[str, Any] | None:
+        """The plan in force, read once per stream batch (refresh, thresholds and estimate
+        all need it); outside a batch (the CLI) read each time."""
+        if self._plans is None:
+            return self.store.plan_document(account, period)
+        if (account, period) not in self._plans:
+            self._plans[(account, period)] = self.store.plan_document(account, period)
+        return self._plans[(account, period)]
+
     def estimate(self, account: str, period: str, usage: Usage) -> Invoice | None:
         """The period so far rated with the plan in force, by the close's rating code:
         packages, tiers and commitments pro forma, no prior-period adjustments."""
-        doc = self.store.plan_document(account, period)
+        doc = self._plan_document(account, period)
         if doc is None:
             return None
         return build_invoice(account, period, PricePlan.model_validate(doc), usage)
 
     def thresholds(self, account: str, period: str) -> list[Threshold]:
-        doc = self.store.plan_document(account, period)
+        doc = self._plan_document(account, period)
         given = PricePlan.model_validate(doc).thresholds if doc else []
         stored = [Threshold.model_validate(t) for t in self.store.thresholds(account)]
         by_id = {t.id: t for t in given}

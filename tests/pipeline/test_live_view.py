@@ -327,3 +327,22 @@ def test_a_shard_too_large_for_one_item_is_reported_not_lost(
         assert view.shards == 0
         billed = current_usage(env.store, "acme", "2026-10")
         assert [d.metric for d in live.reconcile("acme", "2026-10", billed)] == ["sms.mt"]
+
+
+def test_a_stream_batch_reads_the_plan_once_per_account_and_period(aws_env: None) -> None:
+    """Refresh, thresholds and the estimate all need the plan: one read per batch."""
+    with streamed_env() as (env, reader):
+        env.store.put_plan("acme", "2026-10", _plan(thresholds=[{"id": "t", "amount": 0}]))
+        reads: list[tuple[str, str]] = []
+        original = env.store.plan_document
+
+        def counting(account: str, period: str) -> Any:
+            reads.append((account, period))
+            return original(account, period)
+
+        env.store.plan_document = counting  # type: ignore[method-assign]
+        live = LiveUsage(env.store)
+        env.ingestor().handle(sqs_event([json.dumps(sms(h)) for h in range(3)]))
+        assert not deliver(reader.read(), lambda_of(live))
+        assert [a["threshold"] for a in live.view("acme", "2026-10").alerts] == ["t"]
+        assert reads.count(("acme", "2026-10")) == 1
