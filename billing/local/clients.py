@@ -98,6 +98,7 @@ class InProcessTransport:
     that endpoint's WSGI application in the calling thread (see the module docstring)."""
 
     def __init__(self) -> None:
+        self._dynamodb_lock = threading.RLock()
         self._apps: dict[str, Any] = {}
         self.calls = 0
 
@@ -155,6 +156,9 @@ class InProcessTransport:
         if app is None or service not in IN_PROCESS_SERVICES:
             return None
         self.calls += 1
+        if service == "dynamodb":  # moto's tables are not thread-safe: one call at a time
+            with self._dynamodb_lock:
+                return self._call(app, request, parts)
         return self._call(app, request, parts)
 
     @staticmethod
