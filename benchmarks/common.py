@@ -117,20 +117,13 @@ class Aws:
         self.ddb.Table(table).delete()
 
 
-def index_moto_queries() -> None:
-    """Make moto's Query read only the queried partition, as DynamoDB does (and the
-    embedded runtime's other fast paths): ``billing.local.fastpaths``, the same code the
-    runtime installs, so benchmarks and the runtime measure the same moto. Idempotent."""
-    from billing.local import fastpaths
-
-    fastpaths.install()
-
-
 def _serve(ports: Any) -> None:
     """Child process: moto's ThreadedMotoServer on a free loopback port until terminated."""
     from moto.server import ThreadedMotoServer
 
-    index_moto_queries()
+    from billing.local import fastpaths
+
+    fastpaths.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -141,16 +134,20 @@ def _serve(ports: Any) -> None:
 @contextmanager
 def moto_server(in_process: bool = False) -> Iterator[Aws]:
     """Start ``ThreadedMotoServer`` on a free loopback port, in a child process (default)
-    or in this process's threads, with Query indexed by partition (``index_moto_queries``);
-    create the table, the buckets and the event bus; point boto3 at it."""
+    or in this process's threads, with the embedded runtime's fast paths
+    (``billing.local.fastpaths``: a Query reads only the queried partition, as DynamoDB
+    does, so benchmarks and the runtime measure the same moto); create the table, the
+    buckets and the event bus; point boto3 at it."""
     import boto3
     from botocore.config import Config
     from moto.server import ThreadedMotoServer
 
+    from billing.local import fastpaths
+
     child = None
     server = None
     if in_process:
-        index_moto_queries()
+        fastpaths.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
@@ -287,12 +284,16 @@ def sqs_event(bodies: Sequence[str], first: int) -> dict[str, Any]:
 
 
 def put_plans(store: Any, accounts: Sequence[str]) -> None:
-    """Store a price plan for every account: the example plans, round-robin."""
+    """Store a price plan for every account: the example plans, round-robin, billed in UTC
+    (the benchmarks load facts in UTC periods and close one group; an example plan names
+    Asia/Seoul)."""
     from billing.domain.plan import load_plan
 
     plans = [load_plan(p) for p in sorted(PLANS_DIR.glob("*.yaml"))]
     for i, account in enumerate(accounts):
-        plan = plans[i % len(plans)].model_copy(update={"account": account})
+        plan = plans[i % len(plans)]
+        utc = plan.settings.model_copy(update={"time_zone": "UTC"})
+        plan = plan.model_copy(update={"account": account, "settings": utc})
         store.put_plan(account, plan.effective_from, plan.model_dump(mode="json"))
 
 

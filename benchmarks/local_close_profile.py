@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
 
     import boto3
-    from moto.moto_server import werkzeug_app
+    from timings import Timings, time_moto_requests
 
     from billing.adapters.store import UsageStore, fact_item
     from billing.cli.stack import deployed
+    from billing.close import close_groups
     from billing.domain.events import parse_event
     from billing.domain.facts import HmacPseudonymizer, to_fact
     from billing.domain.plan import load_plan
@@ -48,32 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     from billing.local.deploy import synth
     from billing.local.runtime import LocalAws
 
-    lock = threading.Lock()
-    requests: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    handlers: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    requests, handlers = Timings(), Timings()
 
-    def count(table: dict[str, list[float]], key: str, started: float) -> None:
-        with lock:
-            table[key][0] += 1
-            table[key][1] += time.perf_counter() - started
+    def request_key(environ: dict[str, Any]) -> str:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if "DynamoDB" in target:
+            return f"dynamodb.{target.rsplit('.', 1)[-1]}"
+        if target:
+            return target
+        if "/functions/" in str(environ.get("PATH_INFO", "")):
+            return "lambda.Invoke"
+        return f"s3 {environ.get('REQUEST_METHOD', '')}"
 
-    serve: Callable[..., Any] = werkzeug_app.DomainDispatcherApplication.__call__
-
-    def timed_request(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return serve(self, environ, start_response)
-        finally:
-            target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
-            if "DynamoDB" in target:
-                key = f"dynamodb.{target.rsplit('.', 1)[-1]}"
-            elif target:
-                key = target
-            elif "/functions/" in str(environ.get("PATH_INFO", "")):
-                key = "lambda.Invoke"
-            else:
-                key = f"s3 {environ.get('REQUEST_METHOD', '')}"
-            count(requests, key, started)
+    time_moto_requests(requests, request_key)
 
     invoke: Callable[..., Any] = dispatch.LambdaDispatcher.invoke
 
@@ -82,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return invoke(self, name, event, **kw)
         finally:
-            count(handlers, dispatch.function_name_of(name), started)
+            handlers.count(dispatch.function_name_of(name), started)
 
-    werkzeug_app.DomainDispatcherApplication.__call__ = timed_request  # type: ignore[method-assign]
     dispatch.LambdaDispatcher.invoke = timed_invoke  # type: ignore[method-assign,assignment]
 
     assembly = synth(ROOT)
@@ -115,19 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         handlers.clear()
         started = time.perf_counter()
         cpu = time.process_time()
-        desc = aws.run_state_machine(
-            "MonthCloseStateMachine",
-            {"period": args.period, "settle_seconds": 0},
-            timeout=3600,
-        )
+        # one execution per close group (an example plan bills in Asia/Seoul), as
+        # `billing close` runs them: earliest local month end first
+        for group in close_groups(store, args.period):
+            desc = aws.run_state_machine(
+                "MonthCloseStateMachine", {"period": group, "settle_seconds": 0}, timeout=3600
+            )
+            print(f"close {group:<18} {desc['status']} {desc.get('outputJson')}")
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu
-        print(f"close         {desc['status']} {desc.get('outputJson')} in {wall:.2f} s wall")
+        print(f"close         {wall:.2f} s wall")
         print(f"              {cpu:.2f} s CPU (all threads of this process)")
-        for title, table in (("handlers", handlers), ("moto requests", requests)):
-            print(f"{title}:")
-            for key, (n, spent) in sorted(table.items(), key=lambda kv: -kv[1][1]):
-                print(f"  {key:40s} {int(n):6,} {spent:9.2f} s {1000 * spent / n:9.1f} ms/call")
+        handlers.print("handlers")
+        requests.print("moto requests")
         if args.accounts == 1:
             history = aws.client("stepfunctions").get_execution_history(
                 executionArn=desc["executionArn"], maxResults=1000

@@ -38,31 +38,6 @@ def _timed(lines: Iterator[str], every: int, marks: list[tuple[int, float]]) -> 
             marks.append((count, time.monotonic()))
 
 
-def _depth(sqs: Any, url: str) -> int:
-    names = [
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-    ]
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes.get(name, 0)) for name in names)
-
-
-def _wait_drained(sqs: Any, url: str, timeout: float) -> float | None:
-    """Monotonic time at which the queue was first seen empty (confirmed once more)."""
-    deadline = time.monotonic() + timeout
-    empty_since: float | None = None
-    while time.monotonic() < deadline:
-        if _depth(sqs, url) == 0:
-            if empty_since is not None:
-                return empty_since
-            empty_since = time.monotonic()
-        else:
-            empty_since = None
-        time.sleep(0.2)
-    return None
-
-
 def _count_items(dynamodb: Any, table: str) -> int:
     """The table's item count (moto's ``DescribeTable`` counts live; a Scan would read
     every item)."""
@@ -89,6 +64,7 @@ def main() -> int:
     from billing.cli.stack import deployed
     from billing.gen.mix import write_jsonl
     from billing.local import service
+    from billing.local.poller import drain_queues, queue_depth
 
     work = Path(tempfile.mkdtemp(prefix="local-ingest-"))
     events_file = work / "events.jsonl"
@@ -129,11 +105,12 @@ def main() -> int:
                 f"  events {n0 + 1:>9,}-{n1:>9,}: {b - a:7.1f} s, {rate:7,.0f}/s"
                 f"  ({per * (b - a) / (n1 - n0):.1f} s per {per:,})"
             )
-        backlog = _depth(sqs, d.queue_url)
+        backlog = queue_depth(sqs, d.queue_url)
         print(f"queue depth when the send ended: {backlog:,}")
-        t_drained = _wait_drained(sqs, d.queue_url, args.timeout)
-        if t_drained is None:
-            left = _depth(sqs, d.queue_url)
+        try:
+            t_drained = drain_queues([d.queue_url], timeout=args.timeout, interval=0.2)
+        except TimeoutError:
+            left = queue_depth(sqs, d.queue_url)
             print(f"NOT drained after {args.timeout:.0f} s: {left:,} messages left")
             return 1
         total = t_drained - t0
@@ -148,7 +125,7 @@ def main() -> int:
             .get_paginator("list_objects_v2")
             .paginate(Bucket=d.rejects_bucket)
         )
-        dlq = _depth(sqs, d.dlq_url) if d.dlq_url else 0
+        dlq = queue_depth(sqs, d.dlq_url) if d.dlq_url else 0
         print(f"afterwards: {items:,} items in the table, {rejects:,} rejects, DLQ {dlq}")
     finally:
         if not args.keep:

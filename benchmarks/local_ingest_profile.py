@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
 
     import boto3
-    from moto.moto_server import werkzeug_app
+    from timings import Timings, time_moto_requests
 
     from billing.cli.main import send_lines
     from billing.cli.stack import deployed
@@ -75,22 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     from billing.local.deploy import synth
     from billing.local.runtime import LocalAws
 
-    lock = threading.Lock()
-    requests: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    serve: Callable[..., Any] = werkzeug_app.DomainDispatcherApplication.__call__
+    requests = Timings()
 
-    def timed_request(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return serve(self, environ, start_response)
-        finally:
-            target = str(environ.get("HTTP_X_AMZ_TARGET", "")).rsplit(".", 1)[-1]
-            key = target or f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO')}"
-            with lock:
-                requests[key][0] += 1
-                requests[key][1] += time.perf_counter() - started
+    def request_key(environ: dict[str, Any]) -> str:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", "")).rsplit(".", 1)[-1]
+        return target or f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO')}"
 
-    werkzeug_app.DomainDispatcherApplication.__call__ = timed_request  # type: ignore[method-assign]
+    time_moto_requests(requests, request_key)
 
     assembly = synth(ROOT)
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "local-ingest-profile.log"
@@ -123,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         items = boto3.client("dynamodb").describe_table(TableName=d.table)["Table"]["ItemCount"]
         print(f"table         {items:,} items")
-        print("moto requests (nested time included):")
-        for key, (n, spent) in sorted(requests.items(), key=lambda kv: -kv[1][1]):
-            print(f"  {key:32s} {int(n):7,} {spent:8.2f} s {1000 * spent / n:7.2f} ms/call")
+        requests.print("moto requests (nested time included)", width=32)
         if args.yappi:
             stats = yappi.get_func_stats()
             total = sum(s.tsub for s in stats)

@@ -14,8 +14,9 @@
 5. ``rate_account``: merge the partials, rate with the price plan, add prior-period
    adjustments, write the invoice JSON/CSV/PDF once (byte-identical on re-runs).
 6. ``record_failure``: a failing account is reported; the others carry on.
-7. ``finish``: manifest and finance summary, period closed, ``InvoiceIssued`` events
-   (``InvoiceFinalized`` for an invoice numbered from a billing profile's seller).
+7. ``finish``: manifest and finance summary (one close group of the period at a time:
+   ``period_documents``), period closed, ``InvoiceIssued`` events (``InvoiceFinalized``
+   for an invoice numbered from a billing profile's seller).
 
 A close started with ``draft`` does not freeze the period: ``rate_account`` writes drafts
 (``billing.finance``) and ``finish`` closes nothing and announces nothing.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,13 +35,16 @@ from billing.adapters.archive import archive_shard, seal_account
 from billing.adapters.invoices import CONTENT_TYPES, DRAFTS, DocumentStore, partial_key
 from billing.adapters.state import StateStore
 from billing.adapters.store import (
+    DOCUMENTS_WAIT_SECONDS,
     CloseInProgress,
     FinanceStore,
+    PeriodDocumentsBusy,
     UsageStore,
+    period_documents,
     shard_groups,
     shard_labels,
 )
-from billing.documents.render import manifest, summary_csv
+from billing.documents.render import NO_PROFILE_NOTE, manifest, summary_csv
 from billing.domain.engine import monthly_usage
 from billing.domain.invoice import Invoice
 from billing.domain.periods import UTC_ZONE, Period, ZoneOf, zones_from
@@ -93,6 +98,8 @@ class Issued:
                 "tax": str(self.doc.totals.tax),
                 "gross": str(self.doc.totals.gross),
             }
+        else:  # no billing profile: reported for the account (manifest, finance summary)
+            out["note"] = NO_PROFILE_NOTE
         if self.doc.due_date is not None:
             out["due_date"] = self.doc.due_date.isoformat()
         if self.status == "draft":
@@ -100,7 +107,14 @@ class Issued:
         return out
 
 
-__all__ = ["CloseInProgress", "EarlyClose", "MissingPlan", "MissingProfile", "MonthClose"]
+__all__ = [
+    "CloseInProgress",
+    "EarlyClose",
+    "MissingPlan",
+    "MissingProfile",
+    "MonthClose",
+    "PeriodDocumentsBusy",
+]
 
 DEFAULT_LEASE_SECONDS = 24 * 3600  # the state machine's timeout (close_timeout_hours)
 # Facts one unit of close work is given (docs/benchmarks.md, "THE ARITHMETIC"): a unit
@@ -141,6 +155,7 @@ class MonthClose:
     unit_facts: int = UNIT_FACTS
     # an account without a billing profile fails its close (else: a usage statement)
     require_profile: bool = False
+    documents_wait_seconds: float = DOCUMENTS_WAIT_SECONDS
 
     @property
     def finance(self) -> Finance:
@@ -180,12 +195,9 @@ class MonthClose:
         """
         now = now or self.clock()
         if period is None and grace_hours is not None:  # the schedule: the next group due
-            due = self.due_groups(now, grace_hours)
-            if draft:  # each group is drafted once by the schedule (billing close --draft again)
-                due = [g for g in due if "drafted_at" not in (self.store.period_status(g) or {})]
-            if not due:
+            period = self.next_due(now, grace_hours, draft=draft)
+            if period is None:
                 return {"period": None, "settle_seconds": 0}
-            period = due[0]
         target = Period.parse_label(period) if period else Period.of(now).prev()
         group = target.label  # the close group: freeze, lock and status are per group
         if target.end > now and not force:
@@ -249,6 +261,41 @@ class MonthClose:
             if status.get("state") != "closed" and not running:
                 due.append(label)
         return due
+
+    def next_due(self, now: datetime, grace_hours: int, *, draft: bool = False) -> str | None:
+        """The group a scheduled run closes: the first of ``due_groups``. The draft
+        schedule drafts each group once (``billing close --draft`` drafts again). A group
+        without any account (its zone is named by some plan, but no account is in it this
+        period) is settled here with nothing to do and no document written: drafted by a
+        draft run, frozen and closed otherwise; the run goes on to the next group."""
+        for group in self.due_groups(now, grace_hours):
+            status = self.store.period_status(group) or {}
+            if draft and ("drafted_at" in status or "frozen_at" in status):
+                continue
+            if self.has_accounts(group):
+                return group
+            at = now.isoformat(timespec="seconds")
+            if draft:
+                FinanceStore(self.store.table).mark_drafted(group, at)
+            else:
+                self.store.freeze(group, at)
+                self.store.mark_closed(group, at)
+        return None
+
+    def has_accounts(self, group: str, page: int = 1000) -> bool:
+        """Whether any account of the period (``accounts_page``) is in the close group,
+        reading the accounts' zones 100 per request; stops at the first one found."""
+        period = plain(group)
+        p = Period.parse(period)
+        cursor: str | None = None
+        while True:
+            accounts, cursor = self.store.accounts_page(period, cursor, page)
+            zones = self.store.plan_zones_of(accounts)
+            for account in accounts:
+                if p.in_zone(zones_from(zones.get(account, []))(p)).label == group:
+                    return True
+            if cursor is None:
+                return False
 
     def release(self, period: str | None, execution: str) -> None:
         """Free the period's close lock held by ``execution`` (failure path of the close)."""
@@ -537,7 +584,41 @@ class MonthClose:
         account closed so far (each group's close rewrites them)."""
         now = now or self.clock()
         group, period = period, plain(period)
-        results = sorted(self.store.results(period), key=lambda r: r["account"])
+        with self.period_documents(period):  # the results read and the documents written
+            if self.drafting(group):  # a draft close: nothing final, nothing announced
+                drafts = self.finish_drafts(group, self.results(period), None)
+                if execution:
+                    self.store.release_close_lock(group, execution)
+                return drafts
+            issued, failed = self.write_documents(period)
+            if self.documents.read(f"{DRAFTS}{period}/manifest.json") is not None:
+                # the finalized group's accounts leave the drafts manifest
+                self.write_drafts_manifest(period, self.results(period))
+        at = now.isoformat(timespec="seconds")
+        self.store.mark_closed(group, at)
+        announced = self.announce(period, issued, at)
+        if execution:
+            self.store.release_close_lock(group, execution)
+        return {
+            "period": period,
+            "issued": len(issued),
+            "announced": announced,
+            "failed": [r["account"] for r in failed],
+        }
+
+    def results(self, period: str) -> list[dict[str, Any]]:
+        return sorted(self.store.results(period), key=lambda r: r["account"])
+
+    def period_documents(self, period: str) -> AbstractContextManager[None]:
+        """The period's documents lock (``billing.adapters.store.period_documents``): held
+        while the results are read and the shared documents rewritten; the state machine
+        retries Finish on ``PeriodDocumentsBusy``."""
+        return period_documents(self.store, period, self.documents_wait_seconds)
+
+    def write_documents(self, period: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The period's manifest, summary and finance summary from every result so far
+        (run under ``period_documents``); the issued and the failed results."""
+        results = self.results(period)
         for r in results:
             if r["status"] != "issued":
                 continue
@@ -560,11 +641,6 @@ class MonthClose:
             body = self.documents.read(r["keys"]["json"])
             if body is not None:
                 invoices.append(Invoice.model_validate_json(body))
-        if self.drafting(group):  # a draft close: nothing final, nothing announced
-            drafts = self.finish_drafts(period, results, None)
-            if execution:
-                self.store.release_close_lock(group, execution)
-            return drafts
         self.documents.write(
             f"invoices/{period}/summary.csv", summary_csv(invoices), CONTENT_TYPES["csv"]
         )
@@ -584,23 +660,35 @@ class MonthClose:
             CONTENT_TYPES["json"],
         )
         self.finance.write_summary(period)
-        at = now.isoformat(timespec="seconds")
-        self.store.mark_closed(group, at)
-        announced = self.announce(period, issued, at)
+        return issued, failed
+
+    def finish_drafts(
+        self, group: str, results: list[dict[str, Any]], execution: str | None
+    ) -> dict[str, Any]:
+        """The end of a draft close of a close group: ``drafts/{period}/manifest.json``
+        lists the drafts of every group of the period (account, total, documents) and the
+        failures; the group is marked drafted (the draft schedule drafts it once); the
+        lock is released."""
+        period = plain(group)
+        drafts, failed = self.write_drafts_manifest(period, results)
+        at = self.clock().isoformat(timespec="seconds")
+        FinanceStore(self.store.table).mark_drafted(group, at)
         if execution:
             self.store.release_close_lock(group, execution)
         return {
             "period": period,
-            "issued": len(issued),
-            "announced": announced,
-            "failed": [f["account"] for f in failures],
+            "drafts": len(drafts),
+            "issued": 0,
+            "announced": 0,
+            "failed": [r["account"] for r in failed],
         }
 
-    def finish_drafts(
-        self, period: str, results: list[dict[str, Any]], execution: str | None
-    ) -> dict[str, Any]:
-        """The end of a draft close: ``drafts/{period}/manifest.json`` lists the drafts
-        (account, total, documents) and the failures; the lock is released."""
+    def write_drafts_manifest(
+        self, period: str, results: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``drafts/{period}/manifest.json`` from the results (run under
+        ``period_documents``): the accounts still in draft, every group's, and the
+        failures; the drafts and the failed results."""
         drafts = [r for r in results if r["status"] == "draft"]
         failed = [r for r in results if r["status"] not in ("issued", "draft")]
         doc = {
@@ -610,20 +698,14 @@ class MonthClose:
                 for r in drafts
             ],
             "failed": [{"account": r["account"], "error": r.get("error", "")} for r in failed],
+            # drafts of usage statements: these accounts have no billing profile yet
+            "without_billing_profile": [
+                {"account": r["account"], "note": r["note"]} for r in drafts if r.get("note")
+            ],
         }
         body = json.dumps(doc, sort_keys=True, indent=2, default=str).encode()
         self.documents.write(f"{DRAFTS}{period}/manifest.json", body, CONTENT_TYPES["json"])
-        at = self.clock().isoformat(timespec="seconds")
-        FinanceStore(self.store.table).mark_drafted(period, at)
-        if execution:
-            self.store.release_close_lock(period, execution)
-        return {
-            "period": period,
-            "drafts": len(drafts),
-            "issued": 0,
-            "announced": 0,
-            "failed": [r["account"] for r in failed],
-        }
+        return drafts, failed
 
     def announce(self, period: str, issued: list[dict[str, Any]], at: str) -> int:
         """Publish ``InvoiceIssued`` once per invoice. Each announcement is claimed first

@@ -19,6 +19,7 @@ from rich.table import Table
 from billing.adapters.store import FinanceStore, UsageStore
 from billing.cli.main import SendRate, download_period, run_close, send_lines, send_progress
 from billing.cli.stack import deployed
+from billing.close import close_groups
 from billing.domain.plan import load_plan
 from billing.domain.profile import load_profile, load_seller
 from billing.gen.mix import generate
@@ -82,12 +83,17 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
         )
         console.print(f"ingested {sent} events ({rejected} rejected with their reasons)")
         show_live(store, period, names)
-        # the close at the period's end writes drafts; finalizing numbers them
-        drafted = run_close(d, period, settle=0, draft=True)
+        # the close at the period's end writes drafts; finalizing numbers them. Each time
+        # zone's group closes on its own (Seoul's accounts first: its month ends first).
+        groups = close_groups(store, period)
+        for group in groups:
+            drafted = run_close(d, group, settle=0, draft=True)
         console.print(f"{drafted.get('drafts', 0)} drafts written (drafts/{period}/)")
-        result = run_close(d, period, settle=0)
+        failed: list[str] = []
+        for group in groups:
+            failed = run_close(d, group, settle=0).get("failed", [])  # the period's so far
         files = download_period(d, period, out_dir)
-        show(store, period, result.get("failed", []))
+        show(store, period, failed)
     console.print(f"\n{len(files)} files written under {out_dir / 'invoices' / period}/")
     console.print(f"done in {time.monotonic() - started:.0f} s")
 

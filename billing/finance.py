@@ -16,8 +16,10 @@
 - **Credit**: ``credit`` issues a partial credit note for some lines or an amount.
 
 Accounts without a billing profile keep the usage statement of before (numbered
-``INV-{period}-{account}``, no tax), unless the stage requires a profile
-(``REQUIRE_BILLING_PROFILE``): then their close fails like one without a price plan.
+``INV-{period}-{account}``, no tax), reported for the account as not an invoice (its close
+result's ``note``, the manifest's ``without_billing_profile``, a ``usage_statement`` row of
+the finance summary), unless the stage requires a profile (``REQUIRE_BILLING_PROFILE``):
+then their close fails like one without a price plan.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from billing.adapters.invoices import (
     draft_key,
     invoice_key,
 )
-from billing.adapters.store import FinanceStore
+from billing.adapters.store import FinanceStore, period_documents
 from billing.documents.finance import finance_summary_csv
 from billing.documents.render import invoice_csv, invoice_json, invoice_pdf
 from billing.domain import finance as books
@@ -116,6 +118,14 @@ class Finance:
             self.documents.write_once(key, render(doc), CONTENT_TYPES[fmt])
             keys[fmt] = key
         return keys
+
+    def key_of(self, number: str, fmt: str) -> str:
+        """The key of a numbered document (an invoice, a reissue, a credit note: its own
+        series) in a format (json, csv, pdf), from the number's index."""
+        index = self.store.document(number)
+        if index is None:
+            raise NotFound(f"no invoice or credit note numbered {number}")
+        return invoice_key(index["period"], index["account"], number, fmt)
 
     def read(self, number: str) -> tuple[Invoice, dict[str, Any]]:
         index = self.store.document(number)
@@ -213,7 +223,8 @@ class Finance:
         out: dict[str, Any] = {"voided": number, "credit_note": note.number, "keys": keys}
         if reissue:
             out["reissued"] = self.reissue(invoice)
-        self.write_summary(invoice.period)
+        with period_documents(self.store, invoice.period):  # a close's Finish may be writing
+            self.write_summary(invoice.period)
         return out
 
     def reissue(self, voided: Invoice) -> dict[str, Any]:
@@ -268,14 +279,16 @@ class Finance:
         note, keys = self._issue_credit_note(
             invoice, what, reason, metrics=tuple(metrics), amount=amount
         )
-        self.write_summary(invoice.period)
+        with period_documents(self.store, invoice.period):  # a close's Finish may be writing
+            self.write_summary(invoice.period)
         return {"credit_note": note.number, "credits": number, "keys": keys}
 
     # --- the period's finance summary, events -------------------------------------------------
 
     def write_summary(self, period: str) -> bytes:
         """``invoices/{period}/finance-summary.csv``: every final invoice and credit note
-        of the period, with status and credits (rewritten after each change)."""
+        of the period, with status and credits, and the usage statements of accounts
+        without a billing profile (rewritten after each change)."""
         docs: list[Invoice] = []
         statuses: dict[str, str] = {}
         for key in self.documents.list_keys(f"{INVOICES}{period}/"):
@@ -285,10 +298,10 @@ class Finance:
             if body is None:
                 continue
             doc = Invoice.model_validate_json(body)
-            if doc.number is None or doc.totals is None:
-                continue  # a usage statement without a billing profile
-            docs.append(doc)
-            index = self.store.document(doc.number) or {}
+            if doc.number is None:
+                continue
+            docs.append(doc)  # a usage statement too (no billing profile): listed as such
+            index = (self.store.document(doc.number) or {}) if doc.totals is not None else {}
             if index.get("status"):
                 statuses[doc.number] = str(index["status"])
         body = finance_summary_csv(docs, statuses)

@@ -30,9 +30,12 @@ from billing.adapters.rejects import RejectStore
 from billing.adapters.store import (
     UsageStore,
     WriteFailed,
+    adjustment_marker,
     adjustment_period,
     affected_periods,
     fact_item,
+    registered,
+    registry_item,
 )
 from billing.domain.events import check_json, parse_event
 from billing.domain.facts import Fact, Pseudonymize, to_fact
@@ -129,6 +132,8 @@ class Ingestor:
         self.clock = clock
         self._frozen: frozenset[str] = frozenset()
         self._frozen_read_at = -1e9
+        self._batch = 0  # the batch being handled; the frozen set is read once per batch at most
+        self._frozen_batch = -1
         self._registered: set[tuple[str, str]] = set()
         self._zones: dict[str, tuple[float, ZoneOf | None]] = {}
 
@@ -212,15 +217,23 @@ class Ingestor:
 
     # --- per batch ----------------------------------------------------------------
 
-    def frozen(self) -> frozenset[str]:
+    def frozen(self, before_write: bool = False) -> frozenset[str]:
+        """The frozen close groups, read again once ``FROZEN_CACHE_SECONDS`` have passed:
+        for the records of a batch at most once, and once more right before its facts are
+        written (``before_write``), which keeps the window between that read and the write
+        short when the cache is off (the local runtime, whose close settles 0)."""
         now = self.clock()
         max_age = float(os.environ.get("FROZEN_CACHE_SECONDS", FROZEN_CACHE_SECONDS))
-        if now - self._frozen_read_at > max_age:
+        if now - self._frozen_read_at > max_age and (
+            before_write or self._frozen_batch != self._batch
+        ):
             self._frozen = self.store.frozen_periods()
             self._frozen_read_at = now
+            self._frozen_batch = self._batch
         return self._frozen
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        self._batch += 1
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         with processor(records=list(event.get("Records", [])), handler=self.classify):
             processed = processor.process()
@@ -244,7 +257,7 @@ class Ingestor:
 
     def store_facts(self, accepted: Sequence[Accepted]) -> BatchOutcome:
         outcome = BatchOutcome()
-        frozen = self.frozen()
+        frozen = self.frozen(before_write=True)
         accepted = self.screen_ids(accepted, frozen, outcome)
         unclaimed = len(outcome.failed)
         items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -260,11 +273,11 @@ class Ingestor:
             owners.setdefault(key, []).append(acc.message_id)
             registry = (acc.account, str(acc.fact.period))
             if registry not in self._registered:
-                reg = {"pk": f"P#{registry[1]}", "sk": f"A#{registry[0]}"}
+                reg = registry_item(*registry)
                 items[(reg["pk"], reg["sk"])] = reg
         try:
             self.store.put_items(list(items.values()))
-            self._registered.update((k[1][2:], k[0][2:]) for k in items if k[0].startswith("P#"))
+            self._registered.update(r for i in items.values() if (r := registered(i)))
         except WriteFailed as err:
             failed_keys = {(i["pk"], i["sk"]) for i in err.failed}
             for key in failed_keys:
@@ -344,7 +357,7 @@ class Ingestor:
         adj = adjustment_period(acc.fact.period, frozen)
         self.store.put_late(fact_item(acc.account, acc.fact, self.store.shards, adj=adj))
         markers = [
-            {"pk": f"P#{adj}", "sk": f"ADJ#{acc.account}#{prior}"}
+            adjustment_marker(adj, acc.account, prior)
             for prior in affected_periods(acc.fact, frozen, self.lookback_hours)
         ]
         self.store.put_items(markers)

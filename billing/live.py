@@ -40,7 +40,7 @@ from typing import Any
 from billing.adapters.bus import publish_one
 from billing.adapters.store import ShardKey, UsageStore, shard_labels, shard_of_item
 from billing.domain.invoice import Invoice
-from billing.domain.periods import Period
+from billing.domain.periods import Period, ZoneOf, period_at, zoned, zones_from
 from billing.domain.plan import PricePlan
 from billing.domain.rating import build_invoice
 from billing.domain.settings import DEFAULT_SETTINGS
@@ -50,6 +50,10 @@ from billing.queries import shard_now
 from billing.shard import history_start
 
 THRESHOLD_EVENT = "UsageThresholdReached"
+ZONES_TTL_SECONDS = 300  # an account's zones are cached as long as ingest caches them
+# The rollover schedule runs hourly around month end: an account is rolled over by the runs
+# within this time of its local period's start (two runs: one may fail).
+ROLLOVER_WINDOW_MS = 2 * 3_600_000
 LOG = logging.getLogger(__name__)
 
 
@@ -120,6 +124,8 @@ class LiveUsage:
         self.clock = clock
         self.budget = budget or RefreshBudget.from_env()
         self._plans: dict[tuple[str, str], dict[str, Any] | None] | None = None
+        self._plan_zones: dict[str, list[tuple[str, str]]] | None = None  # per stream batch
+        self._zones: dict[str, tuple[ZoneOf, float]] = {}
 
     # --- refresh ----------------------------------------------------------------------
 
@@ -132,7 +138,6 @@ class LiveUsage:
         todo: dict[tuple[str, str], set[str]] = defaultdict(set)
         for key in keys:
             todo[(key.account, key.period)].add(key.shard)
-        current = Period.of_ms(int(self.clock() * 1000))
         done: list[tuple[str, str]] = []
         while todo:
             account, period = group = min(todo)
@@ -149,8 +154,8 @@ class LiveUsage:
                 if shard in meta and self.budget.defers(*meta[shard], read_from):
                     self.store.defer_live(key, read_from)
                     continue
-                now = shard_now(self.store, key, settings, start)
-                if now.carries and p < current:
+                now = shard_now(self.store, key, settings, start, self._zones_of(account))
+                if now.carries and p < self.current_period(account):
                     # entities held on into the next period are billed there too, with or
                     # without new facts: that period's figure changes with this one
                     todo[(account, str(p.next()))].add(shard)
@@ -175,21 +180,46 @@ class LiveUsage:
                 due.append(key)
         return self.refresh(due, forced=True)
 
-    def roll_over(self, period: str) -> list[tuple[str, str]]:
-        """At the start of ``period``: refresh every shard whose entities were held on at
-        the end of the previous period (numbers, recordings, seats are billed in the new
-        period before any new fact arrives). Run by the monthly schedule."""
-        prev = str(Period.parse(period).prev())
+    def current_period(self, account: str) -> Period:
+        """The account's period now, in its local calendar (its plans' zones,
+        ``periods.zones_from``: the close's and ingest's): in a stream batch the batch's
+        reading, otherwise read at most every ``ZONES_TTL_SECONDS`` per container."""
+        now = self.clock()
+        in_batch = self._zones_of(account)
+        if in_batch is not None:
+            return period_at(int(now * 1000), zones_from(in_batch))
+        cached = self._zones.get(account)
+        if cached is None or now - cached[1] >= ZONES_TTL_SECONDS:
+            cached = (zones_from(self.store.plan_zones(account)), now)
+            self._zones[account] = cached
+        return period_at(int(now * 1000), cached[0])
+
+    def roll_over(self, period: str | None = None) -> list[tuple[str, str]]:
+        """When an account's period starts: refresh every shard whose entities were held
+        on at the end of its previous period (numbers, recordings, seats are billed in the
+        new period before any new fact arrives). With ``period``: every account, into that
+        period. Without (the schedule, hourly around month end): each account whose local
+        period started within ``ROLLOVER_WINDOW_MS``, in its own calendar (Seoul's
+        November at 15:00 UTC on 10-31, New York's at 04:00 UTC on 11-01)."""
+        now, window = int(self.clock() * 1000), ROLLOVER_WINDOW_MS
+        utc = Period.of_ms(now)
+        targets = [Period.parse(period)] if period else [utc, utc.next()]
         keys: list[ShardKey] = []
-        cursor: str | None = None
-        while True:
-            accounts, cursor = self.store.accounts_page(prev, cursor)
-            for account in accounts:
-                for item in self.store.live_items(account, prev):
-                    if str(item["sk"]).startswith("S#") and item.get("carries"):
-                        keys.append(ShardKey(account, period, str(item["sk"])[2:]))
-            if cursor is None:
-                break
+        for target in targets:
+            prev = str(target.prev())
+            cursor: str | None = None
+            while True:
+                accounts, cursor = self.store.accounts_page(prev, cursor, 1000)
+                if period is None:  # the accounts whose own period ``target`` just started
+                    zones = self.store.plan_zones_of(accounts)
+                    starts = {a: zoned(target, zones_from(zones.get(a, []))) for a in accounts}
+                    accounts = [a for a in accounts if 0 <= now - starts[a].start_ms < window]
+                for account in accounts:
+                    for item in self.store.live_items(account, prev):
+                        if str(item["sk"]).startswith("S#") and item.get("carries"):
+                            keys.append(ShardKey(account, str(target), str(item["sk"])[2:]))
+                if cursor is None:
+                    break
         return self.refresh(keys)
 
     def refresh_account(self, account: str, periods: Iterable[str]) -> list[tuple[str, str]]:
@@ -201,11 +231,11 @@ class LiveUsage:
 
     def handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """One batch of the table's stream (see ``_handle_stream``)."""
-        self._plans = {}
+        self._plans, self._plan_zones = {}, {}
         try:
             return self._handle_stream(records)
         finally:
-            self._plans = None
+            self._plans, self._plan_zones = None, None
 
     def _handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """One batch of the table's stream: refresh the shards the records name (a plan
@@ -228,11 +258,11 @@ class LiveUsage:
                 first.setdefault(group, seq)
             elif pk.startswith("PLAN#"):
                 plans.setdefault(pk[len("PLAN#") :], seq)
-        now = Period.of_ms(int(self.clock() * 1000))
         failed: list[str] = []
         refreshed: set[tuple[str, str]] = set()
         for account, seq in sorted(plans.items()):
             try:
+                now = self.current_period(account)
                 refreshed.update(self.refresh_account(account, [str(now.prev()), str(now)]))
             except Exception:
                 LOG.exception("live view refresh failed for plan of %s", account)
@@ -285,6 +315,15 @@ class LiveUsage:
         if (account, period) not in self._plans:
             self._plans[(account, period)] = self.store.plan_document(account, period)
         return self._plans[(account, period)]
+
+    def _zones_of(self, account: str) -> list[tuple[str, str]] | None:
+        """The account's zones, read once per stream batch (every shard refresh needs
+        them); outside a batch ``None``: each refresh reads them."""
+        if self._plan_zones is None:
+            return None
+        if account not in self._plan_zones:
+            self._plan_zones[account] = self.store.plan_zones(account)
+        return self._plan_zones[account]
 
     def estimate(self, account: str, period: str, usage: Usage) -> Invoice | None:
         """The period so far rated with the plan in force, by the close's rating code:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from billing.adapters.store import ShardKey, UsageStore, shard_labels
@@ -33,14 +34,21 @@ class ShardNow:
 
 
 def shard_now(
-    store: UsageStore, key: ShardKey, settings: ContractSettings, start: Period
+    store: UsageStore,
+    key: ShardKey,
+    settings: ContractSettings,
+    start: Period,
+    zones: Sequence[tuple[str, str]] | None = None,
 ) -> ShardNow:
     """Entity state is rebuilt from the stored history from ``start`` (the close's saved
-    state is what a close knew; this is everything)."""
+    state is what a close knew; this is everything). ``zones``: the account's
+    ``plan_zones`` when the caller has read them already."""
     p = Period.parse(key.period)
     everything, on_time = View(None), View(key.period)
     # the account's local periods (its zones), as ingest and the close see them
-    walk = Walk(store, key.account, key.shard, zones_from(store.plan_zones(key.account)))
+    if zones is None:
+        zones = store.plan_zones(key.account)
+    walk = Walk(store, key.account, key.shard, zones_from(zones))
     history = 0  # lifecycle items of earlier periods: the carried state depends on them too
     for q, lifecycle in walk.periods(start, p, [everything, on_time]):
         if q != p:

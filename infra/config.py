@@ -41,13 +41,13 @@ CONTEXT_KEYS: dict[str, tuple[object, str]] = {
     "close_shard_concurrency": (16, "shards of one account computed in parallel"),
     "close_grace_hours": (
         6,
-        "hours after a local month end before its close (with drafts: UTC hour on the 1st)",
+        "hours after a local month end before its close (with drafts: its draft close)",
     ),
     "close_timeout_hours": (24, "month-close execution timeout"),
     "invoice_grace_days": (
         0,
         "days invoices stay drafts after the scheduled close (0: final at once); then the "
-        "scheduled finalization freezes the period and numbers them",
+        "scheduled finalization freezes each time zone's period and numbers them",
     ),
     "require_billing_profile": (False, "fail the close of an account without a billing profile"),
     "shards": (16, "usage shards per account (SHARDS)"),

@@ -19,7 +19,8 @@ from aws_cdk import aws_sqs as sqs
 
 from infra.config import BillingConfig
 from infra.functions import billing_function, function_name
-from infra.nag import acknowledge, acknowledge_findings, arn_ref
+from infra.nag import acknowledge_findings, arn_ref
+from infra.queues import dead_letter_queue
 from infra.storage import Storage
 
 # DynamoDB actions of the ingest function: batch and conditional puts of facts, markers
@@ -58,13 +59,7 @@ def build_intake(
     code: lambda_.Code,
     environment: dict[str, str],
 ) -> Intake:
-    dlq = sqs.Queue(
-        stack,
-        "IntakeDlq",
-        encryption=sqs.QueueEncryption.SQS_MANAGED,
-        enforce_ssl=True,
-        retention_period=Duration.days(14),
-    )
+    dlq = dead_letter_queue(stack, "IntakeDlq")
     queue = sqs.Queue(
         stack,
         "IntakeQueue",
@@ -78,18 +73,11 @@ def build_intake(
     )
 
     # Events EventBridge could not deliver to the queue (after its own retries).
-    rule_dlq = sqs.Queue(
+    rule_dlq = dead_letter_queue(
         stack,
         "UsageRuleDlq",
-        encryption=sqs.QueueEncryption.SQS_MANAGED,
-        enforce_ssl=True,
-        retention_period=Duration.days(14),
-    )
-    acknowledge(
-        rule_dlq,
-        "SQS3",
-        "This queue is itself a dead-letter queue: the one of the UsageToIntakeRule target "
-        "(EventBridge delivery failures). SQS3 only recognises redrive policies of queues.",
+        holds="the one of the UsageToIntakeRule target (EventBridge delivery failures). "
+        "SQS3 only recognises redrive policies of queues.",
     )
     rule = events.Rule(
         stack,

@@ -23,7 +23,7 @@ from aws_cdk import aws_sqs as sqs
 
 from infra.config import BillingConfig
 from infra.functions import billing_function, function_name
-from infra.nag import acknowledge
+from infra.queues import dead_letter_queue
 from infra.storage import Storage
 
 LIVE_HANDLER = "functions.live.handler.handler"
@@ -49,18 +49,11 @@ def build_live(
     code: lambda_.Code,
     environment: dict[str, str],
 ) -> Live:
-    dlq = sqs.Queue(
+    dlq = dead_letter_queue(
         stack,
         "LiveDlq",
-        encryption=sqs.QueueEncryption.SQS_MANAGED,
-        enforce_ssl=True,
-        retention_period=Duration.days(14),
-    )
-    acknowledge(
-        dlq,
-        "SQS3",
-        "This queue is itself a dead-letter queue: the on-failure destination of the live "
-        "view's stream event source (records of batches that kept failing).",
+        holds="the on-failure destination of the live view's stream event source (records "
+        "of batches that kept failing).",
     )
     function = billing_function(
         stack,
@@ -110,19 +103,26 @@ def build_live(
     function.role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="WriteLiveView",
-            actions=["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            # BatchWriteItem: the parts of a shard's document too large for one item
+            actions=[
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            ],
             resources=[storage.table.table_arn],
             conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(LIVE_WRITE_KEYS)}},
         )
     )
     bus.grant_put_events_to(function)
     # Numbers, recordings and seats held on into a new month are billed in it before any
-    # new fact arrives: refresh those shards when the month starts (UTC).
+    # new fact arrives: refresh those shards when each account's month starts (its time
+    # zone: from 10:00 UTC on the last day for UTC+14 to 12:00 UTC on the 1st for UTC-12).
     events.Rule(
         stack,
         "LiveRolloverSchedule",
         description="Live view: carry held entities into the new month",
-        schedule=events.Schedule.cron(minute="5", hour="0", day="1", month="*", year="*"),
+        schedule=events.Schedule.cron(minute="5", hour="*", day="1,28-31", month="*", year="*"),
         targets=[
             targets.LambdaFunction(
                 function,

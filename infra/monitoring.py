@@ -86,6 +86,16 @@ def build_monitoring(
         created.add_alarm_action(action)
         return created
 
+    def close_metric(name: str, statistic: str) -> cloudwatch.Metric:
+        """A metric the month close's tasks publish (``billing.close``)."""
+        return cloudwatch.Metric(
+            namespace="Billing",
+            metric_name=name,
+            dimensions_map={"service": "billing-close"},
+            period=FIVE_MINUTES,
+            statistic=statistic,
+        )
+
     close_errors = cloudwatch.MathExpression(
         expression=" + ".join(f"FILL(e{i}, 0)" for i in range(len(close_functions))),
         using_metrics={
@@ -156,24 +166,12 @@ def build_monitoring(
         ),
         "LiveViewDifferencesAlarm": alarm(
             "LiveViewDifferencesAlarm",
-            cloudwatch.Metric(
-                namespace="Billing",
-                metric_name="LiveViewDifferences",
-                dimensions_map={"service": "billing-close"},
-                period=FIVE_MINUTES,
-                statistic="Sum",
-            ),
+            close_metric("LiveViewDifferences", "Sum"),
             "The month close found figures where the live view differs from the invoice",
         ),
         "ArchiveMissingAlarm": alarm(
             "ArchiveMissingAlarm",
-            cloudwatch.Metric(
-                namespace="Billing",
-                metric_name="ArchiveMissing",
-                dimensions_map={"service": "billing-close"},
-                period=FIVE_MINUTES,
-                statistic="Maximum",
-            ),
+            close_metric("ArchiveMissing", "Maximum"),
             "Facts of the period whose table items expire next (in ~6 weeks) are not all "
             "archived: re-run the close of each account/period logged by CloseFinish",
         ),

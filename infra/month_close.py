@@ -13,7 +13,8 @@ Flow (``MonthCloseStateMachine``)::
                 any failure of those three -> RecordFailure (the account is recorded, the
                 close goes on with the other accounts)
          -> MorePages? (cursor present and not null: NextPage -> ListAccounts)
-         -> Finish (announces each invoice once, releases the lock)
+         -> Finish (writes the period's documents under its documents lock, retried on
+                    PeriodDocumentsBusy; announces each invoice once, releases the lock)
 
 Every task is a Lambda invocation whose output is the function's return value
 (``payload_response_only``), retried on Lambda service errors and throttling.
@@ -94,9 +95,11 @@ CLOSE_TASKS = (
         description="Month close: freezes the period (default: the previous month)",
         timeout=SHORT_TIMEOUT,
         memory_mb=512,
-        # the lock (conditional put), the freeze; the lock again if the freeze fails
-        table_actions=(_GET, _PUT, _UPDATE, _DELETE),
-        table_keys=("P#*", "CONTROL"),
+        # the lock (conditional put), the freeze; the lock again if the freeze fails;
+        # a scheduled run: whether the group due has any account (the period's accounts,
+        # their zones 100 per BatchGetItem) and an empty group drafted or closed at once
+        table_actions=(_GET, _PUT, _UPDATE, _DELETE, _QUERY, _BATCH_GET),
+        table_keys=("P#*", "CONTROL", "ACCOUNTS", "PLAN#*"),
     ),
     CloseTask(
         construct_id="CloseListAccountsFunction",
@@ -407,6 +410,14 @@ def build_definition(
         functions["finish"],
         payload=_fields("period", "execution"),
     )
+    # another close group of the period is writing the period's shared documents
+    finish.add_retry(
+        errors=["PeriodDocumentsBusy"],
+        interval=Duration.seconds(5),
+        max_attempts=6,
+        backoff_rate=2,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
     more_pages = (
         sfn.Choice(stack, "MorePages?")
         .when(
@@ -496,10 +507,11 @@ def build_month_close(
     # earliest group whose local month ended close_grace_hours ago and is not closed
     # (UTC+14 first, UTC-12 last); a run with nothing due stops at once. Offsets are
     # multiples of 15 minutes, so no group waits for another.
-    # With an invoice grace (invoice_grace_days), these runs write drafts without freezing
-    # (a group stays due, so its drafts are refreshed at each run until the month-end
-    # window closes), and InvoiceFinalizeSchedule finalizes each group when its grace
-    # ends, the same way (billing.finance, docs/finance.md).
+    # With an invoice grace (invoice_grace_days), these runs write drafts without freezing,
+    # each group once (drafted_at on its status), and InvoiceFinalizeSchedule finalizes
+    # each group when its own end + close grace + invoice grace has passed, the same way
+    # (billing.finance, docs/finance.md). A group without any account is settled by the
+    # freeze step without a close.
     drafts = {"draft": True} if config.invoice_grace_days else {}
     schedule = events.Rule(
         stack,
@@ -518,7 +530,9 @@ def build_month_close(
         ],
     )
     if config.invoice_grace_days:
-        first, last = 1 + config.invoice_grace_days, 2 + config.invoice_grace_days
+        # UTC+14's month ends on its last UTC day (10:00), UTC-12's at 12:00 on the 1st
+        # (+ up to 23 h of close grace): finalizations fall on days N to N + 2
+        first, last = config.invoice_grace_days, 2 + config.invoice_grace_days
         events.Rule(
             stack,
             "InvoiceFinalizeSchedule",

@@ -36,7 +36,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from billing.adapters.store import StoredFact, UsageStore, _to_dynamo
+from billing.adapters.store import StoredFact, UsageStore, _to_dynamo, conflict_sk, fact_sk
 from billing.domain.periods import Period
 from billing.domain.retention import (
     ARCHIVE_RETENTION_DAYS,
@@ -81,9 +81,9 @@ def stored_item(stored: StoredFact) -> dict[str, Any]:
     """The table item of a stored fact, without ``pk`` and ``expires_at``."""
     fact = stored.fact
     if stored.conflict:
-        item: dict[str, Any] = {"sk": f"X#{fact.id}", "id": fact.id, "at": fact.at}
+        item: dict[str, Any] = {"sk": conflict_sk(fact.id), "id": fact.id, "at": fact.at}
     else:
-        item = {**fact.to_item(), "sk": f"{fact.at:013d}#{fact.id}"}
+        item = {**fact.to_item(), "sk": fact_sk(fact)}
     if stored.adj is not None:
         item["adj"] = stored.adj
     return dict(_to_dynamo(item))

@@ -36,26 +36,26 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from billing.adapters.store import (
+    CONFLICT_PREFIX,
     UsageStore,
+    adjustment_marker,
     adjustment_period,
     affected_periods,
+    claim_pk,
+    conflict_sk,
+    fact_location,
     item_write_units,
 )
 from billing.domain.facts import Fact
 from billing.domain.lateness import frozen_in_zone
 from billing.domain.periods import UTC_ZONE, ZoneOf, period_at
 
-CONFLICT_PREFIX = "X#"
 CLAIM_WORKERS = 8  # claims are single conditional puts: run a batch's concurrently
 
 
 class Claim(Enum):
     OWN = "own"  # first claim, or the same content again: store the fact
     CONFLICT = "conflict"  # a different content under the id, now or before: bill none
-
-
-def claim_pk(fact_id: str) -> str:
-    return f"I#{fact_id[:2]}"
 
 
 def content_digest(item: dict[str, Any]) -> str:
@@ -135,12 +135,11 @@ class Claims:
         fact's period is the one of *its* account's calendar (``zone_of``: the account's
         zones, ``None`` for UTC) and ``frozen`` the labels of every frozen close group."""
         fpk, fsk = str(first["fpk"]), str(first["fsk"])
-        account = fpk[2:].rsplit("#", 2)[0]  # F#{acct}#{period}#{nn} or E#...
-        at = int(fsk.split("#", 1)[0])
+        account, at = fact_location(fpk, fsk)
         stored = self.first_fact(first)
         marker: dict[str, Any] = {
             "pk": fpk,
-            "sk": f"{CONFLICT_PREFIX}{first['sk']}",
+            "sk": conflict_sk(str(first["sk"])),
             "id": first["sk"],
             "at": at,
             "expires_at": first["expires_at"],
@@ -157,7 +156,7 @@ class Claims:
             # the marker's own adjusting markers first: a crash after them is harmless
             self.store.put_items(
                 [
-                    {"pk": f"P#{adj}", "sk": f"ADJ#{account}#{prior}"}
+                    adjustment_marker(adj, account, prior)
                     for prior in affected_periods(fact, frozen_set, self.lookback_hours)
                 ]
             )

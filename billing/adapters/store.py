@@ -15,6 +15,7 @@ P#{period}                ADJ#{acct}#{prior}#carried       an adjustment carried
 P#{period}                STATUS                           frozen / closed
 P#{period}                R#{acct}                         close result of one account
 P#{period}                LOCK                             the execution closing the period
+P#{period}                DOCS                             the close writing the period's manifest
 CONTROL                   FROZEN                           the set of frozen close groups
 CONTROL                   ZONES                            every time zone plans name
 ACCOUNTS                  {acct}                           the account has a price plan
@@ -52,7 +53,9 @@ import gzip
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -80,6 +83,43 @@ PROBE_PAGE = 2_000
 def fact_pk(account: str, period: Period | str, shard: int | str) -> str:
     label = shard if isinstance(shard, str) else f"{shard:02d}"
     return f"F#{account}#{period}#{label}"
+
+
+CONFLICT_PREFIX = "X#"  # an id-conflict marker's sk: sorts after the digits of fact sort keys
+
+
+def conflict_sk(fact_id: str) -> str:
+    """The sort key of the conflict marker of ``fact_id`` (next to its first stored fact)."""
+    return f"{CONFLICT_PREFIX}{fact_id}"
+
+
+def claim_pk(fact_id: str) -> str:
+    """The partition of an event id's claim (``billing.adapters.claims``)."""
+    return f"I#{fact_id[:2]}"
+
+
+def registry_item(account: str, period: Period | str) -> dict[str, str]:
+    """Ingest's registry entry: ``account`` has facts stored in ``period`` (``P#``/``A#``)."""
+    return {"pk": f"P#{period}", "sk": f"A#{account}"}
+
+
+def registered(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(account, period) of a registry item (``registry_item``); ``None`` for any other."""
+    pk, sk = str(item["pk"]), str(item["sk"])
+    return (sk[2:], pk[2:]) if pk.startswith("P#") and sk.startswith("A#") else None
+
+
+def adjustment_marker(period: str, account: str, prior: str) -> dict[str, str]:
+    """The close of ``period`` adjusts ``prior`` for ``account``: a late fact was stored."""
+    return {"pk": f"P#{period}", "sk": f"ADJ#{account}#{prior}"}
+
+
+def fact_location(pk: str, sk: str) -> tuple[str, int]:
+    """(account, epoch ms) of a fact or lifecycle item from its key."""
+    shard = shard_of_item(pk)
+    if shard is None:
+        raise ValueError(f"not a fact key: {pk!r}")
+    return shard.account, int(sk.split("#", 1)[0])
 
 
 def _adjustment_prior(sk: str) -> str:
@@ -112,8 +152,21 @@ def shard_of_item(pk: str) -> ShardKey | None:
 
 
 # A live item's compressed usage document stays under DynamoDB's 400 KB item limit; a
-# larger one (distinct members of a shard of millions of facts) is not stored.
+# larger one (distinct members of a shard of millions of facts) is stored in parts of this
+# size, next to the item, which names how many.
 LIVE_ITEM_BYTES = 380_000
+
+
+LIVE_READ_ATTEMPTS = 3  # reads of a live view whose parts are being replaced
+LIVE_PART = "P#"  # a part of a large shard's live document: P#{shard}#{version}#{i}
+
+
+def _live_part_sk(shard: str, version: int, index: int) -> str:
+    return f"{LIVE_PART}{shard}#{version:012d}#{index:04d}"
+
+
+def _live_part_version(sk: str) -> int:
+    return int(sk.split("#")[2])
 
 
 def live_pk(account: str, period: str) -> str:
@@ -139,11 +192,16 @@ class StoredFact:
     conflict: bool = False  # a conflict marker: no fact with ``fact.id`` is billed
 
 
+def fact_sk(fact: Fact) -> str:
+    """A fact's sort key: time first (the close's look-back reads a tail), then its id."""
+    return f"{fact.at:013d}#{fact.id}"
+
+
 def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:
     item = fact.to_item()
     make_pk = fact_pk if fact.entity is None else lifecycle_pk
     item["pk"] = make_pk(account, fact.period, shard_of(fact.key, shards))
-    item["sk"] = f"{fact.at:013d}#{fact.id}"
+    item["sk"] = fact_sk(fact)
     item["expires_at"] = expires_at(fact.period, HOT_MONTHS)
     if adj is not None:
         item["adj"] = adj
@@ -187,7 +245,98 @@ class ArchiveReader(Protocol):
     ) -> list[dict[str, Any]] | None: ...
 
 
-class UsageStore:
+class PeriodDocumentsBusy(Exception):
+    """Another writer holds the period's documents lock (a close's Finish retries)."""
+
+
+# The period documents lock: its lease outlives the Finish function's timeout (60 s), so a
+# lease that runs out means its holder is gone.
+DOCUMENTS_LEASE_SECONDS = 120
+DOCUMENTS_WAIT_SECONDS = 30
+
+
+class DocumentsLock:
+    """``P#{period}/DOCS``: one writer at a time of the documents every close group of a
+    period shares (manifest, summaries): a close's Finish, a void or a credit note."""
+
+    table: Any
+
+    def acquire_documents_lock(self, period: str, owner: str, now: int, lease_seconds: int) -> bool:
+        """Take ``P#{period}/DOCS`` for ``owner`` if it is free or its lease has expired:
+        the right to read the period's results and rewrite its shared documents (manifest,
+        summaries). False while another holder's lease runs."""
+        return _take_lease(self.table, f"P#{period}", "DOCS", owner, now, lease_seconds)
+
+    def release_documents_lock(self, period: str, owner: str) -> None:
+        """Free ``P#{period}/DOCS`` if ``owner`` holds it (a no-op otherwise)."""
+        _free_lease(self.table, f"P#{period}", "DOCS", owner)
+
+
+def _take_lease(
+    table: Any,
+    pk: str,
+    sk: str,
+    owner: str,
+    now: int,
+    lease_seconds: int,
+    *,
+    reentrant: bool = False,
+) -> bool:
+    """Put the lease item ``pk/sk`` for ``owner`` until ``now + lease_seconds`` if it is
+    free or its lease has run out (or, ``reentrant``, ``owner`` already holds it)."""
+    held_by_owner = " OR #o = :o" if reentrant else ""
+    try:
+        table.put_item(
+            Item={"pk": pk, "sk": sk, "owner": owner, "lease_until": now + lease_seconds},
+            ConditionExpression=f"attribute_not_exists(pk) OR lease_until < :now{held_by_owner}",
+            ExpressionAttributeValues={":now": now, **({":o": owner} if reentrant else {})},
+            **({"ExpressionAttributeNames": {"#o": "owner"}} if reentrant else {}),
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
+def _free_lease(table: Any, pk: str, sk: str, owner: str) -> None:
+    """Delete the lease item ``pk/sk`` if ``owner`` holds it (a no-op otherwise)."""
+    try:
+        table.delete_item(
+            Key={"pk": pk, "sk": sk},
+            ConditionExpression="#o = :o",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":o": owner},
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+@contextmanager
+def period_documents(
+    lock: DocumentsLock, period: str, wait_seconds: float = DOCUMENTS_WAIT_SECONDS
+) -> Iterator[None]:
+    """Hold the period's documents lock while reading what the shared documents list and
+    rewriting them: two writers at once would each write what they read, and the later one
+    could leave out the other's accounts or corrections. A held lock is waited for with
+    backoff (``PeriodDocumentsBusy`` after ``wait_seconds``); its lease (wall-clock
+    seconds) frees it after a crash."""
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while not lock.acquire_documents_lock(period, owner, int(time.time()), DOCUMENTS_LEASE_SECONDS):
+        if time.monotonic() >= deadline:
+            raise PeriodDocumentsBusy(f"the documents of {period} are being written")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    try:
+        yield
+    finally:
+        lock.release_documents_lock(period, owner)
+
+
+class UsageStore(DocumentsLock):
     def __init__(
         self,
         table: Any,
@@ -538,36 +687,15 @@ class UsageStore:
     def acquire_close_lock(self, period: str, owner: str, now: int, lease_seconds: int) -> None:
         """Take ``P#{period}/LOCK`` for ``owner`` if it is free, already held by ``owner``
         (a retried task) or its lease has expired; ``CloseInProgress`` otherwise."""
-        try:
-            self.table.put_item(
-                Item={
-                    "pk": f"P#{period}",
-                    "sk": "LOCK",
-                    "owner": owner,
-                    "lease_until": now + lease_seconds,
-                },
-                ConditionExpression=("attribute_not_exists(pk) OR #o = :o OR lease_until < :now"),
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":o": owner, ":now": now},
-            )
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        if not _take_lease(
+            self.table, f"P#{period}", "LOCK", owner, now, lease_seconds, reentrant=True
+        ):
             holder = self.close_lock(period) or {}
-            raise CloseInProgress(period, str(holder.get("owner", "?"))) from None
+            raise CloseInProgress(period, str(holder.get("owner", "?")))
 
     def release_close_lock(self, period: str, owner: str) -> None:
         """Free the lock if ``owner`` holds it (a no-op otherwise)."""
-        try:
-            self.table.delete_item(
-                Key={"pk": f"P#{period}", "sk": "LOCK"},
-                ConditionExpression="#o = :o",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":o": owner},
-            )
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        _free_lease(self.table, f"P#{period}", "LOCK", owner)
 
     def close_lock(self, period: str) -> dict[str, Any] | None:
         item = self.table.get_item(
@@ -595,28 +723,52 @@ class UsageStore:
         doc = gzip.compress(
             json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), mtime=0
         )
+        pk = live_pk(key.account, key.period)
         item: dict[str, Any] = {
-            "pk": live_pk(key.account, key.period),
+            "pk": pk,
             "sk": f"S#{key.shard}",
             "n": facts,
             "at": refreshed_at,
             "carries": carries,
         }
-        if len(doc) <= LIVE_ITEM_BYTES:
+        size = LIVE_ITEM_BYTES  # read at call time (tests lower it)
+        if len(doc) <= size:
             item["doc"] = doc
-        else:  # the shard's usage does not fit in one item: readers say so and recompute
-            item["oversized"] = len(doc)
+        else:  # too large for one item: parts of this version first, then the item naming them
+            chunks = [doc[i : i + size] for i in range(0, len(doc), size)]
+            self.put_items(
+                [
+                    {"pk": pk, "sk": _live_part_sk(key.shard, facts, i), "part": chunk}
+                    for i, chunk in enumerate(chunks)
+                ]
+            )
+            item["parts"] = len(chunks)
         try:
             self.table.put_item(
                 Item=item,
                 ConditionExpression="attribute_not_exists(n) OR n <= :n",
                 ExpressionAttributeValues={":n": facts},
             )
-            return True
         except ClientError as err:
             if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+        self._drop_live_parts(key, below=facts)
+        return True
+
+    def _drop_live_parts(self, key: ShardKey, below: int) -> None:
+        """Delete the parts of the shard's versions older than ``below`` (none is named any
+        more; the parts of newer versions belong to a refresh still writing)."""
+        pk = live_pk(key.account, key.period)
+        cond = Key("pk").eq(pk) & Key("sk").begins_with(f"{LIVE_PART}{key.shard}#")
+        old = [
+            str(i["sk"])
+            for i in self._query(KeyConditionExpression=cond, ProjectionExpression="sk")
+            if _live_part_version(str(i["sk"])) < below
+        ]
+        with self.table.batch_writer() as batch:
+            for sk in old:
+                batch.delete_item(Key={"pk": pk, "sk": sk})
 
     def live_meta(self, account: str, period: str) -> dict[str, tuple[int, int]]:
         """Per shard of the live view: (items read, refreshed at ms), without the usage."""
@@ -663,14 +815,33 @@ class UsageStore:
     def live_items(self, account: str, period: str) -> list[dict[str, Any]]:
         """The live view of one account and period: one item per refreshed shard, and the
         thresholds reached (one Query of one partition, at most shards + thresholds items)."""
+        for _ in range(LIVE_READ_ATTEMPTS):
+            out, complete = self._live_items(account, period)
+            if complete:
+                break
+        return out  # a shard whose parts were replaced each time: reported as incomplete
+
+    def _live_items(self, account: str, period: str) -> tuple[list[dict[str, Any]], bool]:
         cond = Key("pk").eq(live_pk(account, period))
         out = []
+        complete = True
+        parts: dict[str, bytes] = {}  # a large shard's document, in parts (put_live_shard)
         for item in self._query(KeyConditionExpression=cond, ConsistentRead=True):
-            doc = dict(item)
+            if str(item["sk"]).startswith(LIVE_PART):
+                parts[str(item["sk"])] = bytes(item["part"])
+                continue
+            out.append(dict(item))
+        for doc in out:
+            if "parts" in doc:  # all parts of the named version, or (being replaced) none
+                shard, version = str(doc["sk"])[2:], int(doc["n"])
+                keys = [_live_part_sk(shard, version, i) for i in range(int(doc["parts"]))]
+                if all(k in parts for k in keys):
+                    doc["doc"] = b"".join(parts[k] for k in keys)
+                else:  # a newer version replaced them while this read was paging
+                    complete = False
             if "doc" in doc:
                 doc["doc"] = json.loads(gzip.decompress(bytes(doc["doc"])))
-            out.append(doc)
-        return out
+        return out, complete
 
     def claim_alert(
         self, account: str, period: str, threshold: str, doc: Mapping[str, Any]
@@ -757,8 +928,29 @@ class UsageStore:
         zones = item.get("zones", {}) if item else {}
         return sorted((str(k), str(v)) for k, v in zones.items())
 
+    def plan_zones_of(self, accounts: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """``plan_zones`` of many accounts, 100 per BatchGetItem (an account without a
+        plan is left out: UTC)."""
+        keys = [{"pk": f"PLAN#{a}", "sk": "ZONES"} for a in dict.fromkeys(accounts)]
+        out: dict[str, list[tuple[str, str]]] = {}
+        for start in range(0, len(keys), 100):
+            request = {
+                self.table.name: {
+                    "Keys": keys[start : start + 100],
+                    "ConsistentRead": self.consistent_reads,
+                }
+            }
+            while request:
+                resp = self.client.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(self.table.name, []):
+                    zones = item.get("zones", {})
+                    versions = sorted((str(k), str(v)) for k, v in zones.items())
+                    out[str(item["pk"])[len("PLAN#") :]] = versions
+                request = resp.get("UnprocessedKeys") or {}
+        return out
 
-class FinanceStore:
+
+class FinanceStore(DocumentsLock):
     """Billing profiles, sellers and the number series, in the usage table.
 
     A number is assigned together with its *claim* (the period's invoice of an account, a
@@ -967,7 +1159,7 @@ class FinanceStore:
 
 
 def _stored(item: Mapping[str, Any]) -> StoredFact:
-    if str(item["sk"]).startswith("X#"):  # an id-conflict marker (billing.adapters.claims)
+    if str(item["sk"]).startswith(CONFLICT_PREFIX):  # an id-conflict marker (claims.py)
         marker = Fact(id=str(item["id"]), type="id_conflict", at=int(item["at"]), key="", attrs={})
         return StoredFact(marker, item.get("adj"), conflict=True)
     return StoredFact(Fact.from_item(item), item.get("adj"))

@@ -806,13 +806,14 @@ def invoices_list(
         if account and r["account"] != account:
             continue
         money = _net_tax_gross(r)
+        note = str(r.get("note", ""))  # a usage statement: the account has no billing profile
         if r["status"] == "draft":
-            table.add_row(r["account"], "draft", "", *money, "")
+            table.add_row(r["account"], "draft", "", *money, note)
         elif r["status"] == "issued":
             index = numbers.document(str(r["invoice"])) if "gross" in r else None
             state = (index or {}).get("status", "final") if "gross" in r else "issued"
             detail = f"credit note {index['voided_by']}" if index and "voided_by" in index else ""
-            table.add_row(r["account"], state, r["invoice"], *money, detail)
+            table.add_row(r["account"], state, r["invoice"], *money, detail or note)
         else:
             error = str(r.get("error", ""))[:80]
             table.add_row(r["account"], "[red]failed[/]", "", "", "", "", error)
@@ -838,15 +839,27 @@ def _issued(d: Deployed, period: str, account: str) -> dict[str, Any]:
 
 @invoices_app.command("download")
 def invoices_download(
-    period: PeriodOpt,
-    account: AccountOpt,
+    period: Annotated[str | None, typer.Option("--period", "-p", help="billing period")] = None,
+    account: Annotated[str | None, typer.Option("--account", "-a", help="account id")] = None,
+    number: Annotated[
+        str | None, typer.Option("--number", "-n", help="an invoice's or a credit note's number")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="json, csv or pdf")] = "pdf",
     out_dir: Annotated[Path, typer.Option("--out", help="folder to write to")] = Path("."),
     link: Annotated[bool, typer.Option(help="print a presigned link instead")] = False,
 ) -> None:
-    """Download an invoice (or print a presigned link)."""
+    """Download a document (or print a presigned link): the account's invoice or draft of
+    a period (--period, --account), or any invoice or credit note by its number
+    (--number: a credit note, a reissued invoice, a usage statement)."""
+    if fmt not in ("json", "csv", "pdf"):
+        raise typer.BadParameter(f"--format {fmt}: json, csv or pdf")
     d = deployed()
-    key = str(_issued(d, period, account)["keys"][fmt])
+    if number:
+        key = _key_of_number(d, number, fmt)
+    elif period and account:
+        key = str(_issued(d, period, account)["keys"][fmt])
+    else:
+        raise typer.BadParameter("give --number, or --period and --account")
     docs = _documents(d)
     if link:
         out.print(docs.presign(key))
@@ -858,6 +871,21 @@ def invoices_download(
     target = out_dir / key.rsplit("/", 1)[-1]
     target.write_bytes(body)
     console.print(f"wrote {target}")
+
+
+def _key_of_number(d: Deployed, number: str, fmt: str) -> str:
+    """Where the document numbered ``number`` is: an invoice or a credit note of a
+    seller's series (its number's index), or a usage statement ``INV-{period}-{account}``."""
+    from billing.finance import NotFound
+
+    try:
+        return str(_finance(d).key_of(number, fmt))
+    except NotFound:
+        pass
+    for r in _store(d).results(number[4:11]) if number.startswith("INV-") else []:
+        if r.get("invoice") == number and r["status"] == "issued":
+            return str(r["keys"][fmt])
+    raise typer.BadParameter(f"no invoice or credit note numbered {number}")
 
 
 @app.command()
@@ -1085,8 +1113,8 @@ def _money(value: Any) -> str:
 
 @app.command()
 def demo(
-    events: Annotated[int, typer.Option(help="events to generate")] = 3_000,
-    accounts: Annotated[int, typer.Option(help="accounts to spread them over")] = 6,
+    events: Annotated[int, typer.Option(help="events to generate")] = 6_000,
+    accounts: Annotated[int, typer.Option(help="accounts to spread them over")] = 12,
     period: Annotated[str, typer.Option(help="the month to generate and close")] = "2026-10",
     seed: Annotated[int, typer.Option(help="generator seed")] = 7,
     out_dir: Annotated[Path, typer.Option("--out", help="where to copy the invoices")] = Path(

@@ -4,6 +4,10 @@
 what the store knows of each invoice's state (``void``, the credit note that voided it) and
 returns the CSV finance reconciles with: net, tax, gross, status, and for each invoice the
 credit notes issued against it and what is left due (gross minus credited).
+
+A usage statement (an account without a billing profile) is listed too, after them, so that
+finance sees it cannot be sent: kind ``usage_statement``, status ``no_billing_profile``,
+its total as net, no tax, gross or amount due, and the reason in ``note``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import io
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
+from billing.documents.render import NO_PROFILE_NOTE
 from billing.domain.invoice import Invoice, plain
 
 FINANCE_COLUMNS = (
@@ -31,7 +36,10 @@ FINANCE_COLUMNS = (
     "credit_notes",
     "credited_gross",
     "due_gross",
+    "note",
 )
+
+NO_PROFILE = "no_billing_profile"
 
 
 def finance_summary_csv(
@@ -39,13 +47,17 @@ def finance_summary_csv(
 ) -> bytes:
     """Invoices then credit notes, by account and number; ``statuses``: number -> state
     recorded after issue (``void``)."""
-    docs = [d for d in documents if d.number is not None and d.totals is not None]
+    given = list(documents)
+    docs = [d for d in given if d.number is not None and d.totals is not None]
+    statements = sorted(
+        (d for d in given if d.number is not None and d.totals is None), key=lambda d: d.account
+    )
     states = dict(statuses or {})
     notes: dict[str, list[Invoice]] = {}
     for d in docs:
         if d.kind == "credit_note" and d.credits:
             notes.setdefault(d.credits, []).append(d)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     order = sorted(docs, key=lambda d: (d.kind == "credit_note", d.account, d.number or ""))
     for d in order:
         assert d.totals is not None
@@ -72,6 +84,15 @@ def finance_summary_csv(
                 ";".join(sorted(n.number or "" for n in against)),
                 "" if is_note else plain(credited),
                 "" if is_note else plain(d.totals.gross + credited),
+                "",
+            )
+        )
+    for d in statements:
+        rows.append(
+            (
+                *(d.period, d.account, "usage_statement", d.number or "", NO_PROFILE, ""),
+                *(d.issue_date.isoformat(), "", d.currency, plain(d.total), "", "", ""),
+                *("", "", NO_PROFILE_NOTE),
             )
         )
     buf = io.StringIO()

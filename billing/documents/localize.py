@@ -3,9 +3,15 @@
 The texts are data, one JSON per language in ``texts/`` (``en``, ``fr``, ``id``, ``ko``:
 the languages of the contract annex, whose service names they follow): labels of the
 document, names of the service groups, human names of the metrics of the rules table,
-units, dimension names and values. ``texts/groups.json`` says which service group each
-metric belongs to. Numbers, amounts, dates and country names are formatted for the locale
-by Babel (CLDR data), never by hand.
+units, dimension names and values, the reported notes (``notes``: what the close
+reports without charging it), the legal mentions of the tax treatments (``mentions``).
+``texts/groups.json`` says which service group each metric belongs to. Numbers, amounts,
+dates and country names are formatted for the locale by Babel (CLDR data), never by hand.
+
+``named`` gives every line of an invoice its ``service`` and ``service_group`` in the
+invoice's language: what the JSON, the CSV and the PDF all show. The rating writes its
+notes (tier computations, examples of reported events) in English for ``billing
+explain``; the documents show them in the document's language, from their figures.
 
 Amounts keep the invoice's decimals (``minor_unit``), which can differ from CLDR's (IDR
 has 0 here); quantities and unit prices are shown with all their digits.
@@ -15,9 +21,10 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 from functools import cache
@@ -28,7 +35,8 @@ from babel import Locale
 from babel.dates import format_date, format_skeleton
 from babel.numbers import format_decimal, format_percent
 
-from billing.domain.invoice import InvoiceLine
+from billing.domain.invoice import Invoice, InvoiceLine, InvoiceNote
+from billing.domain.tax import default_table
 
 TEXTS_DIR = Path(__file__).resolve().parent / "texts"
 LANGUAGES = ("en", "fr", "id", "ko")
@@ -38,6 +46,8 @@ OTHER_GROUP = "fees"
 #: summary rows that are not services
 COMMITMENTS = "commitments"
 ADJUSTMENTS = "adjustments"
+#: a credit note's credit of an amount (``domain.finance.credit_note``): not a prior period
+CREDITS = "credits"
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class Texts:
     units: Mapping[str, str]
     dimensions: Mapping[str, str]
     values: Mapping[str, str]
+    notes: Mapping[str, str]
+    mentions: Mapping[str, str]
 
 
 @cache
@@ -71,7 +83,7 @@ def metric_groups() -> Mapping[str, str]:
 @cache
 def group_order() -> tuple[str, ...]:
     doc = json.loads((TEXTS_DIR / "groups.json").read_text(encoding="utf-8"))
-    return (*doc["groups"], OTHER_GROUP, COMMITMENTS, ADJUSTMENTS)
+    return (*doc["groups"], OTHER_GROUP, COMMITMENTS, ADJUSTMENTS, CREDITS)
 
 
 def language_of(value: Any) -> str:
@@ -87,10 +99,48 @@ def group_of(line: InvoiceLine) -> str:
     if line.kind in ("commitment", "prepaid"):
         return COMMITMENTS
     if line.kind == "adjustment":
-        return ADJUSTMENTS
+        return CREDITS if line.metric == "credit" else ADJUSTMENTS
     if line.kind == "fee" and (line.price_row or "").startswith("fees."):
         return OTHER_GROUP
     return metric_groups().get(line.metric, OTHER_GROUP)
+
+
+#: the rating's note of a graduated price (``rating._tiered``): ``graduated (units): 1000 x
+#: 0.045 + 234 x 0.04``, and ``; 3 usage lines`` when several lines share the row
+_GRADUATED = re.compile(
+    r"^graduated \((?:units|minutes)\): (?P<steps>.+?)(?:; (?P<lines>\d+) usage lines)?$"
+)
+_STEP = re.compile(r"^(?P<quantity>-?[0-9.]+) x (?P<price>-?[0-9.]+)$")
+#: an example of a reported event: ``2026-10-03T04:00:00Z <detail>``
+_EXAMPLE_AT = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})Z\b")
+#: the rating's description of a partial credit (``domain.finance.credit_note``)
+_CREDIT = re.compile(r"^Credit on invoice (?P<number>\S+): (?P<reason>.*)$", re.S)
+
+
+def named(inv: Invoice) -> Invoice:
+    """``inv`` with every line named in its language: ``service`` (what the PDF calls the
+    line) and ``service_group`` (the group it is summed under). Names already given are
+    replaced, so a document re-rendered in another language is named in that one."""
+    loc = Localizer.of(inv)
+
+    def name(lines: list[InvoiceLine]) -> list[InvoiceLine]:
+        return [
+            line.model_copy(
+                update={
+                    "service": loc.line_name(line),
+                    "service_group": loc.group(group_of(line)),
+                }
+            )
+            for line in lines
+        ]
+
+    return inv.model_copy(
+        update={
+            "lines": name(inv.lines),
+            "commitment_lines": name(inv.commitment_lines),
+            "adjustment_lines": name(inv.adjustment_lines),
+        }
+    )
 
 
 def allocate(total: Decimal, weights: Sequence[Decimal], places: int) -> list[Decimal]:
@@ -113,10 +163,19 @@ def allocate(total: Decimal, weights: Sequence[Decimal], places: int) -> list[De
 class Localizer:
     """Formats an invoice's figures and names for one language."""
 
-    def __init__(self, language: str | None) -> None:
+    def __init__(
+        self, language: str | None, commitments: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         self.texts = texts(language_of(language))
+        # a minimum commitment's scope (name -> metrics): its lines are named by the scope
+        self.commitments = dict(commitments or {})
         self.language = self.texts.language
         self.locale = Locale.parse(self.texts.locale)
+
+    @classmethod
+    def of(cls, inv: Invoice) -> Localizer:
+        """The localizer of an invoice: its language and its commitments' scopes."""
+        return cls(inv.language, {c.name: c.metrics for c in inv.commitments})
 
     def label(self, key: str, **values: str) -> str:
         text = self.texts.labels[key]
@@ -180,19 +239,94 @@ class Localizer:
             parts.append(f"{self.texts.dimensions.get(key, key)}: {shown}")
         return ", ".join(parts)
 
+    def commitment(self, name: str) -> str:
+        """A minimum commitment named by what it covers (``Minimum commitment on Kakao
+        notifications, ...``); by its plan name when its scope is not known."""
+        scope = self.commitments.get(name)
+        if not scope:
+            return name
+        return self.label("commitment_on", metrics=", ".join(self.metric(m) for m in scope))
+
     def line_name(self, line: InvoiceLine) -> str:
         """What the line charges, as a customer names it."""
+        credit = _CREDIT.match(line.description) if line.metric == "credit" else None
+        if line.kind == "adjustment" and credit:
+            return self.label("credit_line", number=credit["number"], reason=credit["reason"])
         if line.kind == "adjustment":
             base = self._name(line.adjusts or "usage", line)
             when = self.label("adjustment_of", period=self.period(line.period or ""))
             return f"{base} \u2013 {when}"
         return self._name(line.kind, line)
 
+    def price_note(self, note: str | None) -> str:
+        """A tier computation in the document's language (``1 000 \u00d7 0,045 + ...``);
+        a note it does not know is shown as written in English only."""
+        if not note:
+            return ""
+        graduated = _GRADUATED.match(note)
+        steps = [_STEP.match(step) for step in graduated["steps"].split(" + ")] if graduated else []
+        if graduated is None or not all(steps):
+            return note if self.language == DEFAULT_LANGUAGE else ""
+        shown = " + ".join(
+            self.label(
+                "tier_step", quantity=self.number(m["quantity"]), price=self.number(m["price"])
+            )
+            for m in steps
+            if m is not None
+        )
+        text = self.label("tier_graduated", steps=shown)
+        if graduated["lines"]:
+            text += "; " + self.label("usage_lines", count=self.number(graduated["lines"]))
+        return text
+
+    def note(self, note: InvoiceNote) -> str:
+        """A reported note: its kind named in the document's language, the count, and the
+        times of its examples (their details stay in the JSON and ``billing explain``)."""
+        text = self.label(
+            "note_count", note=self.note_kind(note.kind), count=self.number(Decimal(note.count))
+        )
+        times = [self.moment(m[1]) for e in note.examples[:3] if (m := _EXAMPLE_AT.match(e))]
+        if times:
+            text += " \u2013 " + self.label("examples", examples="; ".join(times))
+        return text
+
+    def note_kind(self, kind: str) -> str:
+        """A note's kind as a customer reads it: the texts' name of that kind
+        (``whatsapp.outside_window``), the metric's name when the kind is a metric of its
+        own (licence violations, flag conflicts), a name made from the metric's for
+        ``<metric>.outside_window`` and ``<metric>.above_limit``, and the kind's id in a
+        sentence of the language for a kind the texts do not know."""
+        notes = self.texts.notes
+        if "." in kind and kind in notes:  # the others are the patterns below
+            return notes[kind]
+        if kind in self.texts.metrics:  # a metric of its own (licence, flag conflicts)
+            return self.texts.metrics[kind]
+        head, _, tail = kind.rpartition(".")
+        if tail in ("outside_window", "above_limit") and head:
+            return notes[tail].format(service=self.metric(head))
+        if kind.startswith("prepaid.credit_to_buy."):
+            return notes["credit_to_buy"].format(name=kind.removeprefix("prepaid.credit_to_buy."))
+        return notes["other"].format(kind=kind)
+
+    def mention(self, text: str | None) -> str:
+        """A tax treatment's legal mention in the document's language (the JSON keeps the
+        tax table's words)."""
+        if not text:
+            return ""
+        for key, english in default_table().mentions.items():
+            if text == english and key in self.texts.mentions:
+                return self.texts.mentions[key]
+        return text
+
+    def moment(self, value: str) -> str:
+        """``2026-10-03T04:00:00`` (UTC) -> ``3 oct. 2026 04:00 UTC`` (24-hour clock)."""
+        at = datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return f"{format_date(at.date(), format='medium', locale=self.locale)} {at:%H:%M} UTC"
+
     def _name(self, kind: str, line: InvoiceLine) -> str:
-        if kind == "commitment":
-            return self.label("commitment_top_up", name=line.metric)
-        if kind == "prepaid":
-            return self.label("prepaid", name=line.metric)
+        if kind in ("commitment", "prepaid"):
+            label = "commitment_top_up" if kind == "commitment" else "prepaid"
+            return self.label(label, name=self.commitment(line.metric))
         if kind == "fee":
             row = line.price_row or ""
             if row.startswith("fees.") or line.metric not in self.texts.metrics:

@@ -1,9 +1,11 @@
 """Renderers of invoices: pure functions, deterministic bytes.
 
-- ``invoice_json``: the canonical JSON (sorted keys, Decimals as strings); it is the
+- ``invoice_json``: the canonical JSON (sorted keys, Decimals as strings), every line
+  with its ``service`` and ``service_group`` in the invoice's language; it is the
   document of record and reads back with ``Invoice.model_validate_json``.
-- ``invoice_csv``: one row per line (usage, fees, commitments, adjustments) under a
-  header row, amounts as plain decimals, for spreadsheets.
+- ``invoice_csv``: one row per line (usage, fees, commitments, adjustments) and per tax
+  rate, for spreadsheets: the columns of a line are exactly the fields of a line of the
+  JSON, followed by the document's fields named by their JSON path (``invoice.number``).
 - ``invoice_pdf``: the printable document a customer reads (fpdf2, vendored fonts), in
   the invoice's language (``localize.py``): a first page with seller, customer, number,
   dates, totals by service group, taxes and payment instructions, then the lines grouped
@@ -34,14 +36,25 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
-from billing.documents.localize import COMMITMENTS, Localizer, allocate, group_of, group_order
+from billing.documents.localize import (
+    COMMITMENTS,
+    Localizer,
+    allocate,
+    group_of,
+    group_order,
+    named,
+)
 from billing.domain.invoice import Invoice, InvoiceLine, canonical_json, plain
 
-CSV_COLUMNS = (
-    "section",
+#: the CSV's line columns: exactly the fields of a line of the JSON (``InvoiceLine``), same
+#: names, same values as text (``dims`` as ``key=value;...``, absent as empty)
+LINE_COLUMNS = (
     "kind",
+    "adjusts",
     "metric",
-    "dimensions",
+    "dims",
+    "service_group",
+    "service",
     "description",
     "quantity",
     "unit",
@@ -50,35 +63,44 @@ CSV_COLUMNS = (
     "unit_price",
     "price_note",
     "amount",
-    "currency",
     "evidence",
+    "rule",
     "rule_section",
     "price_row",
     "period",
-    # what the PDF shows, in the document's language, and its header on every row
-    "service_group",
-    "service",
-    "document",
-    "number",
-    "status",
-    "issue_date",
-    "due_date",
-    "language",
-    "account",
-    "seller",
-    "seller_tax_id",
-    "customer",
-    "customer_tax_id",
-    "purchase_order",
-    "credits",
-    "net",
-    "tax",
-    "gross",
-    # the period in the account's calendar (UTC when the contract names no zone)
-    "period_first_day",
-    "period_last_day",
-    "time_zone",
 )
+
+#: the document's fields repeated on every row, named by their path in the JSON
+#: (``invoice.customer.legal_name`` is the JSON's ``customer.legal_name``). A field the
+#: JSON leaves out has its implied value: a usage statement without a billing profile is
+#: an ``invoice`` in English whose net and gross are its total (no tax stated), and a
+#: period in UTC has the calendar month's dates.
+DOCUMENT_COLUMNS = (
+    "invoice.kind",
+    "invoice.number",
+    "invoice.status",
+    "invoice.account",
+    "invoice.period",
+    "invoice.issue_date",
+    "invoice.due_date",
+    "invoice.language",
+    "invoice.currency",
+    "invoice.seller.legal_name",
+    "invoice.seller.tax_id",
+    "invoice.customer.legal_name",
+    "invoice.customer.tax_id",
+    "invoice.customer.purchase_order",
+    "invoice.credits",
+    "invoice.total",
+    "invoice.totals.net",
+    "invoice.totals.tax",
+    "invoice.totals.gross",
+    "invoice.period_dates.first_day",
+    "invoice.period_dates.last_day",
+    "invoice.period_dates.time_zone",
+)
+
+CSV_COLUMNS = LINE_COLUMNS + DOCUMENT_COLUMNS
 
 SUMMARY_COLUMNS = (
     "account",
@@ -123,75 +145,71 @@ def _csv_bytes(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> bytes:
 
 
 def invoice_json(inv: Invoice) -> bytes:
-    return canonical_json(inv)
+    """The canonical JSON, every line named in the invoice's language (``named``)."""
+    return canonical_json(named(inv))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ";".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def _document_cells(inv: Invoice, doc: Mapping[str, Any], loc: Localizer) -> list[str]:
+    totals = _totals(inv, doc)
+    first, last, zone = _local_period(inv)
+    implied: dict[str, Any] = {
+        "kind": "invoice",
+        "language": loc.language,
+        "totals.net": plain(totals.net),
+        "totals.gross": plain(totals.gross),
+        "period_dates.first_day": first,
+        "period_dates.last_day": last,
+        "period_dates.time_zone": zone,
+    }
+    cells = []
+    for column in DOCUMENT_COLUMNS:
+        path = column.removeprefix("invoice.")
+        value: Any = doc
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        cells.append(_cell(implied.get(path) if value is None else value))
+    return cells
 
 
 def invoice_csv(inv: Invoice) -> bytes:
-    """One row per line (then one per tax rate, section ``taxes``: quantity = the base,
-    unit price = the rate in percent, amount = the tax), each with the document's header:
-    number, status, dates, seller, customer and totals, as the PDF shows them."""
+    """One row per line of the JSON (its fields, ``LINE_COLUMNS``), then one per tax rate
+    (kind ``tax``: quantity and billable = the base, unit price = the rate in percent,
+    amount = the tax, description = the legal mention), each with the document's fields
+    (``DOCUMENT_COLUMNS``): number, status, dates, seller, customer and totals."""
+    inv = named(inv)
     doc = inv.model_dump(mode="json")
-    loc = Localizer(doc.get("language"))
-    seller = doc.get("seller") or {}
-    customer = doc.get("customer") or {}
-    totals = _totals(inv, doc)
-    header = (
-        _str(doc.get("kind") or "invoice"),
-        _str(doc.get("number")),
-        _str(doc.get("status")),
-        _str(doc.get("issue_date")),
-        _str(doc.get("due_date")),
-        loc.language,
-        inv.account,
-        _str(seller.get("legal_name")),
-        _str(seller.get("tax_id")),
-        _str(customer.get("legal_name")),
-        _str(customer.get("tax_id")),
-        _str(customer.get("purchase_order")),
-        _str(doc.get("credits")),
-        plain(totals.net),
-        "" if totals.tax is None else plain(totals.tax),
-        plain(totals.gross),
-        *_local_period(inv),
-    )
-    rows: list[tuple[Any, ...]] = []
-    for section, lines in _sections(inv):
-        for line in lines:
-            rows.append(
-                (
-                    section,
-                    line.kind if line.adjusts is None else f"{line.kind}:{line.adjusts}",
-                    line.metric,
-                    ";".join(f"{k}={v}" for k, v in sorted(line.dims.items())),
-                    line.description,
-                    plain(line.quantity),
-                    line.unit,
-                    plain(line.included),
-                    plain(line.billable),
-                    "" if line.unit_price is None else plain(line.unit_price),
-                    line.price_note or "",
-                    plain(line.amount),
-                    inv.currency,
-                    line.evidence,
-                    line.rule_section or "",
-                    line.price_row or "",
-                    line.period or inv.period,
-                    loc.group(group_of(line)),
-                    loc.line_name(line),
-                    *header,
-                )
-            )
+    loc = Localizer.of(inv)
+    header = _document_cells(inv, doc, loc)
+    rows: list[list[str]] = []
+    for section in ("lines", "commitment_lines", "adjustment_lines"):
+        for line in doc[section]:
+            rows.append([_cell(line.get(column)) for column in LINE_COLUMNS] + header)
     for tax in doc.get("taxes") or ():
         base, rate = _str(tax.get("base")), _str(tax.get("rate"))
         shown_base = loc.money(Decimal(base or "0"), inv.currency, inv.minor_unit)
-        name = loc.label("tax_line", rate=loc.percent(rate or "0"), base=shown_base)
-        rows.append(
-            (
-                *("taxes", "tax", rate, "", _str(tax.get("mention")), base, "", "0", base, rate),
-                *("", _str(tax.get("tax")), inv.currency, 0, "", "", inv.period),
-                *(loc.label("tax"), name, *header),
-            )
-        )
+        row = {
+            "kind": "tax",
+            "metric": "tax",
+            "service_group": loc.label("tax"),
+            "service": loc.label("tax_line", rate=loc.percent(rate or "0"), base=shown_base),
+            "description": tax.get("mention"),
+            "quantity": base,
+            "included": "0",
+            "billable": base,
+            "unit_price": rate,
+            "amount": tax.get("tax"),
+            "evidence": 0,
+            "period": inv.period,
+        }
+        rows.append([_cell(row.get(column)) for column in LINE_COLUMNS] + header)
     return _csv_bytes(CSV_COLUMNS, rows)
 
 
@@ -228,6 +246,12 @@ def summary_csv(invoices: Iterable[Invoice]) -> bytes:
     return _csv_bytes(SUMMARY_COLUMNS, rows)
 
 
+#: why an account's document is a usage statement: reported in the manifest, the close
+#: result, the finance summary and ``billing invoices list`` (a failure instead where the
+#: stage sets ``require_billing_profile``)
+NO_PROFILE_NOTE = "usage statement, not an invoice: no billing profile in force for the period"
+
+
 def manifest(
     period: str,
     invoices: Iterable[Invoice],
@@ -236,8 +260,10 @@ def manifest(
     live_differences: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
 ) -> bytes:
     """The close's record of a period: what was issued (with a SHA-256 of each invoice's
-    JSON), what failed and why, the totals per currency, and where the live view of usage
-    differed from the invoices (per account and metric line; empty when it agrees)."""
+    JSON), what failed and why, the totals per currency, where the live view of usage
+    differed from the invoices (per account and metric line; empty when it agrees), and
+    the accounts whose document is a usage statement, not an invoice, because they have
+    no billing profile (``without_billing_profile``; empty when every account has one)."""
     issued = sorted(invoices, key=lambda i: i.account)
     failed = sorted(
         ({"account": str(f["account"]), "error": str(f.get("error", ""))} for f in failures),
@@ -263,6 +289,11 @@ def manifest(
             for inv in issued
         ],
         "failures": failed,
+        "without_billing_profile": [
+            {"account": inv.account, "invoice": inv.number, "note": NO_PROFILE_NOTE}
+            for inv in issued
+            if inv.totals is None
+        ],
         "live_view_differences": {
             account: list(diffs)
             for account, diffs in sorted((live_differences or {}).items())
@@ -545,7 +576,7 @@ def _first_page(pdf: FPDF, inv: Invoice, doc: Mapping[str, Any], loc: Localizer)
         base = money(Decimal(str(tax.get("base") or "0")))
         amount_row(loc.label("tax_line", rate=rate, base=base), Decimal(str(tax.get("tax") or "0")))
         if tax.get("mention"):
-            y = _put(pdf, _LEFT + 20, y, _WIDTH - 20, _str(tax["mention"]), size=7.5,
+            y = _put(pdf, _LEFT + 20, y, _WIDTH - 20, loc.mention(_str(tax["mention"])), size=7.5,
                      align="R", color=_GREY)  # fmt: skip
     if totals.tax is not None:
         amount_row(loc.label("total_tax"), totals.tax)
@@ -595,7 +626,7 @@ def _price_cell(line: InvoiceLine, loc: Localizer) -> str:
         return loc.number(line.unit_price) + per
     if line.amount == 0 and (line.price_note or "").startswith("not charged"):
         return loc.label("not_charged")
-    return line.price_note or ""  # the tier computation, figures as the rating wrote them
+    return loc.price_note(line.price_note)  # the tier computation
 
 
 def _quantity(value: Decimal, unit: str, loc: Localizer) -> str:
@@ -643,7 +674,7 @@ def _details(pdf: FPDF, inv: Invoice, loc: Localizer) -> None:
         pdf.set_font(_FONT, style="B", size=9)
         pdf.cell(_WIDTH - 30, 6, loc.label("net"), align="R")
         pdf.cell(30, 6, money(_sum(lines)), align="R", new_x="LMARGIN", new_y="NEXT")
-        if group == COMMITMENTS:
+        if group == COMMITMENTS and inv.kind != "credit_note":  # how the invoice settled them
             pdf.set_font(_FONT, size=8)
             for text in _commitment_reports(inv, loc):
                 pdf.multi_cell(0, 4.5, text, new_x="LMARGIN", new_y="NEXT")
@@ -655,10 +686,7 @@ def _details(pdf: FPDF, inv: Invoice, loc: Localizer) -> None:
         pdf.cell(0, 7, loc.label("notes"), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(_FONT, size=8.5)
         for note in inv.notes:
-            text = f"{note.kind}: {note.count}"
-            if note.examples:
-                text += " - e.g. " + "; ".join(note.examples[:3])
-            pdf.multi_cell(0, 4.5, text, new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, 4.5, loc.note(note), new_x="LMARGIN", new_y="NEXT")
 
 
 def _commitment_reports(inv: Invoice, loc: Localizer) -> list[str]:
@@ -703,7 +731,7 @@ def _commitment_text(inv: Invoice) -> list[str]:
 def invoice_pdf(inv: Invoice) -> bytes:
     """The printable document, in the invoice's ``language`` (English when it has none)."""
     doc = inv.model_dump(mode="json")
-    loc = Localizer(doc.get("language"))
+    loc = Localizer.of(inv)
     credit_note = doc.get("kind") == "credit_note"
     number = _str(doc.get("number")) or loc.label("draft")
     title = f"{loc.label('credit_note' if credit_note else 'invoice')} {number}"

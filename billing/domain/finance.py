@@ -188,7 +188,12 @@ def credit_note(
             "lines": [line for line in every if line.kind in {"usage", "fee"}],
             "commitment_lines": [line for line in every if line.kind in {"commitment", "prepaid"}],
             "adjustment_lines": [line for line in every if line.kind == "adjustment"],
-            "commitments": [],
+            # the credited commitments' scopes (their lines are named by what they cover)
+            "commitments": [
+                c
+                for c in invoice.commitments
+                if any(line.metric == c.name for line in every if line.kind == "commitment")
+            ],
             "subtotal": round_money(
                 sum(
                     (line.amount for line in every if line.kind in {"usage", "fee"}),

@@ -15,6 +15,11 @@ Line kinds:
 - ``adjustment``: a difference on a prior period's line (late events), ``period`` says
   which period and ``adjusts`` which kind of line.
 
+``service`` and ``service_group`` name a line as a customer reads it, in the invoice's
+language; rating leaves them empty and the documents fill them
+(``billing.documents.localize.named``), so that the JSON, the CSV and the PDF name every
+line alike.
+
 ``total = subtotal + sum(commitment and prepaid lines) + sum(adjustment lines)``, where
 ``subtotal`` is the sum of the usage and fee lines. All amounts are already rounded.
 """
@@ -65,6 +70,12 @@ class InvoiceLine(_Model):
     price_row: str | None = Field(None, description="the plan entry that priced the line")
     period: str | None = Field(None, description="adjustments: the period adjusted")
     adjusts: LineKind | None = Field(None, description="adjustments: the kind adjusted")
+    service: str | None = Field(
+        None, description="what the line charges, in the invoice's language (the PDF's name)"
+    )
+    service_group: str | None = Field(
+        None, description="the service group the line is summed under, in that language"
+    )
 
     @property
     def key(self) -> LineKey:

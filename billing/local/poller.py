@@ -26,6 +26,17 @@ from billing.local.streams import MotoStreamReader, StreamPoller
 
 LOG = logging.getLogger(__name__)
 
+# DynamoDB stream sources (see ``_stream_poller``): how records gather before the function
+# sees them. Looked at every STREAM_POLL_SECONDS; delivered once none arrived for
+# STREAM_QUIET_SECONDS, STREAM_GATHER_SECONDS after the first (longer if the last
+# delivery took more than STREAM_MAX_SHARE of its window), or STREAM_INVOCATION_SIZE
+# are waiting.
+STREAM_POLL_SECONDS = 0.2
+STREAM_QUIET_SECONDS = 1.0
+STREAM_GATHER_SECONDS = 30.0
+STREAM_MAX_SHARE = 0.25
+STREAM_INVOCATION_SIZE = 10_000
+
 _SYSTEM_ATTRIBUTES = (
     "ApproximateReceiveCount",
     "SentTimestamp",
@@ -261,22 +272,25 @@ def drain_queues(
     region: str | None = None,
     credentials: tuple[str, str] | None = None,
     interval: float = 0.1,
-) -> None:
+) -> float:
     """Returns once every queue is empty (visible + in flight + delayed) and nothing is
-    being handled, twice in a row; raises :class:`TimeoutError` otherwise. A deep queue
-    is looked at less often (up to once a second at 5,000 messages and more): each look
-    costs the runtime's CPU that the ingest needs, and the end is still seen within
-    ``interval`` once the queue is nearly empty."""
+    being handled, twice in a row: the monotonic time of the first of the two looks
+    (when the queues were drained, within ``interval``); raises :class:`TimeoutError`
+    otherwise. A deep queue is looked at less often (up to once a second at 5,000
+    messages and more): each look costs the runtime's CPU that the ingest needs, and the
+    end is still seen within ``interval`` once the queue is nearly empty."""
     urls = list(queue_urls)
     sqs = aws_client("sqs", endpoint_url=endpoint_url, region=region, credentials=credentials)
     deadline = time.monotonic() + timeout
-    quiet = 0
+    quiet, quiet_since = 0, 0.0
     while True:
         depths = {url: queue_depth(sqs, url) for url in urls}
         if not any(depths.values()) and not (busy and busy()):
             quiet += 1
+            if quiet == 1:
+                quiet_since = time.monotonic()
             if quiet >= 2:
-                return
+                return quiet_since
         else:
             quiet = 0
         if time.monotonic() > deadline:
@@ -371,9 +385,18 @@ def _stream_poller(
         return json.loads(payload or b"{}")
 
     reader = MotoStreamReader(mapping.event_source_arn, prefixes)
-    # The mapping's batching window, as on AWS: records gather for it (a refresh re-reads
-    # its shard, so fewer, larger batches are what keeps the live view cheap).
-    interval = max(1.0, float(mapping.maximum_batching_window_seconds))
+    # The handler shares this interpreter with ingest, and a refresh re-reads its shard:
+    # records gather while they keep arriving, up to STREAM_GATHER_SECONDS, and go to the
+    # function in invocations of up to STREAM_INVOCATION_SIZE records (the largest
+    # BatchSize AWS allows for a stream), so one refresh of a shard covers a whole window.
     return StreamPoller(
-        reader, invoke, batch_size=mapping.batch_size, interval=interval, region=region
+        reader,
+        invoke,
+        batch_size=mapping.batch_size,
+        interval=STREAM_POLL_SECONDS,
+        region=region,
+        gather_seconds=max(STREAM_GATHER_SECONDS, mapping.maximum_batching_window_seconds),
+        quiet_seconds=STREAM_QUIET_SECONDS,
+        invocation_size=max(STREAM_INVOCATION_SIZE, mapping.batch_size),
+        max_share=STREAM_MAX_SHARE,
     )

@@ -6,12 +6,23 @@ order, hand the function batches of records (``BatchSize``), and on a
 here: the handler reports the exact record). A batch that raises is retried whole, up to
 ``MaximumRetryAttempts``; then the records are dropped, as on AWS (where they would go to
 the on-failure destination) and the failure is logged.
+
+Locally the function shares the interpreter with ingest, so :class:`StreamPoller` can
+gather records for longer than AWS would (``gather_seconds``): once records are waiting,
+it waits while more keep arriving (a new one within ``quiet_seconds``), up to
+``gather_seconds`` (longer when the last delivery took more than ``max_share`` of its
+window: deliveries then take at most that share of the time while records keep coming)
+or ``invocation_size`` records, then delivers all of them in invocations of up to
+``invocation_size`` records. A handler whose work follows the keys its records name (the
+live view refreshes each named shard once per invocation) then does that work once per
+window rather than once per ``BatchSize`` records.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -166,7 +177,11 @@ def deliver(
 
 
 class StreamPoller:
-    """Polls one stream and delivers its records to a function, in a thread."""
+    """Polls one stream and delivers its records to a function, in a thread.
+
+    Without ``gather_seconds``: every ``interval``, whatever is waiting, in invocations of
+    ``batch_size`` records. With it (and a reader that counts what is waiting): records
+    gather while they keep arriving, see the module's docstring."""
 
     def __init__(
         self,
@@ -176,12 +191,21 @@ class StreamPoller:
         batch_size: int = 100,
         interval: float = 0.2,
         region: str = "us-east-1",
+        gather_seconds: float = 0.0,
+        quiet_seconds: float = 1.0,
+        invocation_size: int | None = None,
+        max_share: float = 1.0,
     ) -> None:
         self.reader = reader
         self.invoke = invoke
         self.batch_size = batch_size
         self.interval = interval
         self.region = region
+        self.gather_seconds = gather_seconds
+        self.quiet_seconds = quiet_seconds
+        self.invocation_size = max(invocation_size or batch_size, 1)
+        self.max_share = min(max(max_share, 0.01), 1.0)
+        self.last_delivery = 0.0  # seconds the last delivery of a window took
         self._stop = threading.Event()
         self._busy = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,17 +214,20 @@ class StreamPoller:
     def busy(self) -> bool:
         return self._busy.is_set()
 
-    def poll_once(self) -> int:
+    def poll_once(self, limit: int | None = None) -> int:
+        """Read up to ``limit`` records (at least a batch) and deliver them: the number
+        delivered (the reader leaves out what the mapping's filter drops)."""
         self._busy.set()
         try:
-            records = self.reader.read(limit=max(self.batch_size, 1000))
+            size = self.invocation_size if self.gather_seconds > 0 else self.batch_size
+            records = self.reader.read(limit=limit or max(size, 1000))
             if records:
                 deliver(
                     records,
                     self.invoke,
                     stream_arn=self.reader.stream_arn,
                     region=self.region,
-                    batch_size=self.batch_size,
+                    batch_size=size,
                 )
             return len(records)
         finally:
@@ -211,10 +238,42 @@ class StreamPoller:
         while self.poll_once():
             pass
 
+    def gather(self) -> int:
+        """Wait while records keep arriving (one within ``quiet_seconds``), at most
+        ``gather_seconds`` (or long enough for the last delivery to have taken at most
+        ``max_share`` of the window) and until ``invocation_size`` are waiting: how many
+        are."""
+        waiting = self.reader.pending()
+        if not waiting:
+            return 0
+        started = changed = time.monotonic()
+        limit = max(self.gather_seconds, self.last_delivery * (1 / self.max_share - 1))
+        step = min(0.1, self.quiet_seconds / 4)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if (
+                waiting >= self.invocation_size
+                or now - started >= limit
+                or now - changed >= self.quiet_seconds
+            ):
+                break
+            self._stop.wait(step)
+            count = self.reader.pending()
+            if count != waiting:
+                waiting, changed = count, time.monotonic()
+        return waiting
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self._stop.wait(self.interval)  # the batching window
+                if self.gather_seconds > 0:
+                    waiting = self.gather()
+                    if waiting:  # what gathered, in one go (delivered in invocations)
+                        started = time.monotonic()
+                        self.poll_once(limit=waiting)
+                        self.last_delivery = time.monotonic() - started
+                    continue
                 while self.poll_once() >= self.batch_size and not self._stop.is_set():
                     pass  # a full batch: the next one is ready too
             except Exception:  # keep polling, as the service does

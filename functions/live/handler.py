@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -12,7 +11,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.adapters.store import UsageStore
 from billing.config import Config, client, resource
-from billing.domain.periods import Period
 from billing.live import LiveUsage
 
 logger = Logger(service="billing-live")
@@ -34,8 +32,8 @@ def live() -> LiveUsage:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "rollover" in event:  # the monthly schedule: entities held on into the new period
-        period = event.get("period") or str(Period.of(datetime.now(UTC)))
+    if "rollover" in event:  # the schedule: entities held on into each account's new period
+        period = event.get("period")  # None: each account in its own calendar
         refreshed = live().roll_over(period)
         metrics.add_metric("LiveShardsRolledOver", MetricUnit.Count, len(refreshed))
         return {"period": period, "refreshed": len(refreshed)}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
 
 import boto3
 import pytest
@@ -20,7 +19,7 @@ from billing.cli.stack import Deployed
 from billing.domain.periods import Period
 from billing.domain.plan import load_plan
 from billing.local import LocalAws
-from tests.factories import at, raw
+from tests.e2e.conftest import announcements, sms, subscribe
 
 pytestmark = pytest.mark.e2e
 
@@ -29,51 +28,12 @@ PERIOD = "2026-10"
 
 
 def message(n: int) -> str:
-    return json.dumps(
-        raw(
-            "message.outbound",
-            at(1 + n % 28, 10),
-            ACCOUNT,
-            event_id=f"conc-{n}",
-            message_id=f"conc-{n}",
-            channel="sms",
-            status="submitted",
-            end_user=f"+3361000{n:04d}",
-            country="FR",
-        )
-    )
-
-
-def announcements(aws: LocalAws, url: str) -> list[dict[str, Any]]:
-    sqs = aws.client("sqs")
-    seen: list[dict[str, Any]] = []
-    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        seen.extend(json.loads(m["Body"])["detail"] for m in msgs)
-        sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
-            ],
-        )
-    return seen
+    return sms(ACCOUNT, n, tag="conc", numbers="+3361000")
 
 
 @pytest.fixture(scope="module")
 def consumer(aws: LocalAws, stack: Deployed) -> str:
-    sqs, events = aws.client("sqs"), aws.client("events")
-    url = sqs.create_queue(QueueName="close-runs-consumer")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    events.put_rule(
-        Name="close-runs-issued",
-        EventBusName=stack.bus,
-        EventPattern=json.dumps({"detail-type": ["InvoiceIssued"]}),
-    )
-    events.put_targets(
-        Rule="close-runs-issued",
-        EventBusName=stack.bus,
-        Targets=[{"Id": "consumer", "Arn": arn["QueueArn"]}],
-    )
-    return str(url)
+    return subscribe(aws, stack, "close-runs-issued", ["InvoiceIssued"])
 
 
 def test_two_concurrent_closes_bill_every_on_time_fact_once_and_announce_once(

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -19,8 +19,7 @@ from billing.cli.main import app, run_close, send_lines
 from billing.cli.stack import Deployed
 from billing.domain.invoice import Invoice
 from billing.local import LocalAws
-from tests.e2e.test_close_runs import announcements
-from tests.factories import at, raw
+from tests.e2e.conftest import announcements, sms, subscribe
 
 pytestmark = pytest.mark.e2e
 
@@ -30,19 +29,7 @@ KINDS = ["InvoiceFinalized", "InvoiceVoided", "CreditNoteIssued"]
 
 
 def message(n: int) -> str:
-    return json.dumps(
-        raw(
-            "message.outbound",
-            at(1 + n % 28, 10),
-            ACCOUNT,
-            event_id=f"fin-{n}",
-            message_id=f"fin-{n}",
-            channel="sms",
-            status="submitted",
-            end_user=f"+3361100{n:04d}",
-            country="FR",
-        )
-    )
+    return sms(ACCOUNT, n, tag="fin", numbers="+3361100")
 
 
 def cli(*args: str) -> str:
@@ -58,21 +45,9 @@ def read(documents: DocumentStore, key: str) -> Invoice:
 
 
 def test_close_draft_finalize_void_credit_note_reissue(
-    aws: LocalAws, stack: Deployed, store: UsageStore, documents: DocumentStore
+    aws: LocalAws, stack: Deployed, store: UsageStore, documents: DocumentStore, tmp_path: Path
 ) -> None:
-    sqs, events = aws.client("sqs"), aws.client("events")
-    url = sqs.create_queue(QueueName="finance-consumer")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    events.put_rule(
-        Name="finance-events",
-        EventBusName=stack.bus,
-        EventPattern=json.dumps({"detail-type": KINDS}),
-    )
-    events.put_targets(
-        Rule="finance-events",
-        EventBusName=stack.bus,
-        Targets=[{"Id": "consumer", "Arn": arn["QueueArn"]}],
-    )
+    url = subscribe(aws, stack, "finance-events", KINDS)
     cli("sellers", "put", "examples/sellers/cpaas-fr.yaml")
     cli("plans", "put", "examples/plans/retail-eu.yaml", "--account", ACCOUNT)  # prices SMS
     cli("accounts", "put", "examples/profiles/contact-centre.yaml")
@@ -117,6 +92,14 @@ def test_close_draft_finalize_void_credit_note_reissue(
     assert read(documents, f"{prefix}EU-2026-000002.json").total == final.total
     listing = cli("invoices", "list", "--period", PERIOD)
     assert "void" in listing
+    for wanted in ("EUC-2026-000001", "EU-2026-000002", number):  # any document by number
+        for fmt in ("json", "pdf"):
+            cli("invoices", "download", "--number", wanted, "--format", fmt, "--out", str(tmp_path))
+        got = Invoice.model_validate_json((tmp_path / f"{wanted}.json").read_bytes())
+        assert (got.number, got.kind) == (wanted, "credit_note" if "C" in wanted else "invoice")
+        assert (tmp_path / f"{wanted}.pdf").read_bytes().startswith(b"%PDF-")
+    unknown = CliRunner().invoke(app, ["invoices", "download", "--number", "EUC-2026-000999"])
+    assert unknown.exit_code != 0
 
     summary = documents.read(f"invoices/{PERIOD}/finance-summary.csv") or b""
     rows = {r["number"]: r for r in csv.DictReader(io.StringIO(summary.decode()))}

@@ -200,7 +200,7 @@ def test_the_cli_shows_usage_invoices_and_explanations(
     )
     assert got.exit_code == 0, got.output
     csv_text = next(tmp_path.glob("*.csv")).read_text()
-    assert csv_text.startswith("section,kind,metric")
+    assert csv_text.startswith("kind,adjusts,metric")
     assert "sms.mt" in csv_text
     why = runner.invoke(app, ["explain", "-p", "2026-10", "-a", s.account])
     assert why.exit_code == 0

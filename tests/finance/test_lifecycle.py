@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,6 +17,8 @@ import pytest
 from billing.adapters.invoices import DocumentStore
 from billing.adapters.store import FinanceStore
 from billing.close import MonthClose
+from billing.documents.finance import NO_PROFILE
+from billing.documents.render import NO_PROFILE_NOTE
 from billing.domain.invoice import Invoice
 from billing.domain.profile import load_profile, load_seller
 from billing.finance import Finance
@@ -227,6 +231,40 @@ def test_without_a_profile_the_usage_statement_is_issued_as_before(env: Env) -> 
     assert [e["DetailType"] for e in mc.events.entries] == ["InvoiceIssued"]
 
 
+def test_an_account_without_a_profile_is_reported_to_finance(env: Env) -> None:
+    """By default (no ``require_billing_profile``) the close issues the usage statement and
+    reports, for that account, that it is not an invoice: result, manifest, summary."""
+    put_plan(env, "plain")
+    put_plan(env, ACCOUNT)
+    put_profile(env)
+    send(env, "plain", day=3, n=2)
+    send(env, ACCOUNT, day=3, n=2)
+    mc = month_close(env)
+    docs = DocumentStore(env.s3, "invoices")
+    close(mc, "2026-10", draft=True)  # drafts first: the drafts manifest reports it too
+    drafts = json.loads(docs.read("drafts/2026-10/manifest.json") or b"{}")
+    assert drafts["without_billing_profile"] == [{"account": "plain", "note": NO_PROFILE_NOTE}]
+    done = close(mc, "2026-10")
+    assert (done["issued"], done["failed"]) == (2, [])
+    plain = result(env, "2026-10", "plain")
+    assert (plain["status"], plain["note"]) == ("issued", NO_PROFILE_NOTE)
+    assert "note" not in result(env, "2026-10", ACCOUNT)
+    manifest = json.loads(docs.read("invoices/2026-10/manifest.json") or b"{}")
+    assert manifest["without_billing_profile"] == [
+        {"account": "plain", "invoice": "INV-2026-10-plain", "note": NO_PROFILE_NOTE}
+    ]
+    summary = docs.read("invoices/2026-10/finance-summary.csv") or b""
+    rows = {r["account"]: r for r in csv.DictReader(io.StringIO(summary.decode()))}
+    assert (rows["plain"]["kind"], rows["plain"]["status"]) == ("usage_statement", NO_PROFILE)
+    assert rows["plain"]["number"] == "INV-2026-10-plain"
+    assert (rows["plain"]["tax"], rows["plain"]["gross"], rows["plain"]["note"]) == (
+        "",
+        "",
+        NO_PROFILE_NOTE,
+    )
+    assert (rows[ACCOUNT]["kind"], rows[ACCOUNT]["status"]) == ("invoice", "final")
+
+
 def test_a_draft_close_after_finalization_changes_nothing(env: Env) -> None:
     put_plan(env, ACCOUNT)
     put_profile(env)
@@ -255,3 +293,40 @@ def test_scheduled_runs_draft_each_group_once_then_finalize(env: Env) -> None:
     final = mc.freeze(None, settle=0, grace_hours=6 + 72)  # InvoiceFinalizeSchedule
     assert final["period"] == "2026-10"
     assert not mc.drafting("2026-10")
+
+
+def test_a_credit_note_waits_for_a_close_writing_the_period_documents(env: Env) -> None:
+    """A correction rewrites the period's finance summary under the documents lock a close's
+    Finish holds: made while a Finish writes, it waits and then lists the credit note (two
+    writers at once could each write what they read and lose the other's change)."""
+    put_plan(env, ACCOUNT)
+    put_profile(env)
+    mc = month_close(env)
+    send(env, ACCOUNT, day=3, n=4)
+    close(mc, "2026-10")
+    invoice = read(env, result(env, "2026-10", ACCOUNT)["keys"]["json"])
+    fin = finance(env, mc)
+    assert mc.store.acquire_documents_lock("2026-10", "a-finish", int(time.time()), 120)
+    refused = threading.Event()
+    acquire = fin.store.acquire_documents_lock
+
+    def acquire_or_signal(period: str, owner: str, now: int, lease: int) -> bool:
+        got = acquire(period, owner, now, lease)
+        if not got:
+            refused.set()
+        return got
+
+    fin.store.acquire_documents_lock = acquire_or_signal  # type: ignore[method-assign]
+    out: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: out.update(fin.credit(invoice.number or "", "disputed", amount=Decimal(1)))
+    )
+    worker.start()
+    assert refused.wait(10), "the credit note did not ask for the documents lock"
+    assert worker.is_alive()  # waiting for the Finish
+    mc.store.release_documents_lock("2026-10", "a-finish")
+    worker.join(30)
+    assert not worker.is_alive()
+    summary = DocumentStore(env.s3, "invoices").read("invoices/2026-10/finance-summary.csv")
+    assert summary is not None
+    assert out["credit_note"] in summary.decode()

@@ -22,7 +22,7 @@ def test_a_grace_makes_the_first_close_drafts_and_schedules_the_finalization(
     _, drafts = synth.only("MonthCloseSchedule", "AWS::Events::Rule")
     _, final = synth.only("InvoiceFinalizeSchedule", "AWS::Events::Rule")
     assert drafts["Properties"]["ScheduleExpression"] == "cron(0/15 * 1-2,28-31 * ? *)"
-    assert final["Properties"]["ScheduleExpression"] == "cron(0/15 * 4-5 * ? *)"
+    assert final["Properties"]["ScheduleExpression"] == "cron(0/15 * 3-5 * ? *)"
     (draft_target,) = drafts["Properties"]["Targets"]
     (final_target,) = final["Properties"]["Targets"]
     assert json.loads(draft_target["Input"]) == {

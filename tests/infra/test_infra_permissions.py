@@ -21,6 +21,8 @@ CLOSE_TABLE_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
+        "dynamodb:Query",  # + a scheduled run: the accounts of the group due (empty?)
+        "dynamodb:BatchGetItem",  # their zones
     },
     "CloseListAccountsFunction": {"dynamodb:GetItem", "dynamodb:Query"},  # + zones, plans
     "ClosePlanAccountFunction": {"dynamodb:GetItem", "dynamodb:Query"},

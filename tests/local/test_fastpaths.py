@@ -88,6 +88,43 @@ def test_a_query_reads_only_its_partition_and_answers_the_same(
     assert pages(table, **QUERIES[0]) == expected[0]
 
 
+def test_a_query_sizes_each_item_once_and_copies_none(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import Item
+
+    sized: list[int] = []
+    copied: list[int] = []
+    size, deepcopy = Item.size, copy.deepcopy
+
+    def counting_size(self: Any) -> int:
+        sized.append(id(self))
+        return int(size(self))
+
+    def counting_deepcopy(value: Any, memo: Any = None) -> Any:
+        if isinstance(value, list) and value and isinstance(value[0], Item):
+            copied.append(id(value))  # moto's copy of a Query's results
+        return deepcopy(value, memo)
+
+    monkeypatch.setattr(Item, "size", counting_size)
+    monkeypatch.setattr(copy, "deepcopy", counting_deepcopy)
+    expected = pages(table, **QUERIES[0])
+    assert len(sized) == 2 * 43  # moto sizes every item twice
+    assert copied  # and deep-copies the results
+    sized.clear()
+    copied.clear()
+    fastpaths.install()
+    try:
+        assert pages(table, **QUERIES[0]) == expected
+        assert len(sized) == len(set(sized)) == 43
+        assert not copied
+    finally:
+        fastpaths.uninstall()
+        monkeypatch.undo()
+
+
 def test_the_interpreter_builds_a_client_once_per_service(installed: None) -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
         lambda_eval_utils,
@@ -241,3 +278,81 @@ def test_request_ids_are_drawn_at_once() -> None:
     finally:
         fastpaths.uninstall()
     assert "get_random_string" not in vars(mock_random)
+
+
+ITEM: dict[str, Any] = {  # every attribute type, as moto's dynamo_to_dict leaves them
+    "pk": {"S": "F#acme#2026-10#03"},
+    "sk": {"S": ""},
+    "n": {"N": "12.50"},
+    "b": {"B": b"\x00\xffbinary"},
+    "flags": {"M": {"on": {"BOOL": True}, "off": {"BOOL": False}, "none": {"NULL": True}}},
+    "list": {"L": [{"S": "x"}, {"N": "1"}, {"L": []}, {"M": {}}, {"B": b"z"}]},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": [b"\x01", b"\x02"]},
+}
+
+
+def _serialize_query(result: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The body moto's JSON serializer makes of a Query result, and how many attribute
+    lookups it made."""
+    import json
+
+    from moto.core.serialize import JSONSerializer, XFormedAttributePicker
+    from moto.core.utils import get_service_model
+
+    class Counting(XFormedAttributePicker):
+        calls = 0
+
+        def __call__(self, context: Any) -> Any:
+            Counting.calls += 1
+            return super().__call__(context)
+
+    model = get_service_model("dynamodb")
+    serializer = JSONSerializer(
+        operation_model=model.operation_model("Query"),
+        pretty_print=False,
+        value_picker=Counting(response_transformers=None),
+    )
+    body = serializer.serialize(result)["body"]
+    return json.loads(body), Counting.calls
+
+
+def test_attribute_values_are_written_in_their_wire_form_as_moto_would() -> None:
+    result = {"Count": 3, "ScannedCount": 3, "Items": [ITEM, ITEM, {"pk": {"S": "x"}}]}
+    expected, lookups = _serialize_query(result)
+    fastpaths.install()
+    try:
+        got, fast_lookups = _serialize_query(result)
+    finally:
+        fastpaths.uninstall()
+    assert got == expected
+    assert expected["Items"][0]["b"] == {"B": "AP9iaW5hcnk="}
+    # moto looks every member of every attribute value up; the fast path only the
+    # result's own members
+    assert lookups > 200
+    assert fast_lookups <= 10
+
+
+def test_items_read_through_moto_are_the_items_written(installed: None, table: Any) -> None:
+    from moto.core.serialize import JSONSerializer
+
+    item = {
+        "pk": "X",
+        "sk": "1",
+        "n": 3,
+        "b": b"\x00\xff",
+        "m": {"a": [1, "two", None, True, {b"x"}], "s": {"p", "q"}},
+    }
+    table.put_item(Item=item)
+    assert JSONSerializer._serialize_type_structure.__name__ == "serialize_structure"
+    assert table.get_item(Key={"pk": "X", "sk": "1"})["Item"] == item
+    assert table.query(KeyConditionExpression=Key("pk").eq("X"))["Items"] == [item]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"S": 1}, {"X": "unknown"}, {"L": [None]}, {"BS": ["a", 1]}, "not a map"],
+)
+def test_what_is_not_an_attribute_value_in_wire_form_is_left_to_moto(value: Any) -> None:
+    assert fastpaths.attribute_value(value) is None

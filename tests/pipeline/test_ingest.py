@@ -344,3 +344,41 @@ def test_late_event_is_stored_once_as_an_adjustment_of_the_next_period(env: Env)
     assert [(m["pk"], m["sk"]) for m in markers] == [("P#2026-11", "ADJ#acme#2026-10")]
     after = stored(env, "acme")  # current usage includes the late event
     assert reference([*events, late], "acme") == after != before
+
+
+def test_without_a_cache_the_frozen_set_is_read_per_batch_and_before_the_write(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``FROZEN_CACHE_SECONDS=0`` (the local runtime): a batch reads the frozen periods for
+    its records once and again right before writing, not once per record; a batch that
+    starts after a freeze sees it (its fact is stored late, for the adjusting close)."""
+    monkeypatch.setenv("FROZEN_CACHE_SECONDS", "0")
+    ingestor = env.ingestor()
+    reads: list[int] = []
+    frozen_periods = ingestor.store.frozen_periods
+
+    def counted() -> frozenset[str]:
+        reads.append(1)
+        return frozen_periods()
+
+    monkeypatch.setattr(ingestor.store, "frozen_periods", counted)
+    bodies = dumps(
+        [
+            raw(
+                "message.outbound",
+                at(3, h),
+                message_id=f"m{h}",
+                channel="sms",
+                status="submitted",
+                end_user="+33600000001",
+            )
+            for h in range(10)
+        ]
+    )
+    ingestor.handle(sqs_event(bodies[:5]))
+    assert len(reads) == 2
+    env.store.freeze("2026-10", "2026-11-01T06:00:00")
+    ingestor.handle(sqs_event(bodies[5:]))
+    assert len(reads) == 4
+    late = [i for i in env.table.scan()["Items"] if str(i["pk"]).startswith("F#") and "adj" in i]
+    assert len(late) == 5

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.conditions import Key
 from botocore.config import Config
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -312,21 +313,33 @@ def test_the_refresh_reads_strongly_consistent(aws_env: None) -> None:
         assert all(asked), asked
 
 
-def test_a_shard_too_large_for_one_item_is_reported_not_lost(
+def test_a_shard_too_large_for_one_item_is_stored_in_parts(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A shard's document larger than an item (distinct members of millions of facts) is
+    stored in parts next to its item: shown exactly, and a newer version removes the
+    parts of the older ones."""
     from billing.adapters import store as store_module
 
+    def parts() -> list[str]:
+        items = env.table.query(KeyConditionExpression=Key("pk").eq("L#acme#2026-10"))["Items"]
+        return sorted(str(i["sk"]) for i in items if str(i["sk"]).startswith("P#"))
+
     with streamed_env() as (env, reader):
-        monkeypatch.setattr(store_module, "LIVE_ITEM_BYTES", 10)
+        monkeypatch.setattr(store_module, "LIVE_ITEM_BYTES", 40)
         live = LiveUsage(env.store)
         env.ingestor().handle(sqs_event([json.dumps(sms(0))]))
         assert not deliver(reader.read(), lambda_of(live))
+        first = parts()
+        assert len(first) > 1
+        env.ingestor().handle(sqs_event([json.dumps(sms(1))]))  # same end user: same shard
+        assert not deliver(reader.read(), lambda_of(live))
         view = live.view("acme", "2026-10")
-        assert len(view.oversized) == 1
-        assert view.shards == 0
+        assert (view.oversized, view.shards) == ([], 1)
         billed = current_usage(env.store, "acme", "2026-10")
-        assert [d.metric for d in live.reconcile("acme", "2026-10", billed)] == ["sms.mt"]
+        assert live.reconcile("acme", "2026-10", billed) == []
+        assert view.usage.quantities == billed.quantities
+        assert not set(first) & set(parts())  # the first version's parts are gone
 
 
 def test_a_stream_batch_reads_the_plan_once_per_account_and_period(aws_env: None) -> None:
@@ -346,3 +359,36 @@ def test_a_stream_batch_reads_the_plan_once_per_account_and_period(aws_env: None
         assert not deliver(reader.read(), lambda_of(live))
         assert [a["threshold"] for a in live.view("acme", "2026-10").alerts] == ["t"]
         assert reads.count(("acme", "2026-10")) == 1
+
+
+def test_a_stream_batch_reads_the_accounts_zones_once_not_per_shard(aws_env: None) -> None:
+    with streamed_env() as (env, reader):
+        env.store.put_plan("acme", "2026-10", _plan())
+        reads: list[str] = []
+        original = env.store.plan_zones
+
+        def counting(account: str) -> Any:
+            reads.append(account)
+            return original(account)
+
+        env.store.plan_zones = counting  # type: ignore[method-assign]
+        live = LiveUsage(env.store)
+        lines = [
+            json.dumps(
+                f.raw(
+                    "message.outbound",
+                    f.at(2, n % 24),
+                    message_id=f"z{n}",
+                    channel="sms",
+                    status="submitted",
+                    end_user=f"+3360000{n:04d}",  # shards follow the end user
+                )
+            )
+            for n in range(40)
+        ]
+        env.ingestor().handle(sqs_event(lines))
+        assert not deliver(reader.read(), lambda_of(live))
+        assert live.view("acme", "2026-10").shards == SHARDS
+        # one read for the batch (and at most one for the account's current period),
+        # not one per shard refreshed
+        assert reads.count("acme") <= 2

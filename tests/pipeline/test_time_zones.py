@@ -18,7 +18,8 @@ from billing.domain.events import Envelope
 from billing.domain.facts import event_key
 from billing.domain.plan import PricePlan
 from billing.domain.settings import ContractSettings
-from tests.factories import mt
+from billing.live import LiveUsage
+from tests.factories import mt, number
 from tests.pipeline.conftest import Env, sqs_event
 
 ZONES = {"seoul": "Asia/Seoul", "newyork": "America/New_York", "paris": "UTC"}
@@ -198,3 +199,77 @@ def test_a_reused_id_is_judged_in_the_first_accounts_calendar(
     markers = [i for i in env.table.scan()["Items"] if str(i["sk"]).startswith("X#")]
     assert len(markers) == 1
     assert ("adj" in markers[0]) is late
+
+
+# --- the live view follows the account's calendar ---------------------------------------
+
+SEOUL_NOVEMBER_STARTED = utc(2026, 10, 31, 16)  # 11-01 01:00 KST; still October in UTC
+
+
+def held_numbers(env: Env) -> None:
+    """A number provisioned in October by Seoul and by a UTC account, held on past it."""
+    ingest(
+        env,
+        [
+            number(utc(2026, 10, 10), f"+3360000000{i}", account=a, event_id=f"{a}-n1")
+            for i, a in enumerate(("seoul", "paris"))
+        ],
+    )
+
+
+def live_at(env: Env, when: datetime) -> LiveUsage:
+    return LiveUsage(env.store, clock=lambda: when.timestamp())
+
+
+def test_a_held_entity_refreshes_the_next_period_once_it_has_started_locally(
+    env: Env, close: MonthClose
+) -> None:
+    held_numbers(env)
+    live = live_at(env, SEOUL_NOVEMBER_STARTED)
+    touched = live.refresh_account("seoul", ["2026-10"]) + live.refresh_account(
+        "paris", ["2026-10"]
+    )
+    assert ("seoul", "2026-11") in touched  # Seoul's November has started
+    assert ("paris", "2026-11") not in touched  # UTC's has not
+    assert live.view("seoul", "2026-11").shards == 1
+    assert live.view("paris", "2026-11").shards == 0
+
+
+def test_a_plan_change_refreshes_the_accounts_own_current_and_previous_periods(
+    env: Env, close: MonthClose, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = live_at(env, SEOUL_NOVEMBER_STARTED)
+    asked: dict[str, list[str]] = {}
+
+    def refresh_account(account: str, periods: list[str]) -> list[tuple[str, str]]:
+        asked[account] = list(periods)
+        return []
+
+    monkeypatch.setattr(live, "refresh_account", refresh_account)
+    records = [
+        {
+            "eventName": "MODIFY",
+            "dynamodb": {"Keys": {"pk": {"S": f"PLAN#{a}"}}, "SequenceNumber": str(i)},
+        }
+        for i, a in enumerate(("seoul", "paris"), start=1)
+    ]
+    assert live.handle_stream(records)["batchItemFailures"] == []
+    assert asked == {"seoul": ["2026-10", "2026-11"], "paris": ["2026-09", "2026-10"]}
+
+
+def test_the_rollover_carries_each_account_into_its_own_new_month(
+    env: Env, close: MonthClose
+) -> None:
+    held_numbers(env)
+    october = live_at(env, utc(2026, 10, 20))
+    october.refresh_account("seoul", ["2026-10"])
+    october.refresh_account("paris", ["2026-10"])
+    # hourly runs around month end: each account once its own November has started
+    assert live_at(env, utc(2026, 10, 31, 14, 5)).roll_over() == []
+    assert live_at(env, utc(2026, 10, 31, 15, 5)).roll_over() == [("seoul", "2026-11")]
+    assert live_at(env, utc(2026, 11, 1, 0, 5)).roll_over() == [("paris", "2026-11")]
+    assert live_at(env, utc(2026, 11, 1, 3, 5)).roll_over() == []
+    assert live_at(env, utc(2026, 11, 1, 0, 5)).roll_over("2026-11") == [  # every account
+        ("paris", "2026-11"),
+        ("seoul", "2026-11"),
+    ]

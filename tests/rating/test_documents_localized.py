@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import unicodedata
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,26 @@ from billing.documents.localize import (
     LANGUAGES,
     Localizer,
     allocate,
+    group_of,
     group_order,
     metric_groups,
     texts,
 )
-from billing.documents.render import CSV_COLUMNS, explain, group_rows, invoice_csv, invoice_pdf
-from billing.domain.invoice import Invoice
+from billing.documents.render import (
+    CSV_COLUMNS,
+    DOCUMENT_COLUMNS,
+    LINE_COLUMNS,
+    explain,
+    group_rows,
+    invoice_csv,
+    invoice_json,
+    invoice_pdf,
+)
+from billing.domain.finance import credit_note
+from billing.domain.invoice import Invoice, InvoiceLine, InvoiceNote
 from billing.domain.plan import MAA_INITIAL
 from billing.domain.rules import RULES_BY_METRIC
+from billing.domain.tax import default_table
 from tests.rating.test_documents import rich_invoice
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,11 +145,12 @@ def test_every_language_has_every_label_unit_and_dimension_of_english() -> None:
     english = texts("en")
     for language in LANGUAGES:
         other = texts(language)
-        for part in ("labels", "units", "dimensions", "values"):
+        for part in ("labels", "units", "dimensions", "values", "notes", "mentions"):
             assert set(getattr(other, part)) == set(getattr(english, part)), (language, part)
-        for key, text in english.labels.items():
-            fields = {f for f in _fields(text)}
-            assert {f for f in _fields(other.labels[key])} == fields, (language, key)
+        for part in ("labels", "notes"):
+            for key, text in getattr(english, part).items():
+                fields = {f for f in _fields(text)}
+                assert {f for f in _fields(getattr(other, part)[key])} == fields, (language, key)
 
 
 def _fields(text: str) -> list[str]:
@@ -380,24 +394,25 @@ def test_the_csv_carries_the_header_the_names_and_the_taxes() -> None:
     inv = finance_invoice("fr")
     rows = list(csv.DictReader(io.StringIO(invoice_csv(inv).decode())))
     assert tuple(rows[0]) == CSV_COLUMNS
-    lines = [r for r in rows if r["section"] != "taxes"]
-    taxes = [r for r in rows if r["section"] == "taxes"]
+    lines = [r for r in rows if r["kind"] != "tax"]
+    taxes = [r for r in rows if r["kind"] == "tax"]
     assert len(lines) == len(inv.all_lines())
-    assert sum(Decimal(r["amount"]) for r in lines) == Decimal(rows[0]["net"])
-    assert sum(Decimal(r["amount"]) for r in rows) == Decimal(rows[0]["gross"])
+    assert sum(Decimal(r["amount"]) for r in lines) == Decimal(rows[0]["invoice.totals.net"])
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal(rows[0]["invoice.totals.gross"])
     for row in rows:
-        assert row["number"] == "EU-2026-000042"
-        assert row["status"] == "final"
-        assert (row["issue_date"], row["due_date"]) == ("2026-11-01", "2026-12-01")
-        assert row["seller"] == "CPaaS Europe SAS"
-        assert row["customer"] == "Société Générale des Télécoms"
-        assert row["purchase_order"] == "PO-7781"
-        assert (row["net"], row["tax"], row["gross"]) == ("1059.56", "211.91", "1271.47")
-    sms = next(r for r in lines if r["metric"] == "sms.mt" and r["dimensions"] == "country=FR")
+        assert row["invoice.number"] == "EU-2026-000042"
+        assert row["invoice.status"] == "final"
+        assert (row["invoice.issue_date"], row["invoice.due_date"]) == ("2026-11-01", "2026-12-01")
+        assert row["invoice.seller.legal_name"] == "CPaaS Europe SAS"
+        assert row["invoice.customer.legal_name"] == "Société Générale des Télécoms"
+        assert row["invoice.customer.purchase_order"] == "PO-7781"
+        totals = tuple(row[f"invoice.totals.{k}"] for k in ("net", "tax", "gross"))
+        assert totals == ("1059.56", "211.91", "1271.47")
+    sms = next(r for r in lines if r["metric"] == "sms.mt" and r["dims"] == "country=FR")
     assert sms["service"] == texts("fr").metrics["sms.mt"]
     assert sms["service_group"] == "Canaux / services de communication"
     assert sms["rule_section"] == "3"  # the evidence stays
-    assert [(t["metric"], t["amount"]) for t in taxes] == [("20", "211.91")]
+    assert [(t["unit_price"], t["amount"]) for t in taxes] == [("20", "211.91")]
     assert plain_spaces(taxes[0]["service"]) == "TVA 20 % sur 1 059,56 €"
 
 
@@ -440,3 +455,239 @@ def test_commitments_and_free_lines_are_reported_in_the_language() -> None:
     assert "minimum 300,00 €, consommé 30,00 €, facturé 300,00 €" in details
     assert "non facturé" in details  # push: free unless priced
     assert "Commitment viber.minimum" not in details
+
+
+# --- every line named in the JSON; the CSV's columns are the JSON's fields ------------------
+
+
+def _json_lines(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*doc["lines"], *doc["commitment_lines"], *doc["adjustment_lines"]]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_line_of_the_json_carries_its_name_and_group_in_the_language(
+    language: str,
+) -> None:
+    inv = finance_invoice(language)
+    doc = json.loads(invoice_json(inv))
+    loc = Localizer.of(inv)
+    lines = _json_lines(doc)
+    assert len(lines) == len(inv.all_lines())
+    for line, source in zip(lines, inv.all_lines(), strict=True):
+        assert line["service"] == loc.line_name(source), line["metric"]
+        assert line["service_group"] == loc.group(group_of(source)), line["metric"]
+    sms = next(x for x in lines if x["metric"] == "sms.mt" and x["kind"] == "usage")
+    assert sms["service"] == texts(language).metrics["sms.mt"]
+    assert sms["service_group"] == texts(language).groups["messaging"]
+    adjustment = next(x for x in lines if x["kind"] == "adjustment")
+    assert texts(language).metrics["sms.mt"] in adjustment["service"]
+    assert adjustment["service_group"] == texts(language).groups["adjustments"]
+    # a minimum commitment is named by what it covers, not by its plan name
+    (top_up,) = [x for x in lines if x["kind"] == "commitment"]
+    (scope,) = [c.metrics for c in inv.commitments if c.name == top_up["metric"]]
+    assert top_up["metric"] not in top_up["service"]
+    assert all(texts(language).metrics[m] in top_up["service"] for m in scope)
+    assert invoice_json(Invoice.model_validate_json(invoice_json(inv))) == invoice_json(inv)
+
+
+def test_a_statement_without_a_profile_names_its_lines_in_english() -> None:
+    doc = json.loads(invoice_json(rich_invoice()))
+    names = {x["metric"]: x["service"] for x in _json_lines(doc) if x["kind"] == "usage"}
+    assert names["sms.mt"] == texts("en").metrics["sms.mt"]
+    assert all(x["service"] and x["service_group"] for x in _json_lines(doc))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ";".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_csv_columns_are_exactly_the_fields_of_the_json(language: str) -> None:
+    """An invoice with graduated tiers, a package, a commitment, an adjustment and taxes:
+    the CSV's line columns are the JSON's line fields, with the same values; its other
+    columns are the document's fields by their JSON path, with the same values."""
+    inv = finance_invoice(language)
+    assert any(x.price_note and "graduated" in x.price_note for x in inv.lines)  # tiers
+    assert any(x.price_row and x.price_row.startswith("packages.") for x in inv.lines)
+    assert inv.adjustment_lines
+    assert inv.commitment_lines
+    assert inv.taxes
+    doc = json.loads(invoice_json(inv))
+    rows = list(csv.DictReader(io.StringIO(invoice_csv(inv).decode())))
+    line_columns = {c for c in rows[0] if not c.startswith("invoice.")}
+    for line in _json_lines(doc):
+        assert set(line) == line_columns
+    assert line_columns == set(LINE_COLUMNS) == set(InvoiceLine.model_fields)
+    lines = [r for r in rows if r["kind"] != "tax"]
+    for row, line in zip(lines, _json_lines(doc), strict=True):
+        assert {c: row[c] for c in line_columns} == {c: _cell(line[c]) for c in line_columns}
+    document_columns = [c for c in rows[0] if c.startswith("invoice.")]
+    assert document_columns == list(DOCUMENT_COLUMNS)
+    for column in document_columns:
+        path = column.split(".")[1:]
+        assert path[0] in Invoice.model_fields, column
+        value: Any = doc
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            assert {r[column] for r in rows} == {_cell(value)}, column
+    taxes = [r for r in rows if r["kind"] == "tax"]
+    assert [(t["billable"], t["unit_price"], t["amount"]) for t in taxes] == [
+        (t["base"], t["rate"], t["tax"]) for t in doc["taxes"]
+    ]
+
+
+# --- notes in the document's language ---------------------------------------------------------
+
+REVERSE_CHARGE, OUTSIDE_SCOPE = (
+    default_table().mentions[k] for k in ("reverse_charge", "outside_scope")
+)
+
+#: what the rating writes in English, by kind of note: (how the invoice carries it, the
+#: English texts that must not reach a French, Indonesian or Korean page)
+NOTE_KINDS: dict[str, tuple[str, list[str]]] = {
+    "outside_window": (
+        "whatsapp.outside_window",
+        ["whatsapp.outside_window", "free_form outside the window"],
+    ),
+    "template_without_category": (
+        "whatsapp.template_without_category",
+        ["whatsapp.template_without_category", "as marketing"],
+    ),
+    "licence_violation": (
+        "conversations.licence_violation",
+        ["conversations.licence_violation", "second concurrent session"],
+    ),
+    "flag_conflict": (
+        "recording.conversations_flag",
+        ["recording.conversations_flag", "but the contract has no", "billed as the contract says"],
+    ),
+    "above_limit": (
+        "recording.licence.above_limit",
+        ["recording.licence.above_limit", "peak 12 > 10"],
+    ),
+    "credit_to_buy": (
+        "prepaid.credit_to_buy.viber.prepaid",
+        ["prepaid.credit_to_buy", "does not cover", "EUR to buy"],
+    ),
+    "tier": ("price_note", ["graduated", "1000 x 0.045"]),
+    "adjustment": ("adjustment_line", ["adjustment for", "Prior-period"]),
+    "credit": ("credit_line", ["Credit on invoice", "Credits"]),
+    "reverse_charge": ("mention", [REVERSE_CHARGE, "Reverse charge", "recipient"]),
+    "outside_scope": ("mention", [OUTSIDE_SCOPE, "Outside the scope"]),
+}
+EXAMPLES = {
+    "whatsapp.outside_window": "2026-10-03T04:00:00Z free_form outside the window",
+    "whatsapp.template_without_category": "2026-10-04T05:00:00Z as marketing",
+    "conversations.licence_violation": "2026-10-05T06:00:00Z second concurrent session of one user",
+    "recording.conversations_flag": (
+        "2026-10-06T07:00:00Z recording.started via_conversations=true but the contract has "
+        "no conversations: billed as the contract says"
+    ),
+    "recording.licence.above_limit": "2026-10-01T00:00:00Z peak 12 > 10",
+    "prepaid.credit_to_buy.viber.prepaid": "credit 100 does not cover 300: 200 EUR to buy",
+}
+
+
+def noted_invoice(language: str) -> Invoice:
+    """``finance_invoice`` with a note of every kind, a partial credit line and the two
+    legal mentions (reverse charge and outside the scope, both at 0 %)."""
+    base = rich_invoice()
+    credit = InvoiceLine(
+        kind="adjustment",
+        metric="credit",
+        description="Credit on invoice EU-2026-000041: goodwill",
+        quantity=Decimal(1),
+        billable=Decimal(1),
+        amount=Decimal("-1.00"),
+        period="2026-10",
+        adjusts="usage",
+    )
+    notes = [InvoiceNote(kind=k, count=2, examples=[e]) for k, e in sorted(EXAMPLES.items())]
+    total = base.total - 1
+    half = (total / 2).quantize(Decimal("0.01"))
+    return finance_invoice(
+        language,
+        inv=base.model_copy(
+            update={
+                "notes": notes,
+                "adjustment_lines": [*base.adjustment_lines, credit],
+                "total": total,
+            }
+        ),
+        taxes=[
+            {"rate": "0", "base": str(half), "tax": "0.00", "mention": REVERSE_CHARGE},
+            {"rate": "0", "base": str(total - half), "tax": "0.00", "mention": OUTSIDE_SCOPE},
+        ],
+        totals={"net": str(total), "tax": "0.00", "gross": str(total)},
+    )
+
+
+def _words(text: str) -> str:
+    return " ".join(plain_spaces(text).split())
+
+
+@functools.cache
+def noted_text(language: str) -> str:
+    """The whole PDF's text, lines joined by spaces (a wrapped sentence reads whole)."""
+    pages = page_texts(invoice_pdf(noted_invoice(language)))
+    return _words(" ".join(pages))
+
+
+@pytest.mark.parametrize("kind", sorted(NOTE_KINDS))
+@pytest.mark.parametrize("language", [x for x in LANGUAGES if x != "en"])
+def test_no_english_note_text_remains_in_a_localized_pdf(language: str, kind: str) -> None:
+    carried, english = NOTE_KINDS[kind]
+    text = noted_text(language)
+    loc, en = Localizer(language), Localizer("en")
+    for fragment in english:
+        assert fragment not in text, (language, kind, fragment)
+    if carried in EXAMPLES:  # the note's kind in the language
+        assert _words(loc.note_kind(carried)) in text, (language, kind)
+        assert _words(en.note_kind(carried)) not in text
+    elif carried == "mention":
+        assert _words(texts(language).mentions[kind]) in text
+    elif carried == "price_note":
+        assert _words(loc.price_note("graduated (units): 1000 x 0.045 + 234 x 0.04")) in text
+    elif carried == "credit_line":
+        shown = loc.label("credit_line", number="EU-2026-000041", reason="goodwill")
+        assert _words(shown) in text
+        assert _words(texts(language).groups["credits"]) in text  # not a prior period
+    elif carried == "adjustment_line":
+        assert _words(texts(language).groups["adjustments"]) in text
+
+
+def test_an_english_pdf_shows_the_notes_in_english() -> None:
+    text = noted_text("en")
+    assert "WhatsApp \u2013 free-form messages outside the customer service window" in text
+    assert "graduated tiers: 1,000 \u00d7 0.045 + 234 \u00d7 0.04" in text
+    assert REVERSE_CHARGE in text
+    assert "Credit on invoice EU-2026-000041: goodwill" in text
+
+
+def test_note_kinds_not_in_the_texts_are_shown_by_their_id() -> None:
+    loc = Localizer("fr")
+    assert loc.note_kind("new.kind") == "Événements signalés (new.kind)"
+    assert loc.price_note("a note the documents do not know") == ""
+    assert Localizer("en").price_note("a note the documents do not know") == (
+        "a note the documents do not know"
+    )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_credited_commitment_is_named_by_what_it_covers(language: str) -> None:
+    """A credit note copies the invoice's commitment line: it keeps that commitment's scope,
+    so the line is named as on the invoice, not by the plan's name for it."""
+    invoice = finance_invoice(language)
+    note = credit_note(invoice, "CN-1", date(2026, 11, 20), "goodwill")
+    (line,) = [x for x in _json_lines(json.loads(invoice_json(note))) if x["kind"] == "commitment"]
+    (original,) = [
+        x for x in _json_lines(json.loads(invoice_json(invoice))) if x["kind"] == "commitment"
+    ]
+    assert line["service"] == original["service"]
+    assert line["metric"] not in line["service"]
+    assert line["metric"] not in "".join(page_texts(invoice_pdf(note)))

@@ -1,0 +1,56 @@
+"""Calls and time by name, and moto's server timed per request: the profiles of the
+embedded runtime (``local_ingest_profile.py``, ``local_close_profile.py``).
+
+Importing it changes nothing (unlike ``common``, which sets the benchmarks' environment);
+``time_moto_requests`` wraps moto's WSGI application, which answers every request of the
+runtime, in-process or over HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+
+class Timings:
+    """Calls and seconds by key, from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.table: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def count(self, key: str, started: float) -> None:
+        """One call of ``key`` that began at ``started`` (``time.perf_counter()``)."""
+        with self._lock:
+            self.table[key][0] += 1
+            self.table[key][1] += time.perf_counter() - started
+
+    def clear(self) -> None:
+        with self._lock:
+            self.table.clear()
+
+    def print(self, title: str, width: int = 40) -> None:
+        """Most time first: key, calls, seconds, milliseconds per call."""
+        print(f"{title}:")
+        for key, (n, spent) in sorted(self.table.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {key:{width}s} {int(n):7,} {spent:9.2f} s {1000 * spent / n:9.2f} ms/call")
+
+
+def time_moto_requests(timings: Timings, key_of: Callable[[dict[str, Any]], str]) -> None:
+    """Count every request moto's server answers under ``key_of(environ)`` (for the rest
+    of the process)."""
+    from moto.moto_server import werkzeug_app
+
+    serve: Callable[..., Any] = werkzeug_app.DomainDispatcherApplication.__call__
+
+    def timed_request(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return serve(self, environ, start_response)
+        finally:
+            timings.count(key_of(environ), started)
+
+    werkzeug_app.DomainDispatcherApplication.__call__ = timed_request  # type: ignore[method-assign]
