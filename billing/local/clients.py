@@ -100,7 +100,13 @@ class InProcessTransport:
     def __init__(self) -> None:
         self._dynamodb_lock = threading.RLock()
         self._apps: dict[str, Any] = {}
-        self.calls = 0
+        self.calls = 0  # every thread's
+        self._thread = threading.local()
+
+    @property
+    def thread_calls(self) -> int:
+        """The calls answered in-process for the calling thread (pollers run in others)."""
+        return int(getattr(self._thread, "calls", 0))
 
     def register(self, endpoint_url: str, app: Any) -> None:
         """Answers this endpoint's calls in-process from now on, unless the environment
@@ -156,6 +162,7 @@ class InProcessTransport:
         if app is None or service not in IN_PROCESS_SERVICES:
             return None
         self.calls += 1
+        self._thread.calls = self.thread_calls + 1
         if service == "dynamodb":  # moto's tables are not thread-safe: one call at a time
             with self._dynamodb_lock:
                 return self._call(app, request, parts)
