@@ -470,23 +470,41 @@ class UsageStore(DocumentsLock):
     ) -> tuple[list[str], str | None]:
         """Accounts to close: every account with a plan, usage or adjustments in the period.
 
-        Paged by account name: ``cursor`` is the last account of the previous page.
+        Paged by account name: ``cursor`` is the last account of the previous page. Each
+        source (plans, the period's registry, its adjustment markers) is read in key order
+        only until it has given ``limit`` names after the cursor: a page costs O(limit)
+        items whatever the number of accounts (the first ``limit`` of the union are among
+        the first ``limit`` of each source).
         """
-        names: set[str] = set()
         after = cursor or ""
         plans = Key("pk").eq("ACCOUNTS")
         if after:  # DynamoDB refuses an empty string in a key condition
             plans = plans & Key("sk").gt(after)
-        for item in self._query(KeyConditionExpression=plans):
-            names.add(item["sk"])
         period_key = Key("pk").eq(f"P#{period}")
-        for prefix in ("A#", "ADJ#"):
-            cond = period_key & Key("sk").between(f"{prefix}{after}\x00", f"{prefix}\uffff")
-            for item in self._query(KeyConditionExpression=cond, ProjectionExpression="sk"):
-                names.add(item["sk"][len(prefix) :].split("#", 1)[0])
-        ordered = sorted(n for n in names if n > after)
+        sources = [(plans, "")] + [
+            (period_key & Key("sk").between(f"{prefix}{after}\x00", f"{prefix}\uffff"), prefix)
+            for prefix in ("A#", "ADJ#")
+        ]
+        names: set[str] = set()
+        more = False
+        for cond, prefix in sources:
+            found: set[str] = set()
+            page_size = limit + 1 if not prefix.startswith("ADJ") else 4 * limit
+            items = self._query(
+                KeyConditionExpression=cond, ProjectionExpression="sk", Limit=page_size
+            )
+            for item in items:
+                name = str(item["sk"])[len(prefix) :].split("#", 1)[0]
+                if name <= after:
+                    continue
+                found.add(name)
+                if len(found) > limit:  # this source has more than a page after the cursor
+                    more = True
+                    break
+            names |= found
+        ordered = sorted(names)
         page = ordered[:limit]
-        return page, (page[-1] if len(ordered) > limit else None)
+        return page, (page[-1] if (more or len(ordered) > limit) and page else None)
 
     def periods_with_facts(self, account: str, periods: Sequence[str]) -> list[str]:
         """Which of ``periods`` the account has facts stored in (ingest's registry)."""
