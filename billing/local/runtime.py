@@ -359,6 +359,14 @@ class LocalAws:
 
         self._dispatch_invoke = original
         self.dispatcher.invoke = invoke  # type: ignore[method-assign]
+        invoke_payload = self.dispatcher.invoke_payload
+
+        def invoke_payload_captured(name_or_arn: str, payload: bytes | str | None) -> Any:
+            # the dispatcher logs a handler's failure after the handler returned: to the file
+            with _captured(stream):
+                return invoke_payload(name_or_arn, payload)
+
+        self.dispatcher.invoke_payload = invoke_payload_captured  # type: ignore[method-assign]
 
     def stop(self) -> None:
         from moto.core.config import default_user_config
@@ -395,6 +403,7 @@ class LocalAws:
         self.gate = None
         if self._dispatch_invoke is not None:
             del self.dispatcher.invoke
+            del self.dispatcher.invoke_payload
             self._dispatch_invoke = None
         if self._log_stream is not None:
             self._log_stream.close()
