@@ -80,26 +80,13 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
 
     # Rejected events hold raw end-user identifiers (they failed before pseudonymization):
     # a key of their own, a short retention, and only the operator role may read them.
-    rejects_key = kms.Key(
+    rejects_key, rejects = _encrypted_bucket(
         stack,
-        "RejectsKey",
-        description=f"billing-{config.stage}: encrypts rejected events (raw end-user data)",
-        alias=f"alias/billing-{config.stage}-rejects",
-        enable_key_rotation=True,
-        removal_policy=removal,
-    )
-    rejects = s3.Bucket(
-        stack,
-        "RejectsBucket",
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        encryption=s3.BucketEncryption.KMS,
-        encryption_key=rejects_key,
-        bucket_key_enabled=True,
-        enforce_ssl=True,
-        versioned=True,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        server_access_logs_bucket=access_logs,
-        server_access_logs_prefix="rejects/",
+        config,
+        "Rejects",
+        purpose="rejected events (raw end-user data)",
+        alias="rejects",
+        access_logs=access_logs,
         lifecycle_rules=[
             s3.LifecycleRule(
                 id="expire-rejects",
@@ -108,31 +95,17 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
                 abort_incomplete_multipart_upload_after=Duration.days(7),
             ),
         ],
-        removal_policy=removal,
     )
 
-    invoice_key = kms.Key(
+    invoice_key, invoices = _encrypted_bucket(
         stack,
-        "InvoiceKey",
-        description=f"billing-{config.stage}: encrypts invoices and month-close work files",
-        alias=f"alias/billing-{config.stage}-invoices",
-        enable_key_rotation=True,
-        removal_policy=removal,
-    )
-    invoices = s3.Bucket(
-        stack,
-        "InvoiceBucket",
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        encryption=s3.BucketEncryption.KMS,
-        encryption_key=invoice_key,
-        bucket_key_enabled=True,
-        enforce_ssl=True,
-        versioned=True,
+        config,
+        "Invoice",
+        purpose="invoices and month-close work files",
+        alias="invoices",
+        access_logs=access_logs,
         # Issued invoices get a per-object retention (write_once); work/ and state/ none.
-        object_lock_enabled=True,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        server_access_logs_bucket=access_logs,
-        server_access_logs_prefix="invoices/",
+        object_lock=True,
         lifecycle_rules=[
             # Invoices and period manifests are kept; older copies of them for a year.
             s3.LifecycleRule(
@@ -177,7 +150,6 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
                 noncurrent_version_expiration=Duration.days(1),
             ),
         ],
-        removal_policy=removal,
     )
 
     invoices.add_to_resource_policy(
@@ -228,6 +200,47 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
         finance_policy=finance_policy,
         finance_role=finance_role,
     )
+
+
+def _encrypted_bucket(
+    stack: Stack,
+    config: BillingConfig,
+    name: str,
+    *,
+    purpose: str,
+    alias: str,
+    access_logs: s3.Bucket,
+    lifecycle_rules: list[s3.LifecycleRule],
+    object_lock: bool = False,
+) -> tuple[kms.Key, s3.Bucket]:
+    """A bucket of ``purpose`` with a customer-managed key of its own (``{name}Key``,
+    rotated), versioned, private, TLS only, its access logged under ``{alias}/``."""
+    removal = removal_policy(config)
+    key = kms.Key(
+        stack,
+        f"{name}Key",
+        description=f"billing-{config.stage}: encrypts {purpose}",
+        alias=f"alias/billing-{config.stage}-{alias}",
+        enable_key_rotation=True,
+        removal_policy=removal,
+    )
+    bucket = s3.Bucket(
+        stack,
+        f"{name}Bucket",
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        enforce_ssl=True,
+        versioned=True,
+        object_lock_enabled=True if object_lock else None,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=f"{alias}/",
+        lifecycle_rules=lifecycle_rules,
+        removal_policy=removal,
+    )
+    return key, bucket
 
 
 def _finance_access(
