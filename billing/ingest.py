@@ -30,10 +30,8 @@ from billing.adapters.rejects import RejectStore
 from billing.adapters.store import (
     UsageStore,
     WriteFailed,
-    adjustment_marker,
-    adjustment_period,
-    affected_periods,
     fact_item,
+    late_change,
     registered,
     registry_item,
 )
@@ -42,6 +40,7 @@ from billing.domain.facts import Fact, Pseudonymize, to_fact
 from billing.domain.lateness import (
     DEFAULT_TIME_POLICY,
     TimePolicy,
+    adjustment_period,
     frozen_in_zone,
     wall_clock,
 )
@@ -354,10 +353,6 @@ class Ingestor:
     def store_late(self, acc: Accepted, frozen: frozenset[str]) -> None:
         """A fact for a frozen period: stored once (never overwriting the on-time version
         of a duplicate), tagged with the open period whose invoice adjusts for it."""
-        adj = adjustment_period(acc.fact.period, frozen)
-        self.store.put_late(fact_item(acc.account, acc.fact, self.store.shards, adj=adj))
-        markers = [
-            adjustment_marker(adj, acc.account, prior)
-            for prior in affected_periods(acc.fact, frozen, self.lookback_hours)
-        ]
-        self.store.put_items(markers)
+        change = late_change(acc.account, acc.fact, frozen, self.lookback_hours)
+        self.store.put_late(fact_item(acc.account, acc.fact, self.store.shards, adj=change.adj))
+        self.store.put_items(change.markers)

@@ -38,13 +38,11 @@ from botocore.exceptions import ClientError
 from billing.adapters.store import (
     CONFLICT_PREFIX,
     UsageStore,
-    adjustment_marker,
-    adjustment_period,
-    affected_periods,
     claim_pk,
     conflict_sk,
     fact_location,
     item_write_units,
+    late_change,
 )
 from billing.domain.facts import Fact
 from billing.domain.lateness import frozen_in_zone
@@ -151,15 +149,10 @@ class Claims:
         zone = fact.period.zone if fact is not None else UTC_ZONE
         frozen_set = frozen_in_zone(frozenset(frozen), zone)
         if fact is not None and str(fact.period) in frozen_set:
-            adj = adjustment_period(fact.period, frozen_set)
-            marker["adj"] = adj
+            change = late_change(account, fact, frozen_set, self.lookback_hours)
+            marker["adj"] = change.adj
             # the marker's own adjusting markers first: a crash after them is harmless
-            self.store.put_items(
-                [
-                    adjustment_marker(adj, account, prior)
-                    for prior in affected_periods(fact, frozen_set, self.lookback_hours)
-                ]
-            )
+            self.store.put_items(change.markers)
         self.store.put_late(marker)
         return stored
 

@@ -65,6 +65,7 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
 from billing.domain.facts import Fact, shard_of
+from billing.domain.lateness import adjustment_period, affected_periods
 from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR, Period
 from billing.domain.retention import expires_at, hot_months_from
 
@@ -1222,31 +1223,25 @@ def _size(value: Any) -> int:
     return len(str(value))
 
 
-def affected_periods(fact: Fact, frozen: Iterable[str], lookback_hours: int) -> list[str]:
-    """The frozen periods whose invoices a late fact changes.
+@dataclass(frozen=True)
+class LateChange:
+    """How a change to a fact of a frozen period is billed: the adjusting period (the
+    ``adj`` tag of the stored item: the first period after the fact's that is not frozen)
+    and the ``ADJ#`` markers that have its close recompute every frozen period the change
+    affects (``billing.domain.lateness``)."""
 
-    A period fact changes its own period and, if it falls in the look-back window of the
-    next period, that one too; a lifecycle fact changes every frozen period from its own
-    on (a seat held since September is in October's peak too).
-    """
-    frozen_set = set(frozen)
-    own = fact.period
-    if fact.entity is not None:
-        return sorted(p for p in frozen_set if p >= str(own))
-    out = [str(own)] if str(own) in frozen_set else []
-    nxt = own.next()
-    if fact.at >= nxt.start_ms - lookback_hours * MS_PER_HOUR and str(nxt) in frozen_set:
-        out.append(str(nxt))
-    return out
+    adj: str
+    markers: list[dict[str, str]]
 
 
-def adjustment_period(fact_period: Period, frozen: Iterable[str]) -> str:
-    """The first period after ``fact_period`` that is not frozen: its close bills the fact."""
-    frozen_set = set(frozen)
-    p = fact_period.next()
-    while str(p) in frozen_set:
-        p = p.next()
-    return str(p)
+def late_change(account: str, fact: Fact, frozen: Iterable[str], lookback_hours: int) -> LateChange:
+    """The late change of ``fact`` of ``account``, ``frozen`` the periods frozen in its
+    calendar (``frozen_in_zone``): a late fact stored, or a billed fact voided by an id
+    conflict."""
+    frozen_set = frozenset(frozen)
+    adj = adjustment_period(fact.period, frozen_set)
+    priors = affected_periods(fact, frozen_set, lookback_hours)
+    return LateChange(adj, [adjustment_marker(adj, account, prior) for prior in priors])
 
 
 __all__ = [
@@ -1256,14 +1251,14 @@ __all__ = [
     "PROBE_PAGE",
     "ArchiveReader",
     "FinanceStore",
+    "LateChange",
     "StoredFact",
     "UsageStore",
     "WriteFailed",
-    "adjustment_period",
-    "affected_periods",
     "fact_item",
     "fact_pk",
     "item_write_units",
+    "late_change",
     "lifecycle_pk",
     "shard_groups",
     "shard_labels",

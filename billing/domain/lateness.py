@@ -1,6 +1,6 @@
 """When an event may happen: the time window of the contract and the late-event policy.
 
-One place for both, used by ingest:
+One place for both, used by ingest (and, for a late change, by the id-conflict marker):
 
 - not before the **horizon** (a stage setting, default period 2020-01);
 - not more than ``max_future_seconds`` ahead of the wall clock at ingest (default 300 s);
@@ -8,17 +8,20 @@ One place for both, used by ingest:
   that adjusts for it (the first period after it that is not frozen) is at most
   ``max_late_periods`` periods after the event's period (default 3, at most 12: facts are
   kept 13 months). Deliberately not relative to the wall clock: a stored scenario dated
-  2026-10 stays valid forever; the horizon and the future bound reject 1969 and 2099.
+  2026-10 stays valid forever; the horizon and the future bound reject 1969 and 2099;
+- where a late change is billed: the **adjusting period** (``adjustment_period``) and the
+  frozen periods whose invoices it changes (``affected_periods``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from billing.domain.periods import Period
+from billing.domain.facts import Fact
+from billing.domain.periods import MS_PER_HOUR, Period
 
 DEFAULT_HORIZON = Period(2020, 1)
 DEFAULT_MAX_FUTURE_SECONDS = 300
@@ -91,9 +94,7 @@ class TimePolicy:
             if label >= first:  # YYYY-MM labels sort like periods
                 return None
             start = Period.parse(first)  # before the first close: behind every closed period
-        adjusting = start.next()
-        while str(adjusting) in frozen:
-            adjusting = adjusting.next()
+        adjusting = Period.parse(adjustment_period(start, frozen))
         late = (adjusting.year - period.year) * 12 + adjusting.month - period.month
         if late > self.max_late_periods:
             return TimeRefusal(
@@ -102,6 +103,33 @@ class TimePolicy:
                 f" later: more than the {self.max_late_periods} periods of lateness accepted",
             )
         return None
+
+
+def adjustment_period(fact_period: Period, frozen: Iterable[str]) -> str:
+    """The first period after ``fact_period`` that is not frozen: its close bills the fact."""
+    frozen_set = frozen if isinstance(frozen, frozenset | set) else set(frozen)
+    p = fact_period.next()
+    while str(p) in frozen_set:
+        p = p.next()
+    return str(p)
+
+
+def affected_periods(fact: Fact, frozen: Iterable[str], lookback_hours: int) -> list[str]:
+    """The frozen periods whose invoices a late fact changes.
+
+    A period fact changes its own period and, if it falls in the look-back window of the
+    next period, that one too; a lifecycle fact changes every frozen period from its own
+    on (a seat held since September is in October's peak too).
+    """
+    frozen_set = set(frozen)
+    own = fact.period
+    if fact.entity is not None:
+        return sorted(p for p in frozen_set if p >= str(own))
+    out = [str(own)] if str(own) in frozen_set else []
+    nxt = own.next()
+    if fact.at >= nxt.start_ms - lookback_hours * MS_PER_HOUR and str(nxt) in frozen_set:
+        out.append(str(nxt))
+    return out
 
 
 @lru_cache(maxsize=8)

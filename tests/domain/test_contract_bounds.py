@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
+from billing.adapters.store import adjustment_marker, late_change
 from billing.domain.events import (
     MAX_PARTS,
     MAX_RECORDING_BYTES,
@@ -19,7 +20,8 @@ from billing.domain.events import (
     parse_event,
     validate_account_id,
 )
-from billing.domain.lateness import TimePolicy
+from billing.domain.facts import Fact
+from billing.domain.lateness import TimePolicy, adjustment_period, affected_periods
 from billing.domain.periods import Period
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -260,3 +262,63 @@ def test_plans_put_refuses_an_account_id_that_is_not_one(account: str) -> None:
     result = CliRunner().invoke(app, ["plans", "put", str(plan), "--account", account])
     assert result.exit_code == 2
     assert "account id" in result.output
+
+
+def _fact(when: datetime, entity: str | None = None) -> Fact:
+    return Fact(
+        id="f1", type="t", at=int(when.timestamp() * 1000), key="k", attrs={}, entity=entity
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "entity", "frozen", "adj", "priors"),
+    [
+        # a fact of a frozen period: the next open period adjusts that one
+        (datetime(2026, 10, 14, tzinfo=UTC), None, ("2026-10",), "2026-11", ["2026-10"]),
+        # several frozen periods in a row: the first open one after them adjusts
+        (
+            datetime(2026, 9, 14, tzinfo=UTC),
+            None,
+            ("2026-09", "2026-10"),
+            "2026-11",
+            ["2026-09"],
+        ),
+        # in the last 24 h of September: October's look-back saw it too
+        (
+            datetime(2026, 9, 30, 12, tzinfo=UTC),
+            None,
+            ("2026-09", "2026-10"),
+            "2026-11",
+            ["2026-09", "2026-10"],
+        ),
+        # ... but only if October is frozen
+        (datetime(2026, 9, 30, 12, tzinfo=UTC), None, ("2026-09",), "2026-10", ["2026-09"]),
+        # a lifecycle fact changes every frozen period from its own on
+        (
+            datetime(2026, 9, 2, tzinfo=UTC),
+            "seat:u1",
+            ("2026-08", "2026-09", "2026-10"),
+            "2026-11",
+            ["2026-09", "2026-10"],
+        ),
+    ],
+)
+def test_where_a_late_change_is_billed(
+    when: datetime, entity: str | None, frozen: tuple[str, ...], adj: str, priors: list[str]
+) -> None:
+    fact = _fact(when, entity)
+    assert adjustment_period(fact.period, frozen) == adj
+    assert affected_periods(fact, frozen, lookback_hours=24) == priors
+    change = late_change("acme", fact, frozen, lookback_hours=24)
+    assert change.adj == adj
+    assert change.markers == [adjustment_marker(adj, "acme", p) for p in priors]
+
+
+def test_the_lateness_bound_counts_to_the_adjusting_period() -> None:
+    """check_late and the adjusting period agree: the bound is the distance to it."""
+    frozen = months("2026-07", "2026-10")
+    for label in ("2026-07", "2026-08", "2026-09", "2026-10"):
+        period = Period.parse(label)
+        distance = (2026 - period.year) * 12 + 11 - period.month
+        assert adjustment_period(period, frozen) == "2026-11"
+        assert (POLICY.check_late(period, frozen) is None) == (distance <= 3)
