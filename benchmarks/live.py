@@ -64,6 +64,7 @@ from common import (
     sqs_event,
     write_kind,
 )
+from timings import MotoCpu
 
 import billing.live
 from billing.adapters.rejects import RejectStore
@@ -266,6 +267,8 @@ class Measured:
     accepted_by_account: Counter[str]
     ingest_cpu: float
     live_cpu: float
+    ingest_moto: float  # of ingest_cpu, moto's answers (DynamoDB's and S3's work on AWS)
+    live_moto: float  # of live_cpu
     ingest_invocations: int
     live_invocations: int
     live_records: int
@@ -297,7 +300,7 @@ def measured_run(args: argparse.Namespace) -> Measured:
         for i in range(0, len(lines), args.ingest_batch)
     ]
     accounts = account_names(50)
-    with mock_aws():
+    with mock_aws(), MotoCpu() as moto:
         ddb = boto3.resource("dynamodb")
         table = aws_table(ddb, "usage", stream=True)
         arn = table.meta.client.describe_table(TableName="usage")["Table"]["LatestStreamArn"]
@@ -330,13 +333,14 @@ def measured_run(args: argparse.Namespace) -> Measured:
 
         setattr(billing.live, "shard_now", timed_now)  # noqa: B010
         live.store.put_live_shard = timed_put  # type: ignore[method-assign]
-        cpu = {"live": 0.0, "invocations": 0, "records": 0}
+        cpu = {"live": 0.0, "live_moto": 0.0, "invocations": 0, "records": 0}
 
         def invoke(event: dict[str, Any]) -> Any:
             meters.live_thread.add(threading.get_ident())
-            start = time.thread_time()
+            start, moto_start = time.thread_time(), moto.of_thread()
             out = live.handle_stream(event["Records"])
             cpu["live"] += time.thread_time() - start
+            cpu["live_moto"] += moto.of_thread() - moto_start
             cpu["invocations"] += 1
             cpu["records"] += len(event["Records"])
             return out
@@ -350,7 +354,7 @@ def measured_run(args: argparse.Namespace) -> Measured:
             poller.start()
             wall = time.perf_counter()
             cpu0 = time.process_time()
-            live0 = cpu["live"]
+            live0, live_moto0, moto0 = cpu["live"], cpu["live_moto"], moto.total()
             for i, batch in enumerate(batches):
                 if args.rate:  # paced arrivals: lines per second
                     ahead = wall + i * args.ingest_batch / args.rate - time.perf_counter()
@@ -361,6 +365,7 @@ def measured_run(args: argparse.Namespace) -> Measured:
                 written = Counter(pk[2:] for pk, _ in meters.shards_written)
                 stored.append((time.time(), written))
             ingest_cpu = time.process_time() - cpu0 - (cpu["live"] - live0)
+            ingest_moto = moto.total() - moto0 - (cpu["live_moto"] - live_moto0)
             while reader.pending() or poller.busy:
                 time.sleep(0.05)
             time.sleep(args.poll_interval * 2)
@@ -388,6 +393,8 @@ def measured_run(args: argparse.Namespace) -> Measured:
             accepted_by_account=accepted,
             ingest_cpu=ingest_cpu,
             live_cpu=cpu["live"],
+            ingest_moto=ingest_moto,
+            live_moto=cpu["live_moto"],
             ingest_invocations=len(batches),
             live_invocations=int(cpu["invocations"]),
             live_records=int(cpu["records"]),
@@ -622,6 +629,7 @@ class UsageRead:
     recompute_ms: float
     refresh_ms: float
     refresh_cpu: float
+    refresh_moto: float  # of refresh_cpu, moto's answers
 
 
 def usage_read(args: argparse.Namespace, facts: int) -> UsageRead:
@@ -638,7 +646,7 @@ def usage_read(args: argparse.Namespace, facts: int) -> UsageRead:
         for i in range(0, len(lines), args.ingest_batch)
     )
     memory, _ = memory_ingest(order, args.shards)
-    with mock_aws():
+    with mock_aws(), MotoCpu() as moto:
         ddb = boto3.resource("dynamodb")
         table = aws_table(ddb, f"usage{facts}", stream=False)
         store = UsageStore(table, args.shards)
@@ -656,10 +664,11 @@ def usage_read(args: argparse.Namespace, facts: int) -> UsageRead:
         meters = Meters()
         meters.attach(table.meta.client)
         live = LiveUsage(store)
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, m0 = time.perf_counter(), time.process_time(), moto.of_thread()
         live.refresh_account(account, [args.period])
         refresh_ms = (time.perf_counter() - t0) * 1000
         refresh_cpu = time.process_time() - c0
+        refresh_moto = moto.of_thread() - m0
         meters.reads.clear()
         t0 = time.perf_counter()
         view = live.view(account, args.period)
@@ -688,6 +697,7 @@ def usage_read(args: argparse.Namespace, facts: int) -> UsageRead:
             recompute_ms=recompute_ms,
             refresh_ms=refresh_ms,
             refresh_cpu=refresh_cpu,
+            refresh_moto=refresh_moto,
         )
 
 
@@ -771,6 +781,14 @@ def report(args: argparse.Namespace) -> None:
         f"= {live_ms:.3f} ms/line ({m.live_cpu / max(m.refreshes, 1) * 1000:.1f} ms per shard "
         "refresh)  [process CPU, in-process moto's work included: upper bounds]"
     )
+    ingest_own, live_own = m.ingest_cpu - m.ingest_moto, m.live_cpu - m.live_moto
+    out(
+        f"  without moto  ingest {ingest_own:.1f} s = {ingest_own / m.lines * 1000:.3f} ms/line; "
+        f"live {live_own:.1f} s = {live_own / m.lines * 1000:.3f} ms/line "
+        f"({live_own / max(m.refreshes, 1) * 1000:.1f} ms per shard refresh)  [moto's answers "
+        f"took {m.ingest_moto:.1f} s and {m.live_moto:.1f} s: DynamoDB's work on AWS, which "
+        "Lambda does not bill]"
+    )
     out(
         "freshness     fact stored -> live item including it: "
         f"p50 {pctl(m.fresh_ms, 0.5):,.0f} ms, "
@@ -850,15 +868,21 @@ def report(args: argparse.Namespace) -> None:
         if batch == args.stream_batch:
             ddb_w = units / n * 1e6 * DDB_WRITE_PER_MILLION / 1e6
             ddb_r = rru / n * 1e6 * DDB_READ_PER_MILLION / 1e6
-            lam_i = lambda_usd(m.ingest_cpu, m.lines)
+            # Lambda bills the function's own CPU: moto's answers (DynamoDB's work) excluded
+            ingest_own = m.ingest_cpu - m.ingest_moto
+            lam_i = lambda_usd(ingest_own, m.lines)
+            ingest_ms = ingest_own / m.lines * 1000
             big = results[-1]
-            per_item = big.refresh_cpu / max(big.facts, 1)  # a refresh of large shards
-            per_refresh = m.live_cpu / max(m.refreshes, 1)  # small shards: fixed costs
+            # a refresh of large shards: per fact read
+            per_item = (big.refresh_cpu - big.refresh_moto) / max(big.facts, 1)
+            # small shards: fixed costs
+            per_refresh = (m.live_cpu - m.live_moto) / max(m.refreshes, 1)
             live_cpu = per_refresh * c.refreshes + per_item * sum(c.read_items.values())
             lam_l = lambda_usd(live_cpu, n)
             out(
                 "cost per million lines, us-east-1 on-demand (WRU $0.625/M, RRU $0.125/M, Lambda "
-                "$0.0000166667 per GB-s at 1,024 MB, billed time = measured CPU):"
+                "$0.0000166667 per GB-s at 1,024 MB, billed time = measured CPU of the "
+                "functions, without moto's answers):"
             )
             out(f"  DynamoDB writes  {units / n:.3f} WRU/line                     ${ddb_w:.4f}")
             out(f"  DynamoDB reads   {rru / n:.2f} RRU/line (live refreshes)      ${ddb_r:.4f}")
@@ -887,7 +911,8 @@ def report(args: argparse.Namespace) -> None:
             f"{u.live_rru:g} RRU {u.live_ms:,.1f} ms   recompute: {u.recompute_items:,} items "
             f"{u.recompute_bytes / 1e6:,.2f} MB {u.recompute_rru:,.1f} RRU "
             f"{u.recompute_ms / 1000:,.2f} s  "
-            f"(first refresh of all shards {u.refresh_ms / 1000:,.2f} s)"
+            f"(first refresh of all shards {u.refresh_ms / 1000:,.2f} s, CPU "
+            f"{u.refresh_cpu:,.2f} s of which moto {u.refresh_moto:,.2f} s)"
         )
     big = results[-1]
     scale = 1_000_000 / big.facts

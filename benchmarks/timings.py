@@ -54,3 +54,47 @@ def time_moto_requests(timings: Timings, key_of: Callable[[dict[str, Any]], str]
             timings.count(key_of(environ), started)
 
     werkzeug_app.DomainDispatcherApplication.__call__ = timed_request  # type: ignore[method-assign]
+
+
+class MotoCpu:
+    """CPU time spent inside moto's in-process answers (``mock_aws``), by thread: on AWS
+    that work is DynamoDB's and S3's, not the function's, and Lambda does not bill it.
+    ``with MotoCpu() as moto:`` counts every request answered meanwhile;
+    ``moto.of_thread()`` is the calling thread's total so far."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_thread: defaultdict[int, float] = defaultdict(float)
+        self._original: Callable[..., Any] | None = None
+
+    def of_thread(self, ident: int | None = None) -> float:
+        with self._lock:
+            return self.by_thread[threading.get_ident() if ident is None else ident]
+
+    def total(self) -> float:
+        with self._lock:
+            return sum(self.by_thread.values())
+
+    def __enter__(self) -> MotoCpu:
+        from moto.core import botocore_stubber
+
+        original: Callable[..., Any] = botocore_stubber.BotocoreStubber.__call__
+        self._original = original
+
+        def timed(stub: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return original(stub, event_name, request, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                with self._lock:
+                    self.by_thread[threading.get_ident()] += spent
+
+        setattr(botocore_stubber.BotocoreStubber, "__call__", timed)  # noqa: B010
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from moto.core import botocore_stubber
+
+        if self._original is not None:
+            setattr(botocore_stubber.BotocoreStubber, "__call__", self._original)  # noqa: B010
