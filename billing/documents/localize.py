@@ -4,14 +4,19 @@ The texts are data, one JSON per language in ``texts/`` (``en``, ``fr``, ``id``,
 the languages of the contract annex, whose service names they follow): labels of the
 document, names of the service groups, human names of the metrics of the rules table,
 units, dimension names and values, the reported notes (``notes``: what the close
-reports without charging it), the legal mentions of the tax treatments (``mentions``).
+reports without charging it), the legal mentions of the tax treatments (``mentions``), and
+the wording of each kind of computation a line carries (``labels``: ``note_*``, ``tier_*``).
 ``texts/groups.json`` says which service group each metric belongs to. Numbers, amounts,
 dates and country names are formatted for the locale by Babel (CLDR data), never by hand.
 
 ``named`` gives every line of an invoice its ``service`` and ``service_group`` in the
 invoice's language: what the JSON, the CSV and the PDF all show. The rating writes its
 notes (tier computations, examples of reported events) in English for ``billing
-explain``; the documents show them in the document's language, from their figures.
+explain``, and each line's computation as data (``InvoiceLine.price_detail``, a credit
+line's invoice number and reason too): the documents show them in the document's language
+from that data (``line_note``, ``line_name``), never from the English wording. Only a
+document written before ``price_detail`` existed is read from its English text (tier
+computations and credit lines; another note is left out of a document in another language).
 
 Amounts keep the invoice's decimals (``minor_unit``), which can differ from CLDR's (IDR
 has 0 here); quantities and unit prices are shown with all their digits.
@@ -35,7 +40,24 @@ from babel import Locale
 from babel.dates import format_date, format_skeleton
 from babel.numbers import format_decimal, format_percent
 
-from billing.domain.invoice import Invoice, InvoiceLine, InvoiceNote
+from billing.domain.invoice import (
+    CreditAmountNote,
+    FeeNote,
+    FreeNote,
+    GraduatedNote,
+    Invoice,
+    InvoiceLine,
+    InvoiceNote,
+    PackageNote,
+    PerMinuteNote,
+    PrepaidNote,
+    PriceDetail,
+    ProratedNote,
+    SeatsNote,
+    TierStep,
+    TopUpNote,
+    VolumeNote,
+)
 from billing.domain.tax import default_table
 
 TEXTS_DIR = Path(__file__).resolve().parent / "texts"
@@ -105,15 +127,17 @@ def group_of(line: InvoiceLine) -> str:
     return metric_groups().get(line.metric, OTHER_GROUP)
 
 
-#: the rating's note of a graduated price (``rating._tiered``): ``graduated (units): 1000 x
-#: 0.045 + 234 x 0.04``, and ``; 3 usage lines`` when several lines share the row
+#: documents without ``price_detail`` (written before it): the rating's English note of a
+#: graduated price: ``graduated (units): 1000 x 0.045 + 234 x 0.04``, and ``; 3 usage
+#: lines`` when several lines share the row
 _GRADUATED = re.compile(
     r"^graduated \((?:units|minutes)\): (?P<steps>.+?)(?:; (?P<lines>\d+) usage lines)?$"
 )
 _STEP = re.compile(r"^(?P<quantity>-?[0-9.]+) x (?P<price>-?[0-9.]+)$")
 #: an example of a reported event: ``2026-10-03T04:00:00Z <detail>``
 _EXAMPLE_AT = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})Z\b")
-#: the rating's description of a partial credit (``domain.finance.credit_note``)
+#: documents without ``price_detail``: the description of a partial credit
+#: (``domain.finance.credit_note``)
 _CREDIT = re.compile(r"^Credit on invoice (?P<number>\S+): (?P<reason>.*)$", re.S)
 
 
@@ -195,6 +219,13 @@ class Localizer:
         """A quantity or a unit price: grouped, every digit kept, never an exponent."""
         return format_decimal(Decimal(value), locale=self.locale, decimal_quantization=False)
 
+    def fixed(self, value: Decimal) -> str:
+        """A decimal with exactly its own decimals (``300.00`` -> ``300,00``), grouped."""
+        places = max(0, -int(value.as_tuple().exponent))
+        pattern = copy.copy(self.locale.decimal_formats[None])
+        pattern.frac_prec = (places, places)
+        return str(pattern.apply(value, self.locale))
+
     def percent(self, rate: Decimal | str) -> str:
         """A tax rate in percent, as the invoice's ``taxes`` give it (``20``, ``5.5``)."""
         value = Decimal(rate) / 100
@@ -249,7 +280,11 @@ class Localizer:
 
     def line_name(self, line: InvoiceLine) -> str:
         """What the line charges, as a customer names it."""
-        credit = _CREDIT.match(line.description) if line.metric == "credit" else None
+        if line.kind == "adjustment" and isinstance(line.price_detail, CreditAmountNote):
+            detail = line.price_detail
+            return self.label("credit_line", number=detail.invoice, reason=detail.reason)
+        legacy = line.price_detail is None and line.metric == "credit"
+        credit = _CREDIT.match(line.description) if legacy else None
         if line.kind == "adjustment" and credit:
             return self.label("credit_line", number=credit["number"], reason=credit["reason"])
         if line.kind == "adjustment":
@@ -258,9 +293,94 @@ class Localizer:
             return f"{base} \u2013 {when}"
         return self._name(line.kind, line)
 
+    def line_note(
+        self, line: InvoiceLine, currency: str | None = None, places: int | None = None
+    ) -> str:
+        """How the line was computed, in the document's language, from its
+        ``price_detail`` (amounts with ``currency`` and ``places`` when given); a line
+        written before ``price_detail`` existed is read from its English ``price_note``."""
+        if line.price_detail is None:
+            return self.price_note(line.price_note)
+        return self.detail(line.price_detail, currency, places)
+
+    def detail(
+        self, detail: PriceDetail, currency: str | None = None, places: int | None = None
+    ) -> str:
+        """A computation (``InvoiceLine.price_detail``) in the document's language."""
+
+        def amount(value: Decimal) -> str:
+            if currency is None:  # the amount's own decimals (``300.00``)
+                return self.fixed(value)
+            return self.money(value, currency, 2 if places is None else places)
+
+        match detail:
+            case PerMinuteNote():
+                minutes, price = self.number(detail.minutes), self.number(detail.unit_price)
+                return self.label("note_per_minute", minutes=minutes, price=price)
+            case GraduatedNote():
+                shown = " + ".join(self._step(step, detail.per) for step in detail.steps)
+                text = self.label("tier_graduated", steps=shown or "0")
+                return text + self._usage_lines(detail.usage_lines)
+            case VolumeNote():
+                quantity = self._quantity(detail.quantity, detail.per)
+                price = self.number(detail.unit_price)
+                if detail.up_to is None:
+                    text = self.label("tier_volume_top", quantity=quantity, price=price)
+                else:
+                    bound = self._quantity(detail.up_to, detail.per)
+                    text = self.label("tier_volume", bound=bound, quantity=quantity, price=price)
+                return text + self._usage_lines(detail.usage_lines)
+            case PackageNote():
+                return self.label("note_package", included=self.number(detail.included))
+            case ProratedNote():
+                return self.label(
+                    "note_prorated",
+                    days=self.number(Decimal(detail.days)),
+                    of_days=self.number(Decimal(detail.of_days)),
+                    date=self.date(detail.start),
+                )
+            case SeatsNote():
+                text = self.label("note_seats")
+                if detail.start_day_seats is not None:
+                    seats = self.number(detail.start_day_seats)
+                    text += "; " + self.label("note_seats_start_day", seats=seats)
+                return text
+            case FreeNote():
+                return self.label("note_free")
+            case FeeNote():
+                return self.label(f"note_fee_{detail.billed}")
+            case TopUpNote():
+                return self.label(
+                    "note_top_up",
+                    minimum=amount(detail.minimum),
+                    actual=amount(detail.actual),
+                    mode=self.label(f"mode_{detail.mode}"),
+                )
+            case PrepaidNote():
+                return self.label(
+                    "note_prepaid", actual=amount(detail.actual), minimum=amount(detail.minimum)
+                )
+            case CreditAmountNote():
+                return self.label("credit_line", number=detail.invoice, reason=detail.reason)
+        raise AssertionError(f"unknown note {detail!r}")  # pragma: no cover
+
+    def _quantity(self, value: Decimal, per: str) -> str:
+        shown = self.number(value)
+        return self.label("tier_minutes", quantity=shown) if per == "minutes" else shown
+
+    def _step(self, step: TierStep, per: str) -> str:
+        quantity = self._quantity(step.quantity, per)
+        return self.label("tier_step", quantity=quantity, price=self.number(step.unit_price))
+
+    def _usage_lines(self, count: int | None) -> str:
+        if not count:
+            return ""
+        return "; " + self.label("usage_lines", count=self.number(Decimal(count)))
+
     def price_note(self, note: str | None) -> str:
-        """A tier computation in the document's language (``1 000 \u00d7 0,045 + ...``);
-        a note it does not know is shown as written in English only."""
+        """An English tier computation of a document written before ``price_detail``
+        existed, in the document's language (``1 000 \u00d7 0,045 + ...``); a note it does
+        not know is shown as written in English only."""
         if not note:
             return ""
         graduated = _GRADUATED.match(note)

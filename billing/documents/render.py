@@ -44,10 +44,11 @@ from billing.documents.localize import (
     group_order,
     named,
 )
-from billing.domain.invoice import Invoice, InvoiceLine, canonical_json, plain
+from billing.domain.invoice import FreeNote, Invoice, InvoiceLine, canonical_json, plain
 
 #: the CSV's line columns: exactly the fields of a line of the JSON (``InvoiceLine``), same
-#: names, same values as text (``dims`` as ``key=value;...``, absent as empty)
+#: names, same values as text (``dims`` as ``key=value;...``, ``price_detail`` as compact
+#: JSON with sorted keys, absent as empty)
 LINE_COLUMNS = (
     "kind",
     "adjusts",
@@ -62,6 +63,7 @@ LINE_COLUMNS = (
     "billable",
     "unit_price",
     "price_note",
+    "price_detail",
     "amount",
     "evidence",
     "rule",
@@ -157,6 +159,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _line_cell(line: Mapping[str, Any], column: str) -> str:
+    """A line's field as text; ``price_detail`` (nested data) as its compact JSON."""
+    value = line.get(column)
+    if column == "price_detail" and value is not None:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _cell(value)
+
+
 def _document_cells(inv: Invoice, doc: Mapping[str, Any], loc: Localizer) -> list[str]:
     totals = _totals(inv, doc)
     first, last, zone = _local_period(inv)
@@ -191,7 +201,7 @@ def invoice_csv(inv: Invoice) -> bytes:
     rows: list[list[str]] = []
     for section in ("lines", "commitment_lines", "adjustment_lines"):
         for line in doc[section]:
-            rows.append([_cell(line.get(column)) for column in LINE_COLUMNS] + header)
+            rows.append([_line_cell(line, column) for column in LINE_COLUMNS] + header)
     for tax in doc.get("taxes") or ():
         base, rate = _str(tax.get("base")), _str(tax.get("rate"))
         shown_base = loc.money(Decimal(base or "0"), inv.currency, inv.minor_unit)
@@ -624,9 +634,12 @@ def _price_cell(line: InvoiceLine, loc: Localizer) -> str:
     if line.unit_price is not None:
         per = f" {loc.label('per_minute')}" if line.unit == "second" else ""
         return loc.number(line.unit_price) + per
-    if line.amount == 0 and (line.price_note or "").startswith("not charged"):
+    if line.price_detail is None:  # a document written before price_detail
+        if line.amount == 0 and (line.price_note or "").startswith("not charged"):
+            return loc.label("not_charged")
+    elif isinstance(line.price_detail, FreeNote) and line.amount == 0:
         return loc.label("not_charged")
-    return loc.price_note(line.price_note)  # the tier computation
+    return loc.line_note(line)  # the tier computation
 
 
 def _quantity(value: Decimal, unit: str, loc: Localizer) -> str:

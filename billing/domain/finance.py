@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from billing.domain.invoice import (
     BankBlock,
+    CreditAmountNote,
     CustomerBlock,
     Invoice,
     InvoiceLine,
@@ -33,7 +34,7 @@ from billing.domain.invoice import (
     Totals,
 )
 from billing.domain.profile import BillingProfile, Seller
-from billing.domain.rating import round_money
+from billing.domain.rating import price_note_text, round_money
 from billing.domain.tax import TaxTable, Treatment, tax_lines, treatment
 
 
@@ -151,11 +152,13 @@ def credit_note(
         value = round_money(amount, places)
         if value <= 0 or invoice.totals is None or value > invoice.totals.net:
             raise ValueError(f"amount {amount} must be positive and at most the invoice's net")
+        credited = CreditAmountNote(invoice=invoice.number, reason=reason)
         lines = [
             InvoiceLine(
                 kind="adjustment",
                 metric="credit",
-                description=f"Credit on invoice {invoice.number}: {reason}",
+                description=price_note_text(credited),
+                price_detail=credited,
                 quantity=Decimal(1),
                 billable=Decimal(1),
                 amount=-value,

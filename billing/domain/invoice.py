@@ -15,6 +15,12 @@ Line kinds:
 - ``adjustment``: a difference on a prior period's line (late events), ``period`` says
   which period and ``adjusts`` which kind of line.
 
+``price_note`` says in English how a line was computed (tiers, proration, package,
+commitment); ``price_detail`` says the same as data (one model per ``kind`` of note: the
+figures as decimal strings), which the documents render in the invoice's language. A credit
+note's credit of an amount carries its invoice number and reason there (``kind`` credit).
+Documents written before ``price_detail`` existed read back with it null.
+
 ``service`` and ``service_group`` name a line as a customer reads it, in the invoice's
 language; rating leaves them empty and the documents fill them
 (``billing.documents.localize.named``), so that the JSON, the CSV and the PDF name every
@@ -52,6 +58,125 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --- how a line was computed, as data (``price_detail``) -------------------------------------
+# The rating writes each line's ``price_note`` in English for people and ``billing explain``,
+# and the same computation as one of these models: the documents show it in the invoice's
+# language from these fields, never by reading the English back. ``kind`` names the note.
+
+PerUnit = Literal["units", "minutes"]
+
+
+class PerMinuteNote(_Model):
+    """A flat price per minute of a metric counted in seconds."""
+
+    kind: Literal["per_minute"] = "per_minute"
+    minutes: Dec = Field(description="the seconds in minutes (6 decimals when not exact)")
+    unit_price: Dec = Field(description="per minute")
+
+
+class TierStep(_Model):
+    quantity: Dec
+    unit_price: Dec
+
+
+class GraduatedNote(_Model):
+    """Graduated tiers: each step's quantity at its tier's price (no step: nothing used)."""
+
+    kind: Literal["graduated"] = "graduated"
+    per: PerUnit
+    steps: list[TierStep]
+    usage_lines: int | None = Field(None, description="usage lines sharing the row, if several")
+
+
+class VolumeNote(_Model):
+    """Volume tiers: the whole quantity at the price of the tier it falls in."""
+
+    kind: Literal["volume"] = "volume"
+    per: PerUnit
+    up_to: Dec | None = Field(description="the tier's bound; null for the last tier")
+    quantity: Dec
+    unit_price: Dec
+    usage_lines: int | None = Field(None, description="usage lines sharing the row, if several")
+
+
+class PackageNote(_Model):
+    """A package's usage: ``included`` without charge, the overage per unit."""
+
+    kind: Literal["package"] = "package"
+    included: Dec
+
+
+class ProratedNote(_Model):
+    """Prorated over ``days`` of the period's ``of_days`` from the service start ``start``."""
+
+    kind: Literal["prorated"] = "prorated"
+    days: int
+    of_days: int
+    start: date
+
+
+class SeatsNote(_Model):
+    """Named users at full price per seat (peak concurrent seats); in the first month the
+    ``start_day_seats`` of the start day are billed prorated on their own line."""
+
+    kind: Literal["seats"] = "seats"
+    start_day_seats: Dec | None = None
+
+
+class FreeNote(_Model):
+    """Not charged: the metric is free unless the plan prices it."""
+
+    kind: Literal["free"] = "free"
+
+
+class FeeNote(_Model):
+    """A fee of the plan, billed once or monthly."""
+
+    kind: Literal["fee"] = "fee"
+    billed: Literal["once", "monthly"]
+
+
+class TopUpNote(_Model):
+    """A top-up to a minimum commitment: ``minimum - actual``."""
+
+    kind: Literal["top_up"] = "top_up"
+    minimum: Dec
+    actual: Dec
+    mode: Literal["post_pay", "pre_pay"]
+
+
+class PrepaidNote(_Model):
+    """A pre-pay commitment's deduction from prepaid credit: ``max(actual, minimum)``."""
+
+    kind: Literal["prepaid"] = "prepaid"
+    actual: Dec
+    minimum: Dec
+
+
+class CreditAmountNote(_Model):
+    """A credit note's credit of an amount on ``invoice``, for ``reason``."""
+
+    kind: Literal["credit"] = "credit"
+    invoice: str
+    reason: str
+
+
+PriceDetail = Annotated[
+    PerMinuteNote
+    | GraduatedNote
+    | VolumeNote
+    | PackageNote
+    | ProratedNote
+    | SeatsNote
+    | FreeNote
+    | FeeNote
+    | TopUpNote
+    | PrepaidNote
+    | CreditAmountNote,
+    Field(discriminator="kind"),
+]
+
+
 class InvoiceLine(_Model):
     kind: LineKind
     metric: str = Field(description="usage metric, fee code or commitment name")
@@ -63,6 +188,9 @@ class InvoiceLine(_Model):
     billable: Dec = Field(description="the quantity charged")
     unit_price: Dec | None = Field(None, description="exact, not rounded (voice: per minute)")
     price_note: str | None = Field(None, description="tiers, proration, package detail")
+    price_detail: PriceDetail | None = Field(
+        None, description="the computation of price_note (or the credit) as data, by kind"
+    )
     amount: Dec = Field(description="rounded to the currency's minor unit")
     evidence: int = Field(0, description="chargeable events (or distinct members) behind it")
     rule: str | None = Field(None, description="the rule title")
@@ -226,9 +354,15 @@ def issue_date(period: Period | str) -> date:
 
 
 def canonical_json(invoice: Invoice) -> bytes:
-    """Sorted keys, Decimals as plain strings, two-space indent, UTF-8, final newline."""
+    """Sorted keys, Decimals as plain strings, two-space indent, UTF-8, final newline. A
+    line without ``price_detail`` has no such key (a document written before it keeps its
+    bytes)."""
     doc = invoice.model_dump(mode="json")
     for key in (*FINANCE_KEYS, "period_dates"):
         if doc.get(key) is None:
             doc.pop(key, None)
+    for section in ("lines", "commitment_lines", "adjustment_lines"):
+        for line in doc[section]:
+            if line.get("price_detail") is None:
+                line.pop("price_detail", None)
     return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()

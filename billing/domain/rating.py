@@ -12,6 +12,11 @@ Money and rounding
   an invoice always add up to its total. A commitment's actual spend is the sum of the
   rounded lines of its scope.
 
+Notes: every line whose computation needs saying carries it twice: ``price_detail``, the
+computation as data (``invoice.PriceDetail``: tiers and their steps, proration, package,
+commitment figures...), and ``price_note``, its English text (``price_note_text``, the
+only place that words it). The documents render other languages from ``price_detail``.
+
 Line order: metrics alphabetically, within one a package fee before its usage, usage lines
 by dimensions (named users: fee, prorated start-day seats, other seats); then the plan's
 fees in plan order; commitment lines in plan order.
@@ -39,11 +44,25 @@ from fractions import Fraction
 
 from billing.domain.invoice import (
     CommitmentReport,
+    CreditAmountNote,
+    FeeNote,
+    FreeNote,
+    GraduatedNote,
     Invoice,
     InvoiceLine,
     InvoiceNote,
     LineKey,
+    PackageNote,
     PeriodDates,
+    PerMinuteNote,
+    PerUnit,
+    PrepaidNote,
+    PriceDetail,
+    ProratedNote,
+    SeatsNote,
+    TierStep,
+    TopUpNote,
+    VolumeNote,
     invoice_number,
     issue_date,
 )
@@ -111,6 +130,60 @@ def _num(value: Fraction | Decimal) -> str:
     return f"{float(value):.6f}"
 
 
+def _dec(value: Fraction | Decimal) -> Decimal:
+    """A quantity of a note as data: exactly the figure its English text shows."""
+    return Decimal(_num(value))
+
+
+def _text(value: Decimal) -> str:
+    return format(value, "f") if value else "0"
+
+
+def price_note_text(detail: PriceDetail) -> str:
+    """The English ``price_note`` of a computation (what ``billing explain`` shows); the
+    documents in other languages are rendered from ``detail`` itself, not from this text."""
+    match detail:
+        case PerMinuteNote():
+            return f"{_text(detail.minutes)} min x {detail.unit_price} per minute"
+        case GraduatedNote():
+            steps = [f"{_text(s.quantity)} x {s.unit_price}" for s in detail.steps]
+            text = f"graduated ({detail.per}): " + (" + ".join(steps) or "0")
+            return text + _usage_lines_text(detail.usage_lines)
+        case VolumeNote():
+            bound = "above" if detail.up_to is None else f"up to {_text(detail.up_to)}"
+            text = f"volume tier {bound}: {_text(detail.quantity)} {detail.per} x "
+            return text + f"{detail.unit_price}" + _usage_lines_text(detail.usage_lines)
+        case PackageNote():
+            return f"{_text(detail.included)} included, overage per unit"
+        case ProratedNote():
+            return f"prorated {detail.days}/{detail.of_days} days from {detail.start.isoformat()}"
+        case SeatsNote():
+            text = "full price per seat (peak concurrent seats)"
+            if detail.start_day_seats is not None:
+                seats = _text(detail.start_day_seats)
+                text += f"; the {seats} seats of the start day are billed prorated"
+            return text
+        case FreeNote():
+            return "not charged: free unless priced"
+        case FeeNote():
+            return "one-time" if detail.billed == "once" else "monthly"
+        case TopUpNote():
+            return f"minimum {detail.minimum} - actual {detail.actual} ({detail.mode})"
+        case PrepaidNote():
+            return f"max(actual {detail.actual}, minimum {detail.minimum})"
+        case CreditAmountNote():
+            return f"Credit on invoice {detail.invoice}: {detail.reason}"
+    raise AssertionError(f"unknown note {detail!r}")  # pragma: no cover
+
+
+def _usage_lines_text(count: int | None) -> str:
+    return f"; {count} usage lines" if count else ""
+
+
+def _note(detail: PriceDetail | None) -> str | None:
+    return None if detail is None else price_note_text(detail)
+
+
 @dataclass(frozen=True)
 class Rating:
     """What ``rate`` returns: the usage and fee lines, then the commitment settlement."""
@@ -161,7 +234,7 @@ def _usage_line(
     included: Decimal = _ZERO,
     billable: Decimal | None = None,
     unit_price: Decimal | None = None,
-    price_note: str | None = None,
+    detail: PriceDetail | None = None,
     price_row: str | None = None,
 ) -> InvoiceLine:
     title, section = _rule_of(metric, ctx.plan.settings)
@@ -175,7 +248,8 @@ def _usage_line(
         included=included,
         billable=quantity if billable is None else billable,
         unit_price=unit_price,
-        price_note=price_note,
+        price_note=_note(detail),
+        price_detail=detail,
         amount=ctx.money(amount),
         evidence=evidence,
         rule=title,
@@ -192,7 +266,7 @@ def _fee_line(
     unit_price: Decimal,
     amount: Fraction | Decimal,
     price_row: str,
-    price_note: str | None = None,
+    detail: PriceDetail | None = None,
     section: str | None = "5",
 ) -> InvoiceLine:
     return InvoiceLine(
@@ -202,7 +276,8 @@ def _fee_line(
         quantity=quantity,
         billable=quantity,
         unit_price=unit_price,
-        price_note=price_note,
+        price_note=_note(detail),
+        price_detail=detail,
         amount=ctx.money(amount),
         rule="setup and recurring fees" if section == "5" else "monthly package fee",
         rule_section=section,
@@ -213,19 +288,26 @@ def _fee_line(
 # --- tiers ----------------------------------------------------------------------------------
 
 
-def _tiered(row: PriceRow, units: Fraction, per: str) -> tuple[Fraction, Decimal | None, str]:
+def _tiered(
+    row: PriceRow, units: Fraction, per: PerUnit, usage_lines: int | None
+) -> tuple[Fraction, Decimal | None, GraduatedNote | VolumeNote]:
     """Amount of ``units`` under the row's tiers, the single unit price if there is one,
-    and a note showing the computation."""
+    and the computation (``usage_lines``: how many usage lines share the row, if several)."""
     assert row.tiers is not None
     if row.tier_mode == "volume":
         for tier in row.tiers:
             if tier.up_to is None or units <= Fraction(tier.up_to):
-                bound = "above" if tier.up_to is None else f"up to {_num(tier.up_to)}"
-                note = f"volume tier {bound}: {_num(units)} {per} x {tier.unit_price}"
+                note = VolumeNote(
+                    per=per,
+                    up_to=None if tier.up_to is None else _dec(tier.up_to),
+                    quantity=_dec(units),
+                    unit_price=tier.unit_price,
+                    usage_lines=usage_lines,
+                )
                 return units * Fraction(tier.unit_price), tier.unit_price, note
         raise AssertionError("the last tier is unbounded")  # pragma: no cover
     amount = Fraction(0)
-    parts: list[str] = []
+    parts: list[TierStep] = []
     lower = Fraction(0)
     for tier in row.tiers:
         upper = None if tier.up_to is None else Fraction(tier.up_to)
@@ -233,12 +315,11 @@ def _tiered(row: PriceRow, units: Fraction, per: str) -> tuple[Fraction, Decimal
         if take <= 0:
             break
         amount += take * Fraction(tier.unit_price)
-        parts.append(f"{_num(take)} x {tier.unit_price}")
+        parts.append(TierStep(quantity=_dec(take), unit_price=tier.unit_price))
         if upper is None:
             break
         lower = upper
-    note = f"graduated ({per}): " + (" + ".join(parts) or "0")
-    return amount, None, note
+    return amount, None, GraduatedNote(per=per, steps=parts, usage_lines=usage_lines)
 
 
 # --- the three ways of pricing a metric -------------------------------------------------------
@@ -248,7 +329,7 @@ def _priced(
     ctx: _Ctx, metric: str, rows: list[PriceRow], items: list[tuple[Dims, Decimal]]
 ) -> None:
     per_minute = metric in SECONDS_METRICS
-    per = "minutes" if per_minute else "units"
+    per: PerUnit = "minutes" if per_minute else "units"
     groups: dict[int, list[tuple[Dims, Decimal]]] = defaultdict(list)
     for dims, qty in items:
         as_map = dict(dims)
@@ -267,7 +348,7 @@ def _priced(
         if row.unit_price is not None:
             for dims, qty in group:
                 units = Fraction(qty) / 60 if per_minute else Fraction(qty)
-                note = f"{_num(units)} min x {row.unit_price} per minute" if per_minute else None
+                flat = PerMinuteNote(minutes=_dec(units), unit_price=row.unit_price)
                 out.append(
                     _usage_line(
                         ctx,
@@ -277,18 +358,17 @@ def _priced(
                         ctx.usage.evidence((metric, dims)),
                         units * Fraction(row.unit_price),
                         unit_price=row.unit_price,
-                        price_note=note,
+                        detail=flat if per_minute else None,
                         price_row=row_name,
                     )
                 )
             continue
         total = sum((qty for _, qty in group), _ZERO)
         units = Fraction(total) / 60 if per_minute else Fraction(total)
-        amount, unit_price, note = _tiered(row, units, per)
+        shared = len(group) if len(group) > 1 else None
+        amount, unit_price, tiers = _tiered(row, units, per, shared)
         evidence = sum(ctx.usage.evidence((metric, dims)) for dims, _ in group)
         dims = tuple(sorted(row.match.items()))
-        if len(group) > 1:
-            note += f"; {len(group)} usage lines"
         out.append(
             _usage_line(
                 ctx,
@@ -298,7 +378,7 @@ def _priced(
                 evidence,
                 amount,
                 unit_price=unit_price,
-                price_note=note,
+                detail=tiers,
                 price_row=row_name,
             )
         )
@@ -337,7 +417,7 @@ def _package(ctx: _Ctx, metric: str, package: Package, items: list[tuple[Dims, D
             included=included,
             billable=overage,
             unit_price=package.overage_unit_price,
-            price_note=f"{_num(package.included)} included, overage per unit",
+            detail=PackageNote(included=_dec(package.included)),
             price_row=row,
         )
     )
@@ -352,10 +432,10 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
     first = start is not None and Period(start.year, start.month) == ctx.period
     days = ctx.period.days
     factor = Fraction(1)
-    proration = ""
+    proration: ProratedNote | None = None
     if first and start is not None:
         factor = Fraction(days - start.day + 1, days)
-        proration = f"prorated {days - start.day + 1}/{days} days from {start.isoformat()}"
+        proration = ProratedNote(days=days - start.day + 1, of_days=days, start=start)
     if seats.monthly_fee:
         ctx.lines.append(
             _fee_line(
@@ -366,7 +446,7 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
                 seats.monthly_fee,
                 Fraction(seats.monthly_fee) * factor,
                 "named_users.monthly_fee",
-                proration or None,
+                proration,
                 section="2",
             )
         )
@@ -390,7 +470,7 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
                     included=min(initial, included),
                     billable=prorated,
                     unit_price=price,
-                    price_note=proration,
+                    detail=proration,
                     price_row=row,
                 )
             )
@@ -398,9 +478,7 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
     if peak == 0 and not seats.monthly_fee:
         return
     full = max(_ZERO, peak - covered)
-    note = "full price per seat (peak concurrent seats)"
-    if first and initial:
-        note += f"; the {_num(min(peak, initial))} seats of the start day are billed prorated"
+    per_seat = SeatsNote(start_day_seats=_dec(min(peak, initial)) if first and initial else None)
     ctx.lines.append(
         _usage_line(
             ctx,
@@ -412,7 +490,7 @@ def _named_users(ctx: _Ctx, items: Mapping[str, Decimal]) -> None:
             included=min(peak, covered),
             billable=full,
             unit_price=price,
-            price_note=note,
+            detail=per_seat,
             price_row=row,
         )
     )
@@ -430,7 +508,7 @@ def _free(ctx: _Ctx, metric: str, items: list[tuple[Dims, Decimal]]) -> None:
                 _ZERO,
                 included=qty,
                 billable=_ZERO,
-                price_note="not charged: free unless priced",
+                detail=FreeNote(),
             )
         )
 
@@ -438,7 +516,7 @@ def _free(ctx: _Ctx, metric: str, items: list[tuple[Dims, Decimal]]) -> None:
 def _fees(ctx: _Ctx) -> None:
     for fee in ctx.plan.fees:
         if fee.applies(ctx.period, ctx.plan.effective_from):
-            note = "one-time" if fee.billed == "once" else "monthly"
+            note = FeeNote(billed=fee.billed)
             ctx.lines.append(
                 _fee_line(
                     ctx,
@@ -469,6 +547,7 @@ def _commitments(
         scope_text = ", ".join(c.metrics)
         title = c.description or f"minimum commitment on {scope_text}"
         if top_up:
+            topped = TopUpNote(minimum=minimum, actual=actual, mode=c.mode)
             out.append(
                 InvoiceLine(
                     kind="commitment",
@@ -477,7 +556,8 @@ def _commitments(
                     quantity=Decimal(1),
                     billable=Decimal(1),
                     unit_price=top_up,
-                    price_note=f"minimum {minimum} - actual {actual} ({c.mode})",
+                    price_note=price_note_text(topped),
+                    price_detail=topped,
                     amount=top_up,
                     rule="minimum commitment",
                     rule_section="5",
@@ -486,6 +566,7 @@ def _commitments(
             )
         after = to_buy = None
         if c.mode == "pre_pay":
+            deducted = PrepaidNote(actual=actual, minimum=minimum)
             out.append(
                 InvoiceLine(
                     kind="prepaid",
@@ -494,7 +575,8 @@ def _commitments(
                     quantity=Decimal(1),
                     billable=Decimal(1),
                     unit_price=-charged,
-                    price_note=f"max(actual {actual}, minimum {minimum})",
+                    price_note=price_note_text(deducted),
+                    price_detail=deducted,
                     amount=-charged,
                     rule="minimum commitment (pre-pay)",
                     rule_section="5",
