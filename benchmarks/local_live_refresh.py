@@ -32,20 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2000, help="stream records per call")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        os.environ[name] = value
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto (common sets the rest)
     sys.path.insert(0, str(REPO))
 
     import boto3
     from botocore.config import Config
+    from common import create_table, sqs_event  # first: the environment of the handlers
     from moto import mock_aws
 
     from billing.adapters.rejects import RejectStore
@@ -57,11 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     from billing.live import LiveUsage
     from billing.local import fastpaths
     from billing.local.streams import StreamReader, deliver
-    from tests.pipeline.conftest import create_table, sqs_event
 
     fastpaths.install()
     with mock_aws():
-        table = create_table()
+        table = create_table(boto3.resource("dynamodb"), "usage")
         table.meta.client.update_table(
             TableName=table.name,
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
@@ -83,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = list(generate(args.seed, args.events, "2026-10", args.accounts))
         started = time.perf_counter()
         for start in range(0, len(lines), 100):
-            ingestor.handle(sqs_event(lines[start : start + 100]))
+            ingestor.handle(sqs_event(lines[start : start + 100], start))
         print(f"stored        {len(lines):,} events in {time.perf_counter() - started:.1f} s")
         records: list[dict[str, Any]] = []
         while batch := reader.read(10_000):

@@ -143,6 +143,16 @@ def plain(label: str) -> str:
     return label.partition("@")[0]
 
 
+def group_members(store: UsageStore, group: str, accounts: Sequence[str]) -> list[str]:
+    """Those of ``accounts`` in the close group ``group`` (``MonthClose.group_of``; their
+    zones read 100 per request), in order."""
+    if "@" not in group and not store.zones_in_use() - {UTC_ZONE}:
+        return list(accounts)  # every account is in the UTC group
+    p = Period.parse(plain(group))
+    zones = store.plan_zones_of(accounts)
+    return [a for a in accounts if p.in_zone(zones_from(zones.get(a, []))(p)).label == group]
+
+
 @dataclass
 class MonthClose:
     store: UsageStore
@@ -581,7 +591,9 @@ class MonthClose:
         invoice not yet announced is announced once, and the close lock is released.
 
         ``period`` is a close group: the manifest and summary of the period list every
-        account closed so far (each group's close rewrites them)."""
+        account closed so far (each group's close rewrites them); the figures returned
+        (``issued``, ``failed``) are the group's accounts', ``announced`` what this run
+        announced."""
         now = now or self.clock()
         group, period = period, plain(period)
         with self.period_documents(period):  # the results read and the documents written
@@ -591,6 +603,7 @@ class MonthClose:
                     self.store.release_close_lock(group, execution)
                 return drafts
             issued, failed = self.write_documents(period)
+            mine = self.of_group(group, [*issued, *failed])  # the figures returned
             if self.documents.read(f"{DRAFTS}{period}/manifest.json") is not None:
                 # the finalized group's accounts leave the drafts manifest
                 self.write_drafts_manifest(period, self.results(period))
@@ -601,13 +614,18 @@ class MonthClose:
             self.store.release_close_lock(group, execution)
         return {
             "period": period,
-            "issued": len(issued),
+            "issued": sum(1 for r in mine if r["status"] == "issued"),
             "announced": announced,
-            "failed": [r["account"] for r in failed],
+            "failed": [r["account"] for r in mine if r["status"] != "issued"],
         }
 
     def results(self, period: str) -> list[dict[str, Any]]:
         return sorted(self.store.results(period), key=lambda r: r["account"])
+
+    def of_group(self, group: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The results of the close group's accounts, in order."""
+        members = set(group_members(self.store, group, [r["account"] for r in results]))
+        return [r for r in results if r["account"] in members]
 
     def period_documents(self, period: str) -> AbstractContextManager[None]:
         """The period's documents lock (``billing.adapters.store.period_documents``): held
@@ -668,19 +686,20 @@ class MonthClose:
         """The end of a draft close of a close group: ``drafts/{period}/manifest.json``
         lists the drafts of every group of the period (account, total, documents) and the
         failures; the group is marked drafted (the draft schedule drafts it once); the
-        lock is released."""
+        lock is released. The figures returned are the group's accounts'."""
         period = plain(group)
         drafts, failed = self.write_drafts_manifest(period, results)
+        mine = self.of_group(group, [*drafts, *failed])  # the figures returned
         at = self.clock().isoformat(timespec="seconds")
         FinanceStore(self.store.table).mark_drafted(group, at)
         if execution:
             self.store.release_close_lock(group, execution)
         return {
             "period": period,
-            "drafts": len(drafts),
+            "drafts": sum(1 for r in mine if r["status"] == "draft"),
             "issued": 0,
             "announced": 0,
-            "failed": [r["account"] for r in failed],
+            "failed": [r["account"] for r in mine if r["status"] != "draft"],
         }
 
     def write_drafts_manifest(

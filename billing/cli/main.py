@@ -585,13 +585,14 @@ def _all_accounts(store: UsageStore, period: str) -> list[str]:
 
 class CloseProgress:
     """What the CLI shows while a close runs: its phase and, in the accounts phase, how
-    many of the period's accounts are done (issued or failed by this run, or issued by an
-    earlier one), and how long each phase took."""
+    many of the close group's accounts are done (issued or failed by this run, or issued
+    by an earlier one), and how long each phase took."""
 
-    def __init__(self, store: UsageStore, period: str) -> None:
+    def __init__(self, store: UsageStore, group: str) -> None:
         self.store = store
-        self.period = period
-        self.before = {r["account"]: _fingerprint(r) for r in store.results(period)}
+        self.group = group
+        self.period = group.partition("@")[0]
+        self.before = {r["account"]: _fingerprint(r) for r in store.results(self.period)}
         self.phase = "freeze"
         self.started: dict[str, float] = {"freeze": time.monotonic()}
         self.accounts: list[str] | None = None
@@ -606,14 +607,19 @@ class CloseProgress:
             self.started[skipped] = now
         self.phase = phase
         if phase in ("accounts", "finish") and self.accounts is None:
-            self.accounts = _all_accounts(self.store, self.period)
+            from billing.close import group_members
+
+            every = _all_accounts(self.store, self.period)
+            self.accounts = group_members(self.store, self.group, every)
 
     def done(self) -> int:
         results = {r["account"]: r for r in self.store.results(self.period)}
+        mine = set(self.accounts or ())
         return sum(
             1
             for account, r in results.items()
-            if _fingerprint(r) != self.before.get(account) or r.get("status") == "issued"
+            if account in mine
+            and (_fingerprint(r) != self.before.get(account) or r.get("status") == "issued")
         )
 
     def durations(self, end: float) -> dict[str, float]:
@@ -661,7 +667,7 @@ def run_close(
         start["force"] = True
     if draft:  # drafts: the period is not frozen, invoices are not numbered (billing.finance)
         start["draft"] = True
-    tracker = CloseProgress(_store(d), period.partition("@")[0])
+    tracker = CloseProgress(_store(d), period)
     arn = sfn.start_execution(
         stateMachineArn=d.state_machine_arn, name=name, input=json.dumps(start)
     )["executionArn"]
@@ -788,8 +794,9 @@ def _close_group(
         highlight=False,
         soft_wrap=True,
     )
-    for account in failed:
-        out.print(f"failed {account} (see: billing invoices list --period {period})")
+    for account in failed:  # the results are the period's (every group's)
+        listing = f"billing invoices list --period {period.partition('@')[0]}"
+        out.print(f"failed {account} (see: {listing})")
 
 
 @invoices_app.command("list")

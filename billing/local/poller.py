@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from billing.local.clients import aws_client
 from billing.local.dispatch import LambdaDispatcher
+from billing.local.polling import PollingThread
 from billing.local.stack import EventSourceMapping
 from billing.local.streams import MotoStreamReader, StreamPoller
 
@@ -114,7 +114,7 @@ class PollerStats:
     batch_errors: int = 0
 
 
-class SqsPoller:
+class SqsPoller(PollingThread):
     """One polling thread for one SQS event source mapping."""
 
     def __init__(
@@ -129,6 +129,7 @@ class SqsPoller:
     ) -> None:
         if mapping.queue_url is None:
             raise ValueError(f"mapping {mapping.uuid} is not an SQS event source")
+        super().__init__(f"sqs-poller-{mapping.function_name}")
         self.mapping = mapping
         self.queue_url: str = mapping.queue_url
         self.dispatcher = dispatcher
@@ -139,28 +140,6 @@ class SqsPoller:
         if max_batching_window_seconds is not None:
             self.batching_window = min(self.batching_window, max_batching_window_seconds)
         self.stats = PollerStats()
-        self._stop = threading.Event()
-        self._busy = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def busy(self) -> bool:
-        """True while a received batch is being handled."""
-        return self._busy.is_set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"sqs-poller-{self.mapping.function_name}", daemon=True
-        )
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         sqs = aws_client("sqs", endpoint_url=self.endpoint_url, region=self.region)

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from billing.local.polling import PollingThread
+
 LOG = logging.getLogger(__name__)
 
 Invoke = Callable[[dict[str, Any]], Any]
@@ -176,7 +178,7 @@ def deliver(
     return dropped
 
 
-class StreamPoller:
+class StreamPoller(PollingThread):
     """Polls one stream and delivers its records to a function, in a thread.
 
     Without ``gather_seconds``: every ``interval``, whatever is waiting, in invocations of
@@ -196,6 +198,7 @@ class StreamPoller:
         invocation_size: int | None = None,
         max_share: float = 1.0,
     ) -> None:
+        super().__init__("stream-poller")
         self.reader = reader
         self.invoke = invoke
         self.batch_size = batch_size
@@ -206,13 +209,6 @@ class StreamPoller:
         self.invocation_size = max(invocation_size or batch_size, 1)
         self.max_share = min(max(max_share, 0.01), 1.0)
         self.last_delivery = 0.0  # seconds the last delivery of a window took
-        self._stop = threading.Event()
-        self._busy = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self._busy.is_set()
 
     def poll_once(self, limit: int | None = None) -> int:
         """Read up to ``limit`` records (at least a batch) and deliver them: the number
@@ -279,12 +275,3 @@ class StreamPoller:
             except Exception:  # keep polling, as the service does
                 LOG.exception("stream poll failed")
                 self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)

@@ -107,9 +107,21 @@ def test_the_local_runtime_is_drained_only_when_boto3_points_at_it(
 
 
 class FakeStore:
-    def __init__(self, results: list[dict[str, Any]], accounts: list[str]) -> None:
+    def __init__(
+        self,
+        results: list[dict[str, Any]],
+        accounts: list[str],
+        zones: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> None:
         self.current = results
         self.accounts = accounts
+        self.zones = zones or {}  # account -> its plans' (effective period, time zone)
+
+    def zones_in_use(self) -> set[str]:
+        return {z for versions in self.zones.values() for _, z in versions}
+
+    def plan_zones_of(self, accounts: list[str]) -> dict[str, list[tuple[str, str]]]:
+        return {a: self.zones[a] for a in accounts if a in self.zones}
 
     def results(self, period: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.current]
@@ -147,3 +159,42 @@ def test_progress_counts_the_accounts_this_run_settles_out_of_all(
     assert progress.phase == "accounts"
     progress.enter("finish")
     assert list(progress.durations(1e12)) == list(main.CLOSE_PHASES)
+
+
+def test_progress_of_a_close_group_counts_the_groups_accounts_only() -> None:
+    store = FakeStore(
+        [{"account": "acme", "status": "issued", "invoice": "1"}],  # UTC's group, closed
+        ["acme", "globex", "seoul"],
+        {"seoul": [("2026-10", "Asia/Seoul")]},
+    )
+    progress = main.CloseProgress(store, "2026-10@+09:00")  # type: ignore[arg-type]
+    progress.enter("accounts")
+    assert progress.accounts == ["seoul"]
+    assert progress.done() == 0  # acme's invoice is another group's
+    store.current.append({"account": "seoul", "status": "issued", "invoice": "2"})
+    assert progress.done() == 1
+    utc = main.CloseProgress(store, "2026-10")  # type: ignore[arg-type]
+    utc.enter("accounts")
+    assert utc.accounts == ["acme", "globex"]
+
+
+def test_each_close_group_has_its_summary_and_failures_point_at_the_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    phases = {"freeze": 0.1, "settle": 0.0, "accounts": 1.0, "finish": 0.1}
+    results = {
+        "2026-10@+09:00": {"period": "2026-10", "issued": 1, "failed": ["kakao"]},
+        "2026-10": {"period": "2026-10", "issued": 2, "failed": []},
+    }
+    monkeypatch.setattr(
+        main, "run_close", lambda d, group, **kw: {**results[group], "phases": phases}
+    )
+    monkeypatch.setattr(main, "deployed", lambda: object())
+    monkeypatch.setattr(main, "_groups_to_close", lambda d, period, force: list(results))
+    monkeypatch.setattr(main, "local_intake_drained", lambda state_dir: True)
+    timing = "(freeze 0.1 s, settle 0.0 s, accounts 1.0 s, finish 0.1 s)"
+    assert invoke().stdout.splitlines() == [
+        f"2026-10@+09:00: 1 invoices issued, 1 failed {timing}",
+        "failed kakao (see: billing invoices list --period 2026-10)",  # results: the period's
+        f"2026-10: 2 invoices issued, 0 failed {timing}",
+    ]
