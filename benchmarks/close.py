@@ -16,7 +16,7 @@ Two sweeps on the reference mix, each configuration in a fresh table of moto's
 Facts are loaded the way ingest stores them (``fact_item``, BatchWriteItem; not timed),
 every account gets an example price plan (round-robin), then ``MonthClose`` runs its
 tasks in the state machine's order: freeze (settle 0), list_accounts page by page,
-plan_account, compute_shard for every unit, rate_account, finish. Each call is timed in
+plan_account, compute_unit for every unit, rate_account, finish. Each call is timed in
 wall time and in this thread's CPU time (moto runs in another process). moto's Query is not
 DynamoDB's: read times are reported but the 100M-event arithmetic models reads from page
 latency instead. The projection applies the state machine's concurrency (accounts Map
@@ -281,13 +281,13 @@ def run_close(
     while True:
         page, spent = timed(close.list_accounts, period, cursor, PAGE)
         run.listing += spent
-        run.pages.append(list(page["accounts"]))
-        cursor = page["cursor"]
-        for account in page["accounts"]:
+        run.pages.append(list(page.accounts))
+        cursor = page.cursor
+        for account in page.accounts:
             plan, run.plan[account] = timed(close.plan_account, period, account)
             times: list[Timed] = []
-            for unit in plan["units"]:
-                _, spent = timed(close.compute_shard, **unit)
+            for unit in plan.units:
+                _, spent = timed(close.compute_unit, unit)
                 times.append(spent)
                 read_facts, read_time = store.take()
                 run.facts_read += read_facts
@@ -298,9 +298,9 @@ def run_close(
         if not cursor:
             break
     result, run.finish = timed(close.finish, period)
-    run.issued = int(result["issued"])
-    if result["failed"]:
-        raise RuntimeError(f"accounts failed to close: {result['failed']}")
+    run.issued = result.issued
+    if result.failed:
+        raise RuntimeError(f"accounts failed to close: {result.failed}")
     largest = max(accounts, key=lambda a: len(lines[a]))
     return run, loaded, close.settings_for(largest, period)
 
@@ -316,7 +316,7 @@ def report_run(run: CloseRun) -> list[str]:
         f"  facts read      {run.facts_read:,} in {run.units:,} units, read "
         f"{run.read.wall:.2f} s wall / {run.read.cpu:.2f} s CPU "
         f"({run.read.cpu / max(1, run.facts_read) * 1e6:.1f} us CPU/fact client side)",
-        f"  compute_shard   total {compute.wall:.2f} s wall / {compute.cpu:.2f} s CPU; "
+        f"  compute_unit    total {compute.wall:.2f} s wall / {compute.cpu:.2f} s CPU; "
         f"per unit mean {per_unit * 1000:.1f} ms, max {run.max_unit.wall:.2f} s "
         f"({run.max_unit.cpu:.2f} s CPU)",
         f"  rate_account    {rate_mean * 1000:.0f} ms/account mean "

@@ -7,7 +7,7 @@
 2. ``list_accounts``: a page of accounts (with a plan, usage or adjustments).
 3. ``plan_account``: the units of work of one account, sized to its volume: each unit a
    contiguous group of its storage shards (one unit for a small account).
-4. ``compute_shard``: one unit, shard by shard, for the period and each prior period with
+4. ``compute_unit``: one unit, shard by shard, for the period and each prior period with
    late facts:
    the entity state carried in (``billing.adapters.state``) + the period's facts -> the
    usage engine -> a partial in S3; the entity state carried out is saved for next month.
@@ -20,6 +20,12 @@
 
 A close started with ``draft`` does not freeze the period: ``rate_account`` writes drafts
 (``billing.finance``) and ``finish`` closes nothing and announces nothing.
+
+The tasks pass typed results (``Frozen``, ``AccountsPage``, ``AccountPlan`` and its
+``Unit``s, ``AccountClosed``, ``CloseSummary``); the handlers turn them into the JSON the
+state machine carries (``payload``) and back (``Unit.from_payload``). ``close_account``
+runs one account's branch of the state machine in process (the CLI's single-account
+finalization and the tests).
 """
 
 from __future__ import annotations
@@ -107,13 +113,138 @@ class Issued:
         return out
 
 
+# --- what the tasks pass each other ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """Freeze's outcome: the close group frozen (``None``: the schedule found none due),
+    the seconds to settle before reading, and the lock's owner."""
+
+    period: str | None
+    settle_seconds: int
+    execution: str | None = None
+    draft: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"period": self.period, "settle_seconds": self.settle_seconds}
+        if self.draft:
+            out["draft"] = True
+        if self.execution:
+            out["execution"] = self.execution
+        return out
+
+
+@dataclass(frozen=True)
+class AccountsPage:
+    """A page of a close group's accounts and the cursor of the next (``None``: last)."""
+
+    accounts: list[str]
+    cursor: str | None
+
+    def payload(self) -> dict[str, Any]:
+        return {"accounts": list(self.accounts), "cursor": self.cursor}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of an account's close: a contiguous group of its storage shards, computed
+    one after the other; the first (``shard``) names the unit's partials."""
+
+    period: str
+    account: str
+    shards: tuple[str, ...]
+
+    @property
+    def shard(self) -> str:
+        return self.shards[0]
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "account": self.account,
+            "shard": self.shard,
+            "shards": list(self.shards),
+        }
+
+    @classmethod
+    def from_payload(cls, event: Mapping[str, Any]) -> Unit:
+        """The unit the state machine passes (``shard`` alone: planned before units were
+        sized to the account, one storage shard each)."""
+        shards = event.get("shards") or [event["shard"]]
+        return cls(str(event["period"]), str(event["account"]), tuple(str(s) for s in shards))
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    """PlanAccount's outcome: the account's units (none: issued by an earlier run)."""
+
+    period: str
+    account: str
+    units: tuple[Unit, ...]
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "account": self.account,
+            "units": [u.payload() for u in self.units],
+        }
+
+
+@dataclass(frozen=True)
+class AccountClosed:
+    """RateAccount's outcome: the account's document (``issued`` or ``draft``), its total
+    and how many metrics the live view had differently (``None``: issued by an earlier
+    run, kept as it was)."""
+
+    account: str
+    status: str
+    total: str
+    live_differences: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"account": self.account, "status": self.status, "total": self.total}
+        if self.live_differences is not None:
+            out["live_differences"] = self.live_differences
+        return out
+
+
+@dataclass(frozen=True)
+class CloseSummary:
+    """Finish's outcome for the close group: invoices issued (or drafts written) for its
+    accounts, invoices this run announced, the accounts that failed."""
+
+    period: str
+    issued: int
+    announced: int
+    failed: list[str]
+    drafts: int | None = None  # a draft close
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "period": self.period,
+            "issued": self.issued,
+            "announced": self.announced,
+            "failed": list(self.failed),
+        }
+        if self.drafts is not None:
+            out["drafts"] = self.drafts
+        return out
+
+
 __all__ = [
+    "AccountClosed",
+    "AccountPlan",
+    "AccountsPage",
     "CloseInProgress",
+    "CloseSummary",
     "EarlyClose",
+    "Frozen",
     "MissingPlan",
     "MissingProfile",
     "MonthClose",
     "PeriodDocumentsBusy",
+    "Unit",
 ]
 
 DEFAULT_LEASE_SECONDS = 24 * 3600  # the state machine's timeout (close_timeout_hours)
@@ -193,7 +324,7 @@ class MonthClose:
         lease_seconds: int | None = None,
         draft: bool = False,
         grace_hours: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Frozen:
         """Freeze ``period`` (default: the month before now). The state machine then waits
         for in-flight ingest batches: ``settle_seconds`` counted from the first freeze
         (``frozen_at``), so a re-run that finds the period frozen waits only what is left;
@@ -207,7 +338,7 @@ class MonthClose:
         if period is None and grace_hours is not None:  # the schedule: the next group due
             period = self.next_due(now, grace_hours, draft=draft)
             if period is None:
-                return {"period": None, "settle_seconds": 0}
+                return Frozen(None, 0)
         target = Period.parse_label(period) if period else Period.of(now).prev()
         group = target.label  # the close group: freeze, lock and status are per group
         if target.end > now and not force:
@@ -220,9 +351,7 @@ class MonthClose:
                 group, execution, int(now.timestamp()), lease_seconds or self.lease_seconds
             )
         if draft and self.drafting(group):  # drafts: the period stays open, no settle
-            return {"period": group, "settle_seconds": 0, "draft": True} | (
-                {"execution": execution} if execution else {}
-            )
+            return Frozen(group, 0, execution, draft=True)
         try:
             self.store.freeze(group, now.isoformat(timespec="seconds"))
         except Exception:
@@ -234,10 +363,7 @@ class MonthClose:
             frozen_at = datetime.fromisoformat(str(status.get("frozen_at", now.isoformat())))
             waited = int((now - frozen_at).total_seconds())
             settle = max(0, min(self.settle_seconds, self.settle_seconds - waited))
-        out: dict[str, Any] = {"period": group, "settle_seconds": settle}
-        if execution:
-            out["execution"] = execution
-        return out
+        return Frozen(group, settle, execution)
 
     # --- close groups: the accounts whose period ends at the same instant ----------------
 
@@ -295,15 +421,11 @@ class MonthClose:
     def has_accounts(self, group: str, page: int = 1000) -> bool:
         """Whether any account of the period (``accounts_page``) is in the close group,
         reading the accounts' zones 100 per request; stops at the first one found."""
-        period = plain(group)
-        p = Period.parse(period)
         cursor: str | None = None
         while True:
-            accounts, cursor = self.store.accounts_page(period, cursor, page)
-            zones = self.store.plan_zones_of(accounts)
-            for account in accounts:
-                if p.in_zone(zones_from(zones.get(account, []))(p)).label == group:
-                    return True
+            accounts, cursor = self.store.accounts_page(plain(group), cursor, page)
+            if group_members(self.store, group, accounts):
+                return True
             if cursor is None:
                 return False
 
@@ -314,13 +436,11 @@ class MonthClose:
 
     # --- 2. accounts ----------------------------------------------------------------
 
-    def list_accounts(self, period: str, cursor: str | None, limit: int = 100) -> dict[str, Any]:
+    def list_accounts(self, period: str, cursor: str | None, limit: int = 100) -> AccountsPage:
         """A page of the accounts of the close group ``period`` (a page may hold fewer
         than ``limit``: the accounts of other groups are left out)."""
         accounts, next_cursor = self.store.accounts_page(plain(period), cursor, limit)
-        if "@" in period or self.store.zones_in_use() - {UTC_ZONE}:
-            accounts = [a for a in accounts if self.group_of(a, plain(period)) == period]
-        return {"accounts": accounts, "cursor": next_cursor}
+        return AccountsPage(group_members(self.store, period, accounts), next_cursor)
 
     # --- 3. units of work -----------------------------------------------------------
 
@@ -329,7 +449,7 @@ class MonthClose:
         period with late facts (their invoices are adjusted on this one)."""
         return sorted({period, *self.store.adjustment_periods(period, account)})
 
-    def plan_account(self, period: str, account: str) -> dict[str, Any]:
+    def plan_account(self, period: str, account: str) -> AccountPlan:
         """The account's units, each a contiguous group of its storage shards (``shard``:
         the first one, which names the unit's partials; ``shards``: all of them), as many
         as its volume needs (``unit_count``). None for an account an earlier run already
@@ -339,15 +459,12 @@ class MonthClose:
         period = plain(period)
         existing = self.store.result(period, account)
         if existing and existing.get("status") == "issued":
-            return {"period": period, "account": account, "units": []}
+            return AccountPlan(period, account, ())
         labels = shard_labels(self.store.shards)
         retried = existing and existing.get("status") == "failed"
         count = len(labels) if retried else self.unit_count(period, account)
-        units = [
-            {"period": period, "account": account, "shard": group[0], "shards": group}
-            for group in shard_groups(labels, count)
-        ]
-        return {"period": period, "account": account, "units": units}
+        units = tuple(Unit(period, account, tuple(group)) for group in shard_groups(labels, count))
+        return AccountPlan(period, account, units)
 
     def unit_count(self, period: str, account: str) -> int:
         """How many units the account's close needs: the period's facts (estimated from the
@@ -365,16 +482,14 @@ class MonthClose:
         doc = self.store.plan_document(account, period)
         return PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
 
-    def compute_shard(
-        self, period: str, account: str, shard: str, shards: Sequence[str] | None = None
-    ) -> None:
-        """One unit: the storage shards ``shards`` (default ``[shard]``), one after the
-        other; their usages are merged (in shard order) into one partial per source
-        period, named after ``shard`` (the unit's first) and listing the shards it covers,
-        so that ``merged_partials`` reads exactly the partials of this plan.
+    def compute_unit(self, work: Unit) -> None:
+        """One unit: its storage shards, one after the other; their usages are merged (in
+        shard order) into one partial per source period, named after the unit's first
+        shard and listing the shards it covers, so that ``merged_partials`` reads exactly
+        the partials of this plan.
         """
-        period = plain(period)
-        group = list(shards or [shard])
+        period, account = plain(work.period), work.account
+        group = list(work.shards)
         unit = UnitContext(self, account, self.sources(period, account))
         merged: dict[str, dict[str, Usage]] = {}
         for s in group:
@@ -500,7 +615,7 @@ class MonthClose:
         )
         return invoice, skipped
 
-    def rate_account(self, period: str, account: str) -> dict[str, Any]:
+    def rate_account(self, period: str, account: str) -> AccountClosed:
         """Rate and issue the account's invoice, once: an account already ``issued`` by an
         earlier run keeps its result and documents (nothing is recomputed or rewritten);
         a ``failed`` one is retried. An adjustment that cannot be rated is carried to the
@@ -508,7 +623,7 @@ class MonthClose:
         period = plain(period)
         existing = self.store.result(period, account)
         if existing and existing.get("status") == "issued":
-            return {"account": account, "status": "issued", "total": str(existing["total"])}
+            return AccountClosed(account, "issued", str(existing["total"]))
         invoice, skipped = self.invoice_and_skipped(period, account)
         live = self.reconcile_live(period, account)
         if not self.drafting(self.group_of(account, period)):  # drafts: nothing archived
@@ -516,12 +631,7 @@ class MonthClose:
         issued = self.issue(invoice)
         if issued.status == "draft":
             self.store.put_result(period, account, {**issued.result(), "live_differences": live})
-            return {
-                "account": account,
-                "status": "draft",
-                "total": str(invoice.total),
-                "live_differences": len(live),
-            }
+            return AccountClosed(account, "draft", str(invoice.total), len(live))
         invoice = issued.doc
         carried_to = str(Period.parse(period).next())
         for s in skipped:
@@ -533,12 +643,7 @@ class MonthClose:
             ]
         result["live_differences"] = live
         self.store.put_result(period, account, result)
-        return {
-            "account": account,
-            "status": "issued",
-            "total": str(invoice.total),
-            "live_differences": len(live),
-        }
+        return AccountClosed(account, "issued", str(invoice.total), len(live))
 
     def reconcile_live(self, period: str, account: str) -> list[dict[str, Any]]:
         """Where the live view of usage differs from what this close bills (the period's
@@ -581,11 +686,24 @@ class MonthClose:
             period, account, {"status": "failed", "account": account, "error": cause[:2000]}
         )
 
+    def close_account(self, group: str, account: str) -> AccountClosed | None:
+        """One account's branch of the state machine, in process: its units, then its
+        invoice; a failure is recorded as the state machine's ``Catch`` records it, and
+        the close goes on (``None``)."""
+        try:
+            for unit in self.plan_account(group, account).units:
+                self.compute_unit(unit)
+            return self.rate_account(group, account)
+        except Exception as err:
+            cause = json.dumps({"errorType": type(err).__name__, "errorMessage": str(err)})
+            self.record_failure(group, account, {"Error": type(err).__name__, "Cause": cause})
+            return None
+
     # --- 7. finish ------------------------------------------------------------------
 
     def finish(
         self, period: str, now: datetime | None = None, execution: str | None = None
-    ) -> dict[str, Any]:
+    ) -> CloseSummary:
         """Manifest and summary from the results, checked against S3: an ``issued`` result
         whose documents are missing is reported failed. Then the period is closed, each
         invoice not yet announced is announced once, and the close lock is released.
@@ -612,12 +730,12 @@ class MonthClose:
         announced = self.announce(period, issued, at)
         if execution:
             self.store.release_close_lock(group, execution)
-        return {
-            "period": period,
-            "issued": sum(1 for r in mine if r["status"] == "issued"),
-            "announced": announced,
-            "failed": [r["account"] for r in mine if r["status"] != "issued"],
-        }
+        return CloseSummary(
+            period,
+            issued=sum(1 for r in mine if r["status"] == "issued"),
+            announced=announced,
+            failed=[r["account"] for r in mine if r["status"] != "issued"],
+        )
 
     def results(self, period: str) -> list[dict[str, Any]]:
         return sorted(self.store.results(period), key=lambda r: r["account"])
@@ -682,7 +800,7 @@ class MonthClose:
 
     def finish_drafts(
         self, group: str, results: list[dict[str, Any]], execution: str | None
-    ) -> dict[str, Any]:
+    ) -> CloseSummary:
         """The end of a draft close of a close group: ``drafts/{period}/manifest.json``
         lists the drafts of every group of the period (account, total, documents) and the
         failures; the group is marked drafted (the draft schedule drafts it once); the
@@ -694,13 +812,13 @@ class MonthClose:
         FinanceStore(self.store.table).mark_drafted(group, at)
         if execution:
             self.store.release_close_lock(group, execution)
-        return {
-            "period": period,
-            "drafts": sum(1 for r in mine if r["status"] == "draft"),
-            "issued": 0,
-            "announced": 0,
-            "failed": [r["account"] for r in mine if r["status"] != "draft"],
-        }
+        return CloseSummary(
+            period,
+            issued=0,
+            announced=0,
+            failed=[r["account"] for r in mine if r["status"] != "draft"],
+            drafts=sum(1 for r in mine if r["status"] == "draft"),
+        )
 
     def write_drafts_manifest(
         self, period: str, results: list[dict[str, Any]]

@@ -1053,13 +1053,8 @@ def finalize_account(
     execution = f"cli-finalize-{period}-{account}-{time.time_ns()}"
     frozen = close.freeze(group, settle, force=force, execution=execution)
     try:
-        time.sleep(int(frozen.get("settle_seconds", 0)))
-        for unit in close.plan_account(group, account)["units"]:
-            close.compute_shard(**unit)
-        try:
-            close.rate_account(group, account)
-        except Exception as err:
-            close.record_failure(group, account, {"Cause": f"{type(err).__name__}: {err}"})
+        time.sleep(frozen.settle_seconds)
+        close.close_account(group, account)
         close.finish(group, execution=execution)
     finally:
         store.release_close_lock(group, execution)

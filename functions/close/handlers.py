@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from billing.adapters.archive import FactArchive, unarchived
 from billing.adapters.invoices import DocumentStore, InvoiceLock
 from billing.adapters.store import HOT_MONTHS, UsageStore
-from billing.close import MonthClose
+from billing.close import MonthClose, Unit
 from billing.config import Config, client, resource
 
 logger = Logger(service="billing-close")
@@ -44,7 +44,7 @@ def freeze(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The state machine passes its input under ``input`` and its execution id under
     ``execution`` (the close lock's owner); a direct call passes the input itself."""
     given = event.get("input", event)
-    return month_close().freeze(
+    frozen = month_close().freeze(
         given.get("period"),
         given.get("settle_seconds"),
         force=bool(given.get("force", False)),
@@ -53,6 +53,7 @@ def freeze(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         draft=bool(given.get("draft", False)),
         grace_hours=given.get("grace_hours"),
     )
+    return frozen.payload()
 
 
 @logger.inject_lambda_context
@@ -66,13 +67,13 @@ def release(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def list_accounts(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return month_close().list_accounts(event["period"], event.get("cursor"))
+    return month_close().list_accounts(event["period"], event.get("cursor")).payload()
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def plan_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return month_close().plan_account(event["period"], event["account"])
+    return month_close().plan_account(event["period"], event["account"]).payload()
 
 
 @logger.inject_lambda_context
@@ -80,16 +81,14 @@ def plan_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 def compute_shard(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """One unit of ``plan_account``: its storage shards (``shards``; ``shard`` alone for a
     unit planned before units were sized)."""
-    month_close().compute_shard(
-        event["period"], event["account"], event["shard"], event.get("shards")
-    )
+    month_close().compute_unit(Unit.from_payload(event))
     return {"ok": True}
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def rate_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = month_close().rate_account(event["period"], event["account"])
+    result = month_close().rate_account(event["period"], event["account"]).payload()
     if result.get("live_differences"):
         logger.warning("live view differs from the close", extra=result)
     metrics.add_metric(
@@ -110,7 +109,7 @@ def record_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    done = month_close().finish(event["period"], execution=event.get("execution"))
+    done = month_close().finish(event["period"], execution=event.get("execution")).payload()
     # the period whose items expire next must be archived by now (ArchiveMissingAlarm)
     period = event["period"].partition("@")[0]  # a close group: 2026-10@+09:00
     missing = unarchived(month_close().store, period, HOT_MONTHS)

@@ -48,15 +48,9 @@ def put_profile(env: Env, account: str = ACCOUNT, **changes: Any) -> None:
 def close(mc: MonthClose, period: str, *, draft: bool = False) -> dict[str, Any]:
     """The state machine's tasks in order (one page of accounts)."""
     mc.freeze(period, settle=0, draft=draft)
-    for account in mc.list_accounts(period, None)["accounts"]:
-        try:
-            for unit in mc.plan_account(period, account)["units"]:
-                mc.compute_shard(**unit)
-            mc.rate_account(period, account)
-        except Exception as err:
-            cause = json.dumps({"errorType": type(err).__name__, "errorMessage": str(err)})
-            mc.record_failure(period, account, {"Error": type(err).__name__, "Cause": cause})
-    return mc.finish(period)
+    for account in mc.list_accounts(period, None).accounts:
+        mc.close_account(period, account)
+    return mc.finish(period).payload()
 
 
 def read(env: Env, key: str) -> Invoice:
@@ -284,14 +278,14 @@ def test_scheduled_runs_draft_each_group_once_then_finalize(env: Env) -> None:
     send(env, ACCOUNT, day=3, n=2)
     mc = month_close(env, Clock(datetime(2026, 11, 1, 7, tzinfo=UTC)))
     drafting = mc.freeze(None, settle=0, draft=True, grace_hours=6)  # the 15-minute schedule
-    assert drafting == {"period": "2026-10", "settle_seconds": 0, "draft": True}
+    assert drafting.payload() == {"period": "2026-10", "settle_seconds": 0, "draft": True}
     close(mc, "2026-10", draft=True)
     again = mc.freeze(None, settle=0, draft=True, grace_hours=6)
-    assert again["period"] is None  # drafted once: the next run has nothing due
+    assert again.period is None  # drafted once: the next run has nothing due
     assert result(env, "2026-10", ACCOUNT)["status"] == "draft"
     mc.clock = Clock(datetime(2026, 11, 4, 7, tzinfo=UTC))
     final = mc.freeze(None, settle=0, grace_hours=6 + 72)  # InvoiceFinalizeSchedule
-    assert final["period"] == "2026-10"
+    assert final.period == "2026-10"
     assert not mc.drafting("2026-10")
 
 

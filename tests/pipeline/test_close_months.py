@@ -98,9 +98,9 @@ def ingest(env: Env, events: list[Envelope]) -> None:
 
 def run_close(mc: MonthClose, period: str) -> dict[str, Any]:
     mc.freeze(period, settle=0, force=True)
-    units = mc.plan_account(period, ACCOUNT)["units"]
+    units = mc.plan_account(period, ACCOUNT).units
     for unit in units:
-        mc.compute_shard(**unit)
+        mc.compute_unit(unit)
     mc.rate_account(period, ACCOUNT)
     mc.finish(period)
     (result,) = [r for r in mc.store.results(period) if r["account"] == ACCOUNT]

@@ -85,18 +85,12 @@ def run(mc: MonthClose, period: str, execution: str | None = None) -> dict[str, 
     cursor = None
     while True:
         page = mc.list_accounts(period, cursor)
-        for account in page["accounts"]:
-            try:
-                for unit in mc.plan_account(period, account)["units"]:
-                    mc.compute_shard(**unit)
-                mc.rate_account(period, account)
-            except Exception as err:
-                cause = json.dumps({"errorType": type(err).__name__, "errorMessage": str(err)})
-                mc.record_failure(period, account, {"Error": type(err).__name__, "Cause": cause})
-        cursor = page["cursor"]
+        for account in page.accounts:
+            mc.close_account(period, account)
+        cursor = page.cursor
         if cursor is None:
             break
-    return mc.finish(period, execution=execution)
+    return mc.finish(period, execution=execution).payload()
 
 
 def objects(env: Env, prefix: str) -> dict[str, bytes]:
@@ -158,11 +152,11 @@ def test_a_run_that_finds_the_period_frozen_waits_the_rest_of_the_settle_time(
 ) -> None:
     clock = Clock(NOW)
     mc = month_close(env, clock, settle=120)
-    assert mc.freeze("2026-10")["settle_seconds"] == 120
+    assert mc.freeze("2026-10").settle_seconds == 120
     clock.now = NOW + timedelta(seconds=50)
-    assert mc.freeze("2026-10")["settle_seconds"] == 70
+    assert mc.freeze("2026-10").settle_seconds == 70
     clock.now = NOW + timedelta(seconds=500)
-    assert mc.freeze("2026-10")["settle_seconds"] == 0
+    assert mc.freeze("2026-10").settle_seconds == 0
 
 
 # --- early close ----------------------------------------------------------------------------
@@ -174,9 +168,9 @@ def test_a_month_that_has_not_ended_is_closed_only_when_forced(env: Env) -> None
         mc.freeze("2026-10", settle=0)
     assert env.store.period_status("2026-10") is None
     assert "2026-10" not in env.store.frozen_periods()
-    assert mc.freeze("2026-10", settle=0, force=True)["period"] == "2026-10"
+    assert mc.freeze("2026-10", settle=0, force=True).period == "2026-10"
     # the scheduled run (no period) closes the previous month
-    assert mc.freeze(None, settle=0)["period"] == "2026-09"
+    assert mc.freeze(None, settle=0).period == "2026-09"
 
 
 # --- re-runs --------------------------------------------------------------------------------
@@ -245,14 +239,14 @@ def test_an_issued_result_whose_documents_are_missing_is_reported_failed(env: En
     bus = mc.events
     assert isinstance(bus, Bus)
     mc.freeze("2026-10", settle=0)
-    for unit in mc.plan_account("2026-10", "acme")["units"]:
-        mc.compute_shard(**unit)
+    for unit in mc.plan_account("2026-10", "acme").units:
+        mc.compute_unit(unit)
     mc.rate_account("2026-10", "acme")
     pdf = result(env, "2026-10", "acme")["keys"]["pdf"]
     env.s3.delete_object(Bucket="invoices", Key=pdf)
     done = mc.finish("2026-10")
-    assert done["failed"] == ["acme"]
-    assert done["issued"] == 0
+    assert done.failed == ["acme"]
+    assert done.issued == 0
     assert result(env, "2026-10", "acme")["status"] == "failed"
     manifest = json.loads(
         objects(env, "invoices/2026-10/manifest.json")["invoices/2026-10/manifest.json"]

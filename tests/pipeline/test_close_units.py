@@ -9,6 +9,7 @@ merges exactly the partials of the plan that ran, never those an earlier run lef
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from billing.adapters.invoices import DocumentStore
 from billing.adapters.store import UsageStore, shard_groups, shard_labels
-from billing.close import MonthClose
+from billing.close import MonthClose, Unit
 from billing.documents.render import invoice_csv, invoice_json, invoice_pdf
 from billing.domain.periods import Period
 from billing.domain.plan import load_plan
@@ -87,9 +88,9 @@ def documents(mc: MonthClose, account: str) -> tuple[bytes, bytes, bytes]:
     return invoice_json(invoice), invoice_csv(invoice), invoice_pdf(invoice)
 
 
-def compute(mc: MonthClose, account: str, units: list[dict[str, Any]]) -> None:
+def compute(mc: MonthClose, account: str, units: Sequence[Unit]) -> None:
     for unit in units:
-        mc.compute_shard(**unit)
+        mc.compute_unit(unit)
 
 
 def test_a_small_account_is_one_unit_of_all_its_shards(env: Env) -> None:
@@ -97,7 +98,8 @@ def test_a_small_account_is_one_unit_of_all_its_shards(env: Env) -> None:
     mc = month_close(env)
     mc.freeze(PERIOD, settle=0)
     plan = mc.plan_account(PERIOD, "acme")
-    assert plan["units"] == [
+    assert plan.units == (Unit(PERIOD, "acme", tuple(shard_labels(SHARDS))),)
+    assert plan.payload()["units"] == [
         {"period": PERIOD, "account": "acme", "shard": "00", "shards": shard_labels(SHARDS)}
     ]
 
@@ -126,11 +128,11 @@ def test_units_follow_the_volume_up_to_one_per_shard(env: Env) -> None:
     facts = facts_stored(env.store, "globex")
     mc = month_close(env, unit_facts=facts // 2 + 1)  # two units' worth
     mc.freeze(PERIOD, settle=0)
-    units = mc.plan_account(PERIOD, "globex")["units"]
-    assert [u["shards"] for u in units] == shard_groups(shard_labels(SHARDS), 2)
-    assert [u["shard"] for u in units] == ["00", "02"]
+    units = mc.plan_account(PERIOD, "globex").units
+    assert [list(u.shards) for u in units] == shard_groups(shard_labels(SHARDS), 2)
+    assert [u.shard for u in units] == ["00", "02"]
     tiny = month_close(env, unit_facts=1)
-    assert len(tiny.plan_account(PERIOD, "globex")["units"]) == SHARDS
+    assert len(tiny.plan_account(PERIOD, "globex").units) == SHARDS
 
 
 def test_shard_groups_are_contiguous_and_cover_every_shard() -> None:
@@ -149,10 +151,7 @@ def test_the_invoice_does_not_depend_on_how_shards_are_grouped(env: Env) -> None
     mc.freeze(PERIOD, settle=0)
     got = []
     for count in (1, 3, SHARDS):
-        units = [
-            {"period": PERIOD, "account": "acme", "shard": g[0], "shards": g}
-            for g in shard_groups(shard_labels(SHARDS), count)
-        ]
+        units = [Unit(PERIOD, "acme", tuple(g)) for g in shard_groups(shard_labels(SHARDS), count)]
         compute(mc, "acme", units)
         got.append(documents(mc, "acme"))
     assert got[0] == got[1] == got[2]
@@ -165,13 +164,13 @@ def test_the_rate_step_reads_only_the_partials_of_the_plan_that_ran(env: Env) ->
     setup_month(env)
     mc = month_close(env)
     one_per_shard = month_close(env, unit_facts=1)
-    compute(mc, "acme", one_per_shard.plan_account(PERIOD, "acme")["units"])
+    compute(mc, "acme", one_per_shard.plan_account(PERIOD, "acme").units)
     sms(env, "acme", 30)
-    fresh = mc.plan_account(PERIOD, "acme")["units"]
+    fresh = mc.plan_account(PERIOD, "acme").units
     assert len(fresh) == 1
     compute(mc, "acme", fresh)
     merged = documents(mc, "acme")
-    compute(mc, "acme", one_per_shard.plan_account(PERIOD, "acme")["units"])
+    compute(mc, "acme", one_per_shard.plan_account(PERIOD, "acme").units)
     assert documents(mc, "acme") == merged
     lines = json.loads(merged[0])["lines"]
     assert sum(int(line["quantity"]) for line in lines if line["metric"] == "sms.mt") > 30
@@ -181,8 +180,8 @@ def test_carried_state_is_saved_per_storage_shard_by_a_unit_of_many(env: Env) ->
     setup_month(env)
     mc = month_close(env)
     mc.freeze(PERIOD, settle=0)
-    (unit,) = mc.plan_account(PERIOD, "acme")["units"]
-    mc.compute_shard(**unit)
+    (unit,) = mc.plan_account(PERIOD, "acme").units
+    mc.compute_unit(unit)
     saved = set(DocumentStore(env.s3, "invoices").list_keys("state/acme/"))
     assert {key.split("/")[2] for key in saved} == set(shard_labels(SHARDS))
 
@@ -191,9 +190,23 @@ def test_a_failed_account_is_retried_with_one_unit_per_shard(env: Env) -> None:
     setup_month(env)
     mc = month_close(env)
     mc.freeze(PERIOD, settle=0)
-    assert len(mc.plan_account(PERIOD, "acme")["units"]) == 1
+    assert len(mc.plan_account(PERIOD, "acme").units) == 1
     mc.record_failure(PERIOD, "acme", {"Error": "States.Timeout", "Cause": "ran out of time"})
-    units = mc.plan_account(PERIOD, "acme")["units"]
-    assert [u["shards"] for u in units] == [[s] for s in shard_labels(SHARDS)]
+    units = mc.plan_account(PERIOD, "acme").units
+    assert [u.shards for u in units] == [(s,) for s in shard_labels(SHARDS)]
     compute(mc, "acme", units)
-    assert mc.rate_account(PERIOD, "acme")["status"] == "issued"
+    assert mc.rate_account(PERIOD, "acme").status == "issued"
+
+
+def test_a_unit_travels_through_the_state_machine_as_json_and_back() -> None:
+    unit = Unit(PERIOD, "acme", ("04", "05", "06"))
+    payload = json.loads(json.dumps(unit.payload()))
+    assert payload == {
+        "period": PERIOD,
+        "account": "acme",
+        "shard": "04",
+        "shards": ["04", "05", "06"],
+    }
+    assert Unit.from_payload(payload) == unit
+    # a unit planned before units were sized to the account: one storage shard, no "shards"
+    assert Unit.from_payload({"period": PERIOD, "account": "acme", "shard": "03"}).shards == ("03",)

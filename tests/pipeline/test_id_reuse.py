@@ -198,8 +198,8 @@ def run_close(env: Env, period: str) -> dict[str, Any]:
         store, DocumentStore(env.s3, "invoices"), boto3.client("events"), f"bus-{period}", 0
     )
     mc.freeze(period, settle=0, force=True)
-    for unit in mc.plan_account(period, "acme")["units"]:
-        mc.compute_shard(**unit)
+    for unit in mc.plan_account(period, "acme").units:
+        mc.compute_unit(unit)
     mc.rate_account(period, "acme")
     mc.finish(period)
     (result,) = [r for r in store.results(period) if r["account"] == "acme"]

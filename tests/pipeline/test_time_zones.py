@@ -107,12 +107,12 @@ def run_group(
     close: MonthClose, group: str, now: datetime, *, force: bool = False
 ) -> dict[str, Any]:
     frozen = close.freeze(group, settle=0, now=now, force=force)
-    accounts = close.list_accounts(frozen["period"], None)["accounts"]
+    accounts = close.list_accounts(frozen.period, None).accounts
     for account in accounts:
-        for unit in close.plan_account(frozen["period"], account)["units"]:
-            close.compute_shard(**unit)
-        close.rate_account(frozen["period"], account)
-    close.finish(frozen["period"], now=now)
+        for unit in close.plan_account(frozen.period, account).units:
+            close.compute_unit(unit)
+        close.rate_account(frozen.period, account)
+    close.finish(frozen.period, now=now)
     return {"accounts": accounts}
 
 
@@ -142,8 +142,8 @@ def test_each_close_group_closes_after_its_own_local_end(env: Env, close: MonthC
     assert sms_lines(invoice(close, "2026-09", "seoul")) == 1
     assert sms_lines(invoice(close, "2026-09", "newyork")) == 1
     frozen = close.freeze(None, settle=0, now=now, grace_hours=1)
-    assert frozen["period"] == SEOUL_OCT
-    assert close.list_accounts(SEOUL_OCT, None)["accounts"] == ["seoul"]
+    assert frozen.period == SEOUL_OCT
+    assert close.list_accounts(SEOUL_OCT, None).accounts == ["seoul"]
     assert run_group(close, SEOUL_OCT, now)["accounts"] == ["seoul"]
     seoul = invoice(close, "2026-10", "seoul")
     assert sms_lines(seoul) == 2

@@ -63,15 +63,15 @@ def scheduled(
     frozen = mc.freeze(
         None, settle=0, now=now, grace_hours=grace_hours, draft=draft, execution=execution
     )
-    group = frozen["period"]
+    group = frozen.period
     if group is None:
         return None
-    for account in mc.list_accounts(group, None)["accounts"]:
-        for unit in mc.plan_account(group, account)["units"]:
-            mc.compute_shard(**unit)
+    for account in mc.list_accounts(group, None).accounts:
+        for unit in mc.plan_account(group, account).units:
+            mc.compute_unit(unit)
         mc.rate_account(group, account)
     done = mc.finish(group, now=now, execution=execution)
-    return {"group": group, **done}
+    return {"group": group, **done.payload()}
 
 
 def statuses(env: Env) -> dict[str, str]:
@@ -171,8 +171,8 @@ def test_two_groups_finishing_at_once_both_end_up_in_the_manifest(
     mc = closer()
     for group, account in ((SEOUL_OCT, "seoul"), ("2026-10", "paris")):
         mc.freeze(group, settle=0, now=now)
-        for unit in mc.plan_account(group, account)["units"]:
-            mc.compute_shard(**unit)
+        for unit in mc.plan_account(group, account).units:
+            mc.compute_unit(unit)
     mc.rate_account(SEOUL_OCT, "seoul")
 
     seoul_read, paris_waits, seoul_done = threading.Event(), threading.Event(), threading.Event()
@@ -241,7 +241,7 @@ def test_a_group_without_any_account_is_settled_without_a_close(env: Env, draft:
     done = scheduled(mc, utc(2026, 11, 1, 6), GRACE_HOURS, draft=draft)
     assert done is not None
     assert done["group"] == "2026-10"
-    assert sorted(mc.list_accounts("2026-10", None)["accounts"]) == ["mover", "paris"]
+    assert sorted(mc.list_accounts("2026-10", None).accounts) == ["mover", "paris"]
     before = objects(env, "")
     assert scheduled(mc, utc(2026, 11, 1, 10, 15), GRACE_HOURS, draft=draft) is None
     assert objects(env, "") == before  # nothing written
