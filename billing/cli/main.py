@@ -794,9 +794,14 @@ def _close_group(
         highlight=False,
         soft_wrap=True,
     )
-    for account in failed:  # the results are the period's (every group's)
-        listing = f"billing invoices list --period {period.partition('@')[0]}"
-        out.print(f"failed {account} (see: {listing})")
+    for account in failed:
+        out.print(failure_hint(account, period))
+
+
+def failure_hint(account: str, period: str) -> str:
+    """Where to read why ``account`` failed: results are stored per period (every close
+    group's), so the listing is the plain period's even for a group (``2026-10@+09:00``)."""
+    return f"failed {account} (see: billing invoices list --period {period.partition('@')[0]})"
 
 
 @invoices_app.command("list")
@@ -1029,7 +1034,7 @@ def invoices_finalize(
             failed += result.get("failed", [])
             out.print(f"{group}: {result.get('issued', 0)} invoices final")
         for name in failed:
-            out.print(f"failed {name} (see: billing invoices list --period {period})")
+            out.print(failure_hint(name, period))
         raise typer.Exit(1 if failed else 0)
     result = finalize_account(d, period, account, settle=settle, force=force)
     if result.get("status") != "issued":

@@ -198,3 +198,11 @@ def test_each_close_group_has_its_summary_and_failures_point_at_the_period(
         "failed kakao (see: billing invoices list --period 2026-10)",  # results: the period's
         f"2026-10: 2 invoices issued, 0 failed {timing}",
     ]
+
+
+@pytest.mark.parametrize("period", ["2026-10", "2026-10@+09:00"])
+def test_a_failure_hint_names_the_period_whose_results_list_it(period: str) -> None:
+    """`billing close` and `billing invoices finalize` both point at the period's listing."""
+    assert main.failure_hint("kakao", period) == (
+        "failed kakao (see: billing invoices list --period 2026-10)"
+    )
