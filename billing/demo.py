@@ -86,12 +86,11 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
         # the close at the period's end writes drafts; finalizing numbers them. Each time
         # zone's group closes on its own (Seoul's accounts first: its month ends first).
         groups = close_groups(store, period)
-        for group in groups:
-            drafted = run_close(d, group, settle=0, draft=True)
-        console.print(f"{drafted.get('drafts', 0)} drafts written (drafts/{period}/)")
+        drafts = sum(run_close(d, g, settle=0, draft=True).get("drafts", 0) for g in groups)
+        console.print(f"{drafts} drafts written (drafts/{period}/)")
         failed: list[str] = []
-        for group in groups:
-            failed = run_close(d, group, settle=0).get("failed", [])  # the period's so far
+        for group in groups:  # each close reports its own group's accounts
+            failed += run_close(d, group, settle=0).get("failed", [])
         files = download_period(d, period, out_dir)
         show(store, period, failed)
     console.print(f"\n{len(files)} files written under {out_dir / 'invoices' / period}/")

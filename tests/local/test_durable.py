@@ -286,6 +286,8 @@ def test_the_demo_prints_no_metrics_or_log_lines_on_stdout(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "invoices for 2026-10" in done.stdout
+    # two close groups (Seoul's plan and a UTC one): the drafts of both are counted
+    assert "2 drafts written" in done.stderr, done.stderr[-3000:]
     for line in done.stdout.splitlines():
         assert '"_aws"' not in line, line
         assert '"level"' not in line, line
