@@ -24,6 +24,7 @@ from billing.local.patches import MotoPatches
 from billing.local.poller import PollerGroup, drain_queues
 from billing.local.snapshot import (
     ItemCache,
+    MessageCache,
     MutationGate,
     SnapshotInfo,
     capture,
@@ -233,6 +234,7 @@ class LocalAws:
         self._snapshot_thread: threading.Thread | None = None
         self._capture_seconds = 0.0
         self._item_caches: dict[str, ItemCache] = {}
+        self._message_caches: dict[str, MessageCache] = {}
         self.log_file = Path(log_file) if log_file is not None else None
         self._log_stream: IO[str] | None = None
         self._dispatch_invoke: Any = None
@@ -486,7 +488,9 @@ class LocalAws:
                 return last
             started = time.monotonic()
             with self.gate.quiesced() as changes:
-                info, payload = capture(self._durable_stack, changes, self._item_caches)
+                info, payload = capture(
+                    self._durable_stack, changes, self._item_caches, self._message_caches
+                )
             captured = time.monotonic()
             self._capture_seconds = captured - started
             info = write_snapshot(self.state_dir, info, payload)
@@ -523,6 +527,7 @@ class LocalAws:
             uninstall_update_hook()
         self._durable_stack = None
         self._item_caches.clear()
+        self._message_caches.clear()
 
     def _control_status(self, info: SnapshotInfo | None) -> dict[str, Any]:
         return {

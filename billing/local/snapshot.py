@@ -231,6 +231,45 @@ def _queue_messages(queue: Any) -> list[Any]:
 _MESSAGE_TRANSIENT = ("receipt_handle", "_old_receipt_handles", "visible_at")
 
 
+def _message_stamp(message: Any) -> tuple[Any, ...]:
+    """What of a queued message changes after it is sent (the rest is fixed): its receive
+    count and first receive time (``mark_received``), its delay (``delay``)."""
+    return (
+        message.approximate_receive_count,
+        message.approximate_first_receive_timestamp,
+        message.delayed_until,
+    )
+
+
+def _encode_message(message: Any) -> bytes:
+    state = {k: v for k, v in vars(message).items() if k not in _MESSAGE_TRANSIENT}
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class MessageCache:
+    """Encoded queue messages from one capture to the next, as ``ItemCache`` does for
+    items: a message is encoded again only when its stamp (``_message_stamp``) changed, so
+    a capture of a deep queue costs what changed plus a copy of the encodings. Entries hold
+    their message, so an id is not reused while it is cached."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[Any, tuple[Any, ...], bytes]] = {}
+
+    def encode(self, messages: Iterable[Any]) -> list[bytes]:
+        previous: dict[int, tuple[Any, tuple[Any, ...], bytes]] = self._entries
+        current: dict[int, tuple[Any, tuple[Any, ...], bytes]] = {}
+        encoded = []
+        for message in messages:
+            key, stamp = id(message), _message_stamp(message)
+            entry = previous.get(key)
+            if entry is None or entry[0] is not message or entry[1] != stamp:
+                entry = (message, stamp, _encode_message(message))
+            current[key] = entry
+            encoded.append(entry[2])
+        self._entries = current
+        return encoded
+
+
 class ItemCache:
     """Encoded DynamoDB items from one capture to the next: an item moto replaced (every
     put makes a new ``Item``) or updated in place (``UpdateItem``, reported through
@@ -298,11 +337,15 @@ def _take_updated() -> set[int]:
 
 
 def capture(
-    stack: DeployedStack, changes: int, caches: dict[str, ItemCache] | None = None
+    stack: DeployedStack,
+    changes: int,
+    caches: dict[str, ItemCache] | None = None,
+    message_caches: dict[str, MessageCache] | None = None,
 ) -> tuple[SnapshotInfo, bytes]:
     """The stack's data as one pickle (call while quiesced). Returns its description and
-    the bytes to write. ``caches`` (per table, kept by the caller between captures) spare
-    re-encoding the items that did not change."""
+    the bytes to write. ``caches`` (per table) and ``message_caches`` (per queue), kept by
+    the caller between captures, spare re-encoding the items and messages that did not
+    change."""
     dynamodb, s3, sqs, secrets = _backends(stack.account_id, stack.region)
     tables: dict[str, Any] = {}
     items = 0
@@ -329,16 +372,15 @@ def capture(
             kept.append((key_name, bytes(key.value), dict(key.metadata)))
         buckets[logical_id] = kept
         objects += len(kept)
-    queues: dict[str, list[dict[str, Any]]] = {}
+    queues: dict[str, list[bytes]] = {}
     messages = 0
+    message_caches = message_caches if message_caches is not None else {}
     for logical_id, url in stack.queues.items():
         queue = sqs.queues.get(_queue_name(url))
         if queue is None:
             continue
-        kept_messages = [
-            {k: v for k, v in vars(m).items() if k not in _MESSAGE_TRANSIENT}
-            for m in _queue_messages(queue)
-        ]
+        cache = message_caches.setdefault(logical_id, MessageCache())
+        kept_messages = cache.encode(_queue_messages(queue))
         queues[logical_id] = kept_messages
         messages += len(kept_messages)
     secret_values: dict[str, dict[str, Any]] = {}
@@ -552,7 +594,9 @@ def _restore_queues(sqs: Any, stack: DeployedStack, queues: dict[str, list[Any]]
         if url is None:
             continue
         queue = sqs.queues[_queue_name(url)]
-        for state in messages:
+        for kept in messages:
+            # each message pickled on its own (``MessageCache``); older snapshots: a dict
+            state = pickle.loads(kept) if isinstance(kept, bytes) else kept  # noqa: S301
             message: Any = Message.__new__(Message)
             message.__dict__.update(state)
             # Nobody holds it any more: visible now, as after a consumer's crash once
