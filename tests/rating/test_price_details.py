@@ -232,10 +232,10 @@ CASES: dict[str, tuple[Callable[[], InvoiceLine], str, dict[str, str]]] = {
         ).commitment_lines[0],
         "minimum 300.00 - actual 120.00 (post_pay)",
         {
-            "en": "minimum 300.00 − actual 120.00 (post-pay)",
-            "fr": "minimum 300,00 − consommé 120,00 (post-paiement)",
-            "id": "minimum 300,00 − aktual 120,00 (pascabayar)",
-            "ko": "최소 300.00 − 실제 120.00 (후불)",
+            "en": "minimum 300.00 - actual 120.00 (post-pay)",
+            "fr": "minimum 300,00 - consommé 120,00 (post-paiement)",
+            "id": "minimum 300,00 - aktual 120,00 (pascabayar)",
+            "ko": "최소 300.00 - 실제 120.00 (후불)",
         },
     ),
     "prepaid": (
