@@ -8,11 +8,11 @@ runtime's ingest (~100 events/s end to end on two cores, docs/benchmarks.md, sec
 would not keep up and would share the CPU with the send; ``benchmarks/local_ingest.py``
 measures the two together.
 
-* The runtime runs as ``billing local start`` runs it (``billing.local.service``'s
-  ``serve`` in its own process: moto, the synthesized stack, durable snapshots every 2 s
-  in its state dir, batching window 0), in a new temporary state dir, with one
-  difference: its pollers (the SQS intake consumer and the stream poller) are not
-  started, so every event sent stays queued.
+* The runtime runs as ``billing local start`` runs it (``billing.local.service.start``:
+  moto, the synthesized stack, durable snapshots every 2 s in its state dir, batching
+  window 0), in a new temporary state dir, ``paused``: its pollers (the SQS intake
+  consumer and the stream poller) are not started, so every event sent stays queued; its
+  log has each snapshot's timings.
 * ``--events`` lines of the reference mix (``billing.gen``, ``--accounts`` accounts,
   ``--seed``) are written to a JSON Lines file beside it.
 * The file is sent by ``billing send FILE --no-wait --every N`` in a process of its own
@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,22 +52,13 @@ _SNAPSHOT = re.compile(
 _BLOCK = re.compile(r"events\s+([\d,]+)-\s*([\d,]+):\s+([\d.]+) s \(([\d,]+)/s\)")
 
 
-def _serve_paused(argv: list[str]) -> int:
-    """``billing.local.service serve`` with the stack deployed but no poller started."""
-    import logging
-
-    from billing.local import service
-    from billing.local.runtime import LocalAws
-
-    original = LocalAws.deploy
-
-    def deploy(self: LocalAws, template_dir: Any, **kwargs: Any) -> Any:
-        kwargs["start_pollers"] = False
-        return original(self, template_dir, **kwargs)
-
-    LocalAws.deploy = deploy  # type: ignore[method-assign]
-    logging.getLogger("billing.local.runtime").setLevel(logging.DEBUG)  # snapshot timings
-    return service.main(["serve", *argv])
+# ``billing.local.service``'s own entry, logging each snapshot's timings (debug level)
+_SERVE_WITH_SNAPSHOT_TIMINGS = (
+    "-c",
+    "import logging, sys; "
+    "logging.getLogger('billing.local.runtime').setLevel(logging.DEBUG); "
+    "from billing.local.service import main; sys.exit(main(sys.argv[1:]))",
+)
 
 
 def _rss_mb(pid: int) -> float:
@@ -204,66 +194,35 @@ def _send_in_process(events_file: Path, state: Any, every: int, blocks: _Blocks)
     return 0
 
 
-def _start_runtime(state_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any]:
+def _start_runtime(state_dir: Path) -> Any:
+    """The runtime as ``billing local start`` starts it, its pollers paused, its log with
+    the snapshots' timings."""
     from billing.local import service
 
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "serve-paused",
-        "--port",
-        "0",
-        "--state-dir",
-        str(state_dir),
-        "--template-dir",
-        str(REPO / "cdk.out"),
-        "--project-root",
-        str(REPO),
-        "--synth-if-missing",
-        "--max-batching-window",
-        "0",
-    ]
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / service.LOG_FILE).open("ab") as log:
-        child = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        state = service.status(state_dir)
-        if state is not None and state.pid == child.pid:
-            return child, state
-        if child.poll() is not None:
-            raise RuntimeError(f"runtime exited with {child.returncode}: see {state_dir}")
-        time.sleep(0.2)
-    child.terminate()
-    raise RuntimeError(f"runtime not ready after 300 s: see {state_dir}")
+    service.start(
+        state_dir,
+        template_dir=REPO / "cdk.out",
+        project_root=REPO,
+        max_batching_window_seconds=0,
+        paused=True,
+        entry=_SERVE_WITH_SNAPSHOT_TIMINGS,
+        timeout=300,
+    )
+    return service.load_state(state_dir)
 
 
-def _stop_runtime(child: subprocess.Popen[bytes], timeout: float) -> float:
+def _stop_runtime(state_dir: Path, timeout: float) -> float:
     """SIGTERM (a clean stop: the runtime takes its last snapshot), SIGKILL after
     ``timeout``; returns the seconds it took."""
+    from billing.local import service
+
     started = time.monotonic()
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(10)
+    service.stop(state_dir, timeout=timeout)
     return time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["serve-paused"]:
-        return _serve_paused(argv[1:])
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=100)
@@ -284,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="local-send-"))
     state_dir = work / "state"
     events_file = work / "events.jsonl"
-    child: subprocess.Popen[bytes] | None = None
+    state: Any = None
     try:
         started = time.monotonic()
         written = write_jsonl(events_file, args.seed, args.events, args.period, args.accounts)
@@ -298,13 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))
         started = time.monotonic()
-        child, state = _start_runtime(state_dir, base)
+        state = _start_runtime(state_dir)
         print(
-            f"runtime started in {time.monotonic() - started:.1f} s (pid {child.pid}, "
-            f"{state.endpoint_url}, pollers paused), RSS {_rss_mb(child.pid):,.0f} MB",
+            f"runtime started in {time.monotonic() - started:.1f} s (pid {state.pid}, "
+            f"{state.endpoint_url}, pollers paused), RSS {_rss_mb(state.pid):,.0f} MB",
             flush=True,
         )
-        blocks = _Blocks(child.pid, Path(state.log_file))
+        blocks = _Blocks(state.pid, Path(state.log_file))
         if args.function:
             code = _send_in_process(events_file, state, args.every, blocks)
         else:
@@ -312,14 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         status_line = _queue_status(state)
         print(status_line)
         print(
-            f"runtime RSS {_rss_mb(child.pid):,.0f} MB; load average "
+            f"runtime RSS {_rss_mb(state.pid):,.0f} MB; load average "
             + " ".join(f"{x:.2f}" for x in os.getloadavg()),
             flush=True,
         )
         return code
     finally:
-        if child is not None:
-            seconds = _stop_runtime(child, timeout=600)
+        if state is not None:
+            seconds = _stop_runtime(state_dir, timeout=600)
             found, _ = _snapshots(state_dir / "service.log", 0)
             if found:
                 biggest = max(found)

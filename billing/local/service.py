@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,10 +212,15 @@ def start(
     max_batching_window_seconds: int | None = None,
     snapshot_interval: float | None = None,
     timeout: float = 180.0,
+    paused: bool = False,
+    entry: Sequence[str] = ("-m", _MODULE),
 ) -> dict[str, str]:
     """Starts the service (if it is not already running) and waits until the stack is
     deployed; returns the environment variables to export (``AWS_ENDPOINT_URL``, region,
-    fake credentials). The service's output goes to ``<state_dir>/service.log``."""
+    fake credentials). The service's output goes to ``<state_dir>/service.log``.
+    ``paused``: no poller is started (events sent stay queued). ``entry``: the Python
+    arguments that run this module's ``main`` (e.g. ``-c`` code that sets log levels first;
+    its command line must name this module, which is how a running service is recognized)."""
     state_path = Path(state_dir).resolve()
     current = status(state_path)
     if current is not None and current.running:
@@ -227,8 +233,7 @@ def start(
         template_path = (Path.cwd() / template_path).resolve()
     command = [
         sys.executable,
-        "-m",
-        _MODULE,
+        *entry,
         "serve",
         "--port",
         str(port),
@@ -247,6 +252,8 @@ def start(
         command += ["--max-batching-window", str(max_batching_window_seconds)]
     if snapshot_interval is not None:
         command += ["--snapshot-interval", str(snapshot_interval)]
+    if paused:
+        command.append("--paused")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     log_path = state_path / LOG_FILE
@@ -360,9 +367,11 @@ def serve(
     max_batching_window_seconds: int | None = None,
     durable: bool = True,
     snapshot_interval: float = 2.0,
+    pollers: bool = True,
 ) -> None:
-    """Runs in the foreground until SIGTERM/SIGINT: moto, the deployed stack, the pollers.
-    ``durable``: restore the state dir's snapshot and keep taking snapshots there."""
+    """Runs in the foreground until SIGTERM/SIGINT: moto, the deployed stack, the pollers
+    (``pollers=False``: none started). ``durable``: restore the state dir's snapshot and
+    keep taking snapshots there."""
     state_path = Path(state_dir).resolve()
     state_path.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
@@ -388,7 +397,7 @@ def serve(
         state_dir=state_path if durable else None,
         snapshot_interval=snapshot_interval,
     ) as aws:
-        stack = aws.deploy(templates, stack_name=stack_name)
+        stack = aws.deploy(templates, stack_name=stack_name, start_pollers=pollers)
         state = ServiceState(
             pid=os.getpid(),
             endpoint_url=aws.endpoint_url,
@@ -426,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--max-batching-window", type=int)
     serve_parser.add_argument("--no-durable", dest="durable", action="store_false")
     serve_parser.add_argument("--snapshot-interval", type=float, default=2.0)
+    serve_parser.add_argument("--paused", dest="pollers", action="store_false")
     for name in ("start", "stop", "status", "reset"):
         sub = commands.add_parser(name)
         sub.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
@@ -450,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             max_batching_window_seconds=args.max_batching_window,
             durable=args.durable,
             snapshot_interval=args.snapshot_interval,
+            pollers=args.pollers,
         )
     elif args.command == "start":
         env = start(args.state_dir, port=args.port, template_dir=args.template_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,29 @@ def test_service_runs_the_stack_until_stopped(running: tuple[Path, dict[str, str
     assert service.stop(state_dir)
     assert service.status(state_dir) is None
     assert not service.stop(state_dir)
+
+
+def test_a_paused_service_keeps_what_is_sent_queued(tmp_path: Path) -> None:
+    """``paused``: the stack is deployed but no poller runs (the send side measured alone,
+    benchmarks/local_send.py)."""
+    assembly = template.write_assembly(tmp_path / "assembly")
+    state_dir = tmp_path / "state"
+    env = service.start(
+        state_dir, template_dir=assembly, synth_if_missing=False, timeout=120, paused=True
+    )
+    try:
+        state = service.load_state(state_dir)
+        sqs = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_DEFAULT_REGION"],
+        ).client("sqs", endpoint_url=env["AWS_ENDPOINT_URL"])
+        url = state.stack.queue_url("WorkQueue")
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"id": "paused"}))
+        time.sleep(2)  # a running poller would have taken it by now
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        assert attributes["ApproximateNumberOfMessages"] == "1"
+    finally:
+        service.stop(state_dir)
