@@ -626,9 +626,10 @@ class MonthClose:
             return AccountClosed(account, "issued", str(existing["total"]))
         invoice, skipped = self.invoice_and_skipped(period, account)
         live = self.reconcile_live(period, account)
-        if not self.drafting(self.group_of(account, period)):  # drafts: nothing archived
+        drafting = self.drafting(self.group_of(account, period))
+        if not drafting:  # drafts: nothing archived
             seal_account(self.store, period, account, self.sources(period, account))
-        issued = self.issue(invoice)
+        issued = self.issue(invoice, drafting)
         if issued.status == "draft":
             self.store.put_result(period, account, {**issued.result(), "live_differences": live})
             return AccountClosed(account, "draft", str(invoice.total), len(live))
@@ -653,10 +654,10 @@ class MonthClose:
         billed = self.merged_partials(period, account)[period]["with"]
         return [d.to_json() for d in LiveUsage(self.store).reconcile(account, period, billed)]
 
-    def issue(self, statement: Invoice) -> Issued:
+    def issue(self, statement: Invoice, drafting: bool) -> Issued:
         """The statement as the account's document: with a billing profile, a draft while
-        the period is open (``drafts/``, rewritten) or, once it is frozen, the final
-        invoice numbered from the seller's series; without one, the usage statement (or
+        the period is open (``drafting``; ``drafts/``, rewritten) or, once it is frozen, the
+        final invoice numbered from the seller's series; without one, the usage statement (or
         ``MissingProfile`` where the stage requires a profile). Final documents are
         written once (byte-identical on re-runs)."""
         finance = self.finance
@@ -665,7 +666,7 @@ class MonthClose:
             account, period = statement.account, statement.period
             raise MissingProfile(f"no billing profile in force for account {account} in {period}")
         doc = drafted[0] if drafted else statement
-        if self.drafting(self.group_of(statement.account, statement.period)):
+        if drafting:
             doc = doc if drafted else doc.model_copy(update={"status": "draft"})
             return Issued("draft", doc, finance.write_draft(doc))
         if drafted:
