@@ -31,7 +31,7 @@ PERIODS = sorted({str(s.period) for s in SCENARIOS})
 
 def issued(store: UsageStore, docs: DocumentStore, period: str, account: str) -> Invoice:
     result = next(r for r in store.results(period) if r["account"] == account)
-    assert result["status"] == "issued", result
+    assert result["status"] == "issued", f"{account}: {result.get('error', result)}"
     body = docs.read(result["keys"]["json"])
     assert body is not None
     return Invoice.model_validate_json(body)
@@ -100,7 +100,8 @@ def test_a_failing_account_is_reported_and_the_others_close(
     closed: dict[str, Any], store: UsageStore, documents: DocumentStore
 ) -> None:
     result = closed["2026-10"]
-    assert result["failed"] == ["no-plan"]
+    errors = {r["account"]: r.get("error") for r in store.results("2026-10") if "error" in r}
+    assert result["failed"] == ["no-plan"], errors  # the recorded cause of any other failure
     failure = next(r for r in store.results("2026-10") if r["account"] == "no-plan")
     assert "no price plan" in failure["error"]
     manifest = json.loads(documents.read("invoices/2026-10/manifest.json") or b"{}")
