@@ -226,9 +226,11 @@ class Ingestor:
         if now - self._frozen_read_at > max_age and (
             before_write or self._frozen_batch != self._batch
         ):
-            self._frozen = self.store.frozen_periods()
+            # this read is the answer, whatever a concurrent batch stores in the cache
+            frozen = self._frozen = self.store.frozen_periods()
             self._frozen_read_at = now
             self._frozen_batch = self._batch
+            return frozen
         return self._frozen
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -64,10 +64,13 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
+from billing.adapters import expressions
 from billing.domain.facts import Fact, shard_of
 from billing.domain.lateness import adjustment_period, affected_periods
 from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR, Period
 from billing.domain.retention import expires_at, hot_months_from
+
+expressions.install()  # before any resource registers its condition-expression handler
 
 FACT_RETENTION_DAYS = 400  # the fact log outlives the period by 13 months (adjustments, audit)
 # Months after its period that a fact and its id claim stay in the table (``HOT_MONTHS``,
