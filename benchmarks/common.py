@@ -81,18 +81,9 @@ def machine() -> list[str]:
 
 def create_table(ddb: Any, name: str) -> Any:
     """The usage table as the CDK app defines it (``pk``/``sk`` strings, on demand)."""
-    return ddb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    from billing.adapters.store import create_usage_table  # after the environment is set
+
+    return create_usage_table(ddb, name)
 
 
 @dataclass
@@ -257,28 +248,32 @@ class Meter:
 
 
 def sqs_event(bodies: Sequence[str], first: int) -> dict[str, Any]:
-    """The event Lambda receives from an SQS event source, one record per body."""
+    """The event Lambda receives from an SQS event source, one record per body (records as
+    the local runtime's poller builds them)."""
+    from billing.local.poller import sqs_record  # after the environment is set
+
     records = []
     for i, body in enumerate(bodies, start=first):
         digest = hashlib.md5(body.encode("utf-8", "surrogateescape")).hexdigest()
         mid = f"{i:08d}-{digest[:8]}-bench"
+        message = {
+            "MessageId": mid,
+            "ReceiptHandle": f"rh-{mid}",
+            "Body": body,
+            "Attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": "1790000000000",
+                "SenderId": "AIDABENCHMARK",
+                "ApproximateFirstReceiveTimestamp": "1790000000000",
+            },
+            "MD5OfBody": digest,
+        }
         records.append(
-            {
-                "messageId": mid,
-                "receiptHandle": f"rh-{mid}",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1790000000000",
-                    "SenderId": "AIDABENCHMARK",
-                    "ApproximateFirstReceiveTimestamp": "1790000000000",
-                },
-                "messageAttributes": {},
-                "md5OfBody": digest,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:intake",
-                "awsRegion": "us-east-1",
-            }
+            sqs_record(
+                message,
+                event_source_arn="arn:aws:sqs:us-east-1:123456789012:intake",
+                region="us-east-1",
+            )
         )
     return {"Records": records}
 

@@ -1202,6 +1202,24 @@ def _throttled(err: ClientError) -> bool:
     }
 
 
+def create_usage_table(dynamodb: Any, name: str = "usage") -> Any:
+    """Create the usage table with the keys the CDK app gives it (``infra/storage.py``:
+    ``pk``/``sk`` strings, on demand), where tests and benchmarks run on moto without the
+    synthesized template. ``dynamodb``: a boto3 DynamoDB resource."""
+    return dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def item_write_units(item: Mapping[str, Any]) -> int:
     """Write request units of a put by DynamoDB's rule: 1 per started KB of item size."""
     size = sum(len(k.encode()) + _size(v) for k, v in item.items())

@@ -18,15 +18,17 @@ import pytest
 from moto import mock_aws
 
 from billing.adapters.rejects import RejectStore
-from billing.adapters.store import UsageStore
+from billing.adapters.store import UsageStore, create_usage_table
 from billing.domain.facts import HmacPseudonymizer
 from billing.ingest import Ingestor
+from billing.local.poller import sqs_record
 
 KEY = b"test-pseudonym-key-0123456789abcdef"
 # The clock ingest reads for the future bound: the scenarios span months from 2026-10 on,
 # ingested as if each had already happened.
 SCENARIO_CLOCK = datetime(2030, 1, 1, tzinfo=UTC)
 SHARDS = 4
+INTAKE_ARN = "arn:aws:sqs:us-east-1:123456789012:intake"
 
 
 @dataclass
@@ -45,19 +47,7 @@ class Env:
 
 
 def create_table(name: str = "usage") -> Any:
-    ddb = boto3.resource("dynamodb")
-    return ddb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    return create_usage_table(boto3.resource("dynamodb"), name)
 
 
 @pytest.fixture
@@ -85,23 +75,20 @@ def env(aws_env: None) -> Iterator[Env]:
 
 
 def sqs_event(bodies: Sequence[str], ids: Sequence[str] | None = None) -> dict[str, Any]:
-    """The event Lambda receives from an SQS event source."""
+    """The event Lambda receives from an SQS event source (records as the local poller
+    builds them)."""
     records = []
     for i, body in enumerate(bodies):
-        mid = ids[i] if ids else f"m-{hashlib.md5(body.encode()).hexdigest()[:12]}-{i}"
-        records.append(
-            {
-                "messageId": mid,
-                "receiptHandle": f"rh-{mid}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:intake",
-                "awsRegion": "us-east-1",
-            }
-        )
+        digest = hashlib.md5(body.encode()).hexdigest()
+        mid = ids[i] if ids else f"m-{digest[:12]}-{i}"
+        message = {
+            "MessageId": mid,
+            "ReceiptHandle": f"rh-{mid}",
+            "Body": body,
+            "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+            "MD5OfBody": digest,
+        }
+        records.append(sqs_record(message, event_source_arn=INTAKE_ARN, region="us-east-1"))
     return {"Records": records}
 
 
