@@ -28,8 +28,8 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
+from common import cpu_model
 from pydantic import ValidationError
 
 from billing.domain.engine import monthly_usage
@@ -41,16 +41,6 @@ from billing.gen import Line, account_names, generate_lines
 TARGET = 50_000
 SHARDS = 16
 KEY = b"benchmark-pseudonymization-key-32"
-
-
-def cpu_model() -> str:
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                return row.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def pin_to_one_core() -> str:
