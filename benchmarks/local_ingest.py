@@ -60,7 +60,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     import boto3
 
-    from billing.cli.main import send_lines
+    from billing.cli.operations import send_lines
     from billing.cli.stack import deployed
     from billing.gen.mix import write_jsonl
     from billing.local import service

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
     from timings import Timings, time_moto_requests
 
-    from billing.cli.main import send_lines
+    from billing.cli.operations import send_lines
     from billing.cli.stack import deployed
     from billing.gen.mix import generate
     from billing.local.deploy import synth

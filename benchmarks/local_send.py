@@ -171,7 +171,7 @@ def _send_with_cli(events_file: Path, env: dict[str, str], every: int, blocks: _
 def _send_in_process(events_file: Path, state: Any, every: int, blocks: _Blocks) -> int:
     """``send_lines`` (what ``billing send`` calls) from this process, timed per block."""
     os.environ.update(state.env)
-    from billing.cli.main import send_lines
+    from billing.cli.operations import send_lines
     from billing.cli.stack import deployed
 
     queue_url = deployed().queue_url

@@ -62,7 +62,7 @@ def main() -> None:
 
     from moto.dynamodb.models import dynamodb_backends
 
-    from billing.cli.main import send_lines
+    from billing.cli.operations import send_lines
     from billing.cli.stack import deployed
     from billing.gen.mix import generate
     from billing.local import LocalAws, synth

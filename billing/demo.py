@@ -17,7 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from billing.adapters.store import FinanceStore, UsageStore
-from billing.cli.main import SendRate, download_period, run_close, send_lines, send_progress
+from billing.cli.operations import (
+    SendRate,
+    download_period,
+    run_close,
+    send_lines,
+    send_progress,
+)
 from billing.cli.stack import deployed
 from billing.close import close_groups
 from billing.domain.plan import load_plan

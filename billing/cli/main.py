@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,23 +16,23 @@ from typing import Annotated, Any
 import boto3
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
-from billing.adapters.archive import FactArchive
-from billing.adapters.invoices import INVOICES, DocumentStore
 from billing.adapters.rejects import RejectStore, mask
-from billing.adapters.store import FinanceStore, UsageStore
+from billing.adapters.store import FinanceStore
+from billing.cli.operations import (
+    CloseRefused,
+    SendRate,
+    console,
+    count_lines,
+    document_store,
+    event_lines,
+    run_close,
+    send_lines,
+    send_progress,
+    usage_store,
+    wait_until_ingested,
+)
 from billing.cli.stack import Deployed, deployed
 from billing.domain.events import validate_account_id
 from billing.domain.invoice import Invoice
@@ -57,52 +55,10 @@ accounts_app = typer.Typer(no_args_is_help=True, help="Billing profiles of accou
 sellers_app = typer.Typer(no_args_is_help=True, help="Sellers: the issuing legal entities.")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(sellers_app, name="sellers")
-console = Console(stderr=True)
 out = Console()
 
 PeriodOpt = Annotated[str, typer.Option("--period", "-p", help="billing period YYYY-MM")]
 AccountOpt = Annotated[str, typer.Option("--account", "-a", help="account id")]
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-class _EventRate(ProgressColumn):
-    """Events per second over rich's recent samples."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} events/s")
-
-
-def send_progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _EventRate(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
-def _store(d: Deployed) -> UsageStore:
-    # closed periods' facts whose items expired are read from the archive
-    bucket = getattr(d, "invoice_bucket", "")
-    archive = FactArchive(boto3.client("s3"), bucket) if bucket else None
-    return UsageStore(boto3.resource("dynamodb").Table(d.table), d.shards, archive=archive)
-
-
-def _documents(d: Deployed) -> DocumentStore:
-    return DocumentStore(boto3.client("s3"), d.invoice_bucket)
 
 
 def _finance_store(d: Deployed) -> FinanceStore:
@@ -110,117 +66,6 @@ def _finance_store(d: Deployed) -> FinanceStore:
 
 
 # --- events in ----------------------------------------------------------------------------
-
-
-def _lines(source: str) -> Iterator[str]:
-    if source == "-":
-        yield from (line.rstrip("\n") for line in sys.stdin if line.strip())
-        return
-    with Path(source).open(encoding="utf-8") as stream:
-        yield from (line.rstrip("\n") for line in stream if line.strip())
-
-
-def count_lines(source: str) -> int | None:
-    """How many events ``_lines(source)`` will yield (non-blank lines), read once before
-    sending so that the progress bar knows its total; ``None`` for stdin."""
-    if source == "-":
-        return None
-    with Path(source).open("rb") as stream:
-        return sum(1 for line in stream if line.strip())
-
-
-class SendRate:
-    """The send rate per block of ``every`` events, as it goes: a steady rate from the
-    first block to the last says the intake does not slow down as the queue fills."""
-
-    def __init__(self, every: int = 100_000, report: Any = None) -> None:
-        self.every = every
-        self.report = report
-        self.started = time.monotonic()
-        self.blocks: list[float] = []
-        self._block_start = self.started
-        self.sent = 0
-
-    def add(self, count: int) -> None:
-        before = self.sent
-        self.sent += count
-        if self.sent // self.every > before // self.every:
-            now = time.monotonic()
-            seconds = now - self._block_start
-            self.blocks.append(seconds)
-            self._block_start = now
-            if self.report is not None:
-                end = len(self.blocks) * self.every
-                self.report(
-                    f"events {end - self.every + 1:>11,}-{end:>11,}: {seconds:6.1f} s "
-                    f"({self.every / seconds:,.0f}/s)"
-                )
-
-    def summary(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        text = f"sent {self.sent:,} events in {elapsed:.1f} s ({self.sent / elapsed:,.0f}/s)"
-        if self.blocks:
-            text += (
-                f"; per {self.every:,}: {min(self.blocks):.1f}-{max(self.blocks):.1f} s "
-                f"over {len(self.blocks)} blocks"
-            )
-        return text
-
-
-def send_lines(
-    queue_url: str,
-    lines: Iterable[str],
-    progress: Progress | None = None,
-    *,
-    total: int | None = None,
-    rate: SendRate | None = None,
-) -> int:
-    """Send raw event lines to the intake queue, 10 per request, streaming (the input is
-    read as it is sent, never held whole). Returns how many. ``total`` sizes the progress
-    bar (unknown for stdin); ``rate`` is told of every request."""
-    sqs = boto3.client("sqs")
-    batch: list[str] = []
-    sent = 0
-    task = None
-    if progress is not None:
-        label = "sending" if total is not None else "sending (stdin: total unknown)"
-        task = progress.add_task(label, total=total)
-
-    def flush() -> None:
-        nonlocal sent
-        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(batch)]
-        resp = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        if resp.get("Failed"):
-            raise RuntimeError(f"queue refused {len(resp['Failed'])} messages: {resp['Failed'][0]}")
-        sent += len(batch)
-        if rate is not None:
-            rate.add(len(batch))
-        batch.clear()
-        if progress and task is not None:
-            progress.update(task, completed=sent)
-
-    for line in lines:
-        batch.append(line)
-        if len(batch) == 10:
-            flush()
-    if batch:
-        flush()
-    return sent
-
-
-def wait_until_ingested(queue_url: str, timeout: float = 300) -> bool:
-    """Wait until the intake queue has nothing visible or in flight (twice in a row)."""
-    sqs = boto3.client("sqs")
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    deadline = time.monotonic() + timeout
-    empty_checks = 0
-    while time.monotonic() < deadline:
-        attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
-        empty_checks = empty_checks + 1 if all(int(attrs[n]) == 0 for n in names) else 0
-        if empty_checks >= 2:
-            return True
-        time.sleep(0.5)
-    return False
 
 
 @app.command()
@@ -236,7 +81,7 @@ def send(
     total = count_lines(file)
     with send_progress() as progress:
         rate = SendRate(every, progress.console.print)
-        send_lines(d.queue_url, _lines(file), progress, total=total, rate=rate)
+        send_lines(d.queue_url, event_lines(file), progress, total=total, rate=rate)
     console.print(f"{rate.summary()} to {d.queue_url}")
     if wait:
         with console.status("waiting for ingestion"):
@@ -319,7 +164,7 @@ def usage(
 ) -> None:
     """Usage of an account in a period so far, from the live view (milliseconds: at most one
     item per storage shard), with the estimated charges; ``--recompute`` reads every fact."""
-    store = _store(deployed())
+    store = usage_store(deployed())
     live = LiveUsage(store)
     view = live.view(account, period)
     shown = current_usage(store, account, period) if recompute else view.usage
@@ -386,7 +231,7 @@ def usage(
 @alerts_app.command("list")
 def alerts_list(account: AccountOpt, period: PeriodOpt) -> None:
     """Thresholds of the account, and those reached in the period."""
-    store = _store(deployed())
+    store = usage_store(deployed())
     live = LiveUsage(store)
     reached = {a["threshold"]: a for a in live.view(account, period).alerts}
     table = Table("threshold", "watches", "level", "reached", title=f"{account} {period}")
@@ -416,7 +261,7 @@ def alerts_set(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
-    _store(deployed()).put_threshold(account, t.id, t.model_dump(mode="json"))
+    usage_store(deployed()).put_threshold(account, t.id, t.model_dump(mode="json"))
     console.print(f"threshold {t.id} set for {account}")
 
 
@@ -425,7 +270,7 @@ def alerts_remove(
     account: AccountOpt, threshold: Annotated[str, typer.Option("--id", help="threshold id")]
 ) -> None:
     """Remove a threshold set with ``billing alerts set``."""
-    _store(deployed()).delete_threshold(account, threshold)
+    usage_store(deployed()).delete_threshold(account, threshold)
     console.print(f"threshold {threshold} removed for {account}")
 
 
@@ -446,7 +291,7 @@ def plans_put(
     except ValueError as err:
         message = f"account {plan.account!r}: {err}"
         raise typer.BadParameter(message, param_hint="--account") from err
-    store = _store(deployed())
+    store = usage_store(deployed())
     versions = store.plan_zones(plan.account)
     refusal = zone_change_refusal(versions, plan, time.time_ns() // 1_000_000)
     if refusal and versions:  # a first plan: facts stored before it were put in UTC periods
@@ -469,7 +314,7 @@ def plans_check(
     """Check the plan in force against the account's usage so far: usage it does not price,
     prices that can never apply, and an estimate of the invoice. Exits 1 when some usage
     is not priced (the close would fail the account's invoice on it)."""
-    store = _store(deployed())
+    store = usage_store(deployed())
     doc = store.plan_document(account, period)
     if doc is None:
         console.print(f"[red]no plan in force for {account} in {period}[/]")
@@ -510,192 +355,6 @@ def _print_check(result: PlanCheck) -> None:
 
 
 # --- close and invoices ---------------------------------------------------------------------
-
-
-class CloseRefused(RuntimeError):
-    pass
-
-
-def _execution_label(period: str) -> str:
-    """A close group label as execution names allow it (no ``:``): ``2026-10_+0900``."""
-    return period.replace("@", "_").replace(":", "")
-
-
-def running_closes(d: Deployed, period: str) -> list[str]:
-    """Executions closing ``period`` now: those started for it by this command, and the
-    holder of the period's close lock if it is still running."""
-    sfn = boto3.client("stepfunctions")
-    found: list[str] = []
-    for page in sfn.get_paginator("list_executions").paginate(
-        stateMachineArn=d.state_machine_arn, statusFilter="RUNNING"
-    ):
-        found += [
-            e["executionArn"]
-            for e in page["executions"]
-            if e["name"].startswith(f"close-{_execution_label(period)}-")
-        ]
-    holder = str((_store(d).close_lock(period) or {}).get("owner", ""))
-    if holder and holder not in found:
-        try:
-            if sfn.describe_execution(executionArn=holder)["status"] == "RUNNING":
-                found.append(holder)
-        except sfn.exceptions.ClientError:
-            pass
-    return found
-
-
-CLOSE_PHASES = ("freeze", "settle", "accounts", "finish")
-# The state of the month-close state machine (infra/month_close.py) -> the phase it is in.
-_STATE_PHASES = {
-    "Freeze": "freeze",
-    "Close": "freeze",
-    "Settle": "settle",
-    "StartListing": "accounts",
-    "ListAccounts": "accounts",
-    "CloseAccounts": "accounts",
-    "Finish": "finish",
-}
-
-
-def _phase_from_history(sfn: Any, arn: str) -> str:
-    """The phase of the latest state entered. Read only until the accounts phase: then the
-    close results tell the progress, and the history (which grows with every unit) is not
-    fetched again."""
-    try:
-        events = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=20)
-    except sfn.exceptions.ClientError:  # e.g. not allowed: the results still tell progress
-        return "accounts"
-    for event in sorted(events.get("events", []), key=lambda e: -int(e.get("id", 0))):
-        name = event.get("stateEnteredEventDetails", {}).get("name")
-        if name in _STATE_PHASES:
-            return _STATE_PHASES[name]
-    return "freeze"
-
-
-def _all_accounts(store: UsageStore, period: str) -> list[str]:
-    """The accounts the close goes through (what its ListAccounts pages give)."""
-    names: list[str] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = store.accounts_page(period, cursor, 1000)
-        names += page
-        if cursor is None:
-            return names
-
-
-class CloseProgress:
-    """What the CLI shows while a close runs: its phase and, in the accounts phase, how
-    many of the close group's accounts are done (issued or failed by this run, or issued
-    by an earlier one), and how long each phase took."""
-
-    def __init__(self, store: UsageStore, group: str) -> None:
-        self.store = store
-        self.group = group
-        self.period = group.partition("@")[0]
-        self.before = {r["account"]: _fingerprint(r) for r in store.results(self.period)}
-        self.phase = "freeze"
-        self.started: dict[str, float] = {"freeze": time.monotonic()}
-        self.accounts: list[str] | None = None
-
-    def enter(self, phase: str) -> None:
-        if CLOSE_PHASES.index(phase) <= CLOSE_PHASES.index(self.phase):
-            return
-        now = time.monotonic()
-        for skipped in CLOSE_PHASES[
-            CLOSE_PHASES.index(self.phase) + 1 : CLOSE_PHASES.index(phase) + 1
-        ]:
-            self.started[skipped] = now
-        self.phase = phase
-        if phase in ("accounts", "finish") and self.accounts is None:
-            from billing.close import group_members
-
-            every = _all_accounts(self.store, self.period)
-            self.accounts = group_members(self.store, self.group, every)
-
-    def done(self) -> int:
-        results = {r["account"]: r for r in self.store.results(self.period)}
-        mine = set(self.accounts or ())
-        return sum(
-            1
-            for account, r in results.items()
-            if account in mine
-            and (_fingerprint(r) != self.before.get(account) or r.get("status") == "issued")
-        )
-
-    def durations(self, end: float) -> dict[str, float]:
-        marks = [(p, self.started[p]) for p in CLOSE_PHASES if p in self.started]
-        return {
-            phase: round((marks[i + 1][1] if i + 1 < len(marks) else end) - at, 3)
-            for i, (phase, at) in enumerate(marks)
-        }
-
-
-def _fingerprint(result: dict[str, Any]) -> str:
-    return json.dumps(result, sort_keys=True, default=str)
-
-
-def run_close(
-    d: Deployed,
-    period: str,
-    timeout: float = 1800,
-    settle: int | None = None,
-    *,
-    force: bool = False,
-    wait: bool = False,
-    poll_seconds: float = 0.2,
-    draft: bool = False,
-) -> dict[str, Any]:
-    """Start the close of ``period`` and wait for it, showing its phases (freeze, settle,
-    accounts with their count, finish) on stderr. Another close of the period still
-    running is refused (``CloseRefused``), or waited for first with ``wait``. The result
-    is the state machine's output plus ``phases``: seconds spent in each."""
-    sfn = boto3.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while running := running_closes(d, period):
-        if not wait:
-            raise CloseRefused(
-                f"CloseInProgress: period {period} is being closed by execution {running[0]}"
-            )
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"close of {period} still running after {timeout} s: {running}")
-        time.sleep(1)
-    name = f"close-{_execution_label(period)}-{time.time_ns()}"
-    start: dict[str, Any] = {"period": period}
-    if settle is not None:
-        start["settle_seconds"] = settle
-    if force:
-        start["force"] = True
-    if draft:  # drafts: the period is not frozen, invoices are not numbered (billing.finance)
-        start["draft"] = True
-    tracker = CloseProgress(_store(d), period)
-    arn = sfn.start_execution(
-        stateMachineArn=d.state_machine_arn, name=name, input=json.dumps(start)
-    )["executionArn"]
-    with _progress() as progress:
-        task = progress.add_task(f"closing {period}: freeze", total=None)
-        while True:
-            desc = sfn.describe_execution(executionArn=arn)
-            if desc["status"] != "RUNNING":
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"close of {period} still running after {timeout} s: {arn}")
-            if tracker.phase in ("freeze", "settle"):
-                tracker.enter(_phase_from_history(sfn, arn))
-            if tracker.accounts is not None:
-                done = tracker.done()
-                if done >= len(tracker.accounts):
-                    tracker.enter("finish")
-                progress.update(task, completed=done, total=len(tracker.accounts))
-            progress.update(task, description=f"closing {period}: {tracker.phase}")
-            time.sleep(poll_seconds)
-        tracker.enter("finish")
-        total = len(tracker.accounts or [])  # the execution has ended: every account is done
-        progress.update(task, description=f"closing {period}: done", completed=total, total=total)
-    if desc["status"] != "SUCCEEDED":
-        raise RuntimeError(f"close {desc['status']}: {desc.get('error')} {desc.get('cause')}")
-    result: dict[str, Any] = json.loads(desc.get("output") or "{}")
-    result["phases"] = tracker.durations(time.monotonic())
-    return result
 
 
 def local_intake_drained(state_dir: Path, timeout: float = 600) -> bool:
@@ -772,7 +431,7 @@ def _groups_to_close(d: Deployed, period: str, force: bool) -> list[str]:
     now = datetime.now(UTC)
     return [
         g
-        for g in close_groups(_store(d), period)
+        for g in close_groups(usage_store(d), period)
         if g == period or force or Period.parse_label(g).end <= now
     ]
 
@@ -814,7 +473,7 @@ def invoices_list(
     d = deployed()
     numbers = _finance_store(d)
     table = Table("account", "status", "invoice", "net", "tax", "gross", "detail", title=period)
-    for r in sorted(_store(d).results(period), key=lambda r: r["account"]):
+    for r in sorted(usage_store(d).results(period), key=lambda r: r["account"]):
         if account and r["account"] != account:
             continue
         money = _net_tax_gross(r)
@@ -843,7 +502,7 @@ def _net_tax_gross(result: dict[str, Any]) -> list[str]:
 
 def _issued(d: Deployed, period: str, account: str) -> dict[str, Any]:
     """The account's invoice of the period: issued, or its draft."""
-    for r in _store(d).results(period):
+    for r in usage_store(d).results(period):
         if r["account"] == account and r["status"] in ("issued", "draft"):
             return r
     raise typer.BadParameter(f"no invoice or draft for {account} in {period}")
@@ -872,7 +531,7 @@ def invoices_download(
         key = str(_issued(d, period, account)["keys"][fmt])
     else:
         raise typer.BadParameter("give --number, or --period and --account")
-    docs = _documents(d)
+    docs = document_store(d)
     if link:
         out.print(docs.presign(key))
         return
@@ -894,7 +553,7 @@ def _key_of_number(d: Deployed, number: str, fmt: str) -> str:
         return str(_finance(d).key_of(number, fmt))
     except NotFound:
         pass
-    for r in _store(d).results(number[4:11]) if number.startswith("INV-") else []:
+    for r in usage_store(d).results(number[4:11]) if number.startswith("INV-") else []:
         if r.get("invoice") == number and r["status"] == "issued":
             return str(r["keys"][fmt])
     raise typer.BadParameter(f"no invoice or credit note numbered {number}")
@@ -906,7 +565,7 @@ def explain(period: PeriodOpt, account: AccountOpt) -> None:
     from billing.documents.render import explain as explain_text
 
     d = deployed()
-    body = _documents(d).read(_issued(d, period, account)["keys"]["json"])
+    body = document_store(d).read(_issued(d, period, account)["keys"]["json"])
     assert body is not None
     out.print(explain_text(Invoice.model_validate_json(body)), markup=False, highlight=False)
 
@@ -917,7 +576,7 @@ def explain(period: PeriodOpt, account: AccountOpt) -> None:
 def _finance(d: Deployed) -> Any:
     from billing.finance import Finance
 
-    return Finance(_finance_store(d), _documents(d), boto3.client("events"), d.bus)
+    return Finance(_finance_store(d), document_store(d), boto3.client("events"), d.bus)
 
 
 def _show_versions(versions: list[dict[str, Any]], as_json: bool, what: str) -> None:
@@ -1051,9 +710,9 @@ def finalize_account(
     written, announced; the lock is released."""
     from billing.close import MonthClose
 
-    store = _store(d)
+    store = usage_store(d)
     wait = 120 if settle is None else settle  # the deployment default (SETTLE_SECONDS)
-    close = MonthClose(store, _documents(d), boto3.client("events"), d.bus, wait)
+    close = MonthClose(store, document_store(d), boto3.client("events"), d.bus, wait)
     group = close.group_of(account, period)  # the account's time-zone group of the period
     execution = f"cli-finalize-{period}-{account}-{time.time_ns()}"
     frozen = close.freeze(group, settle, force=force, execution=execution)
@@ -1098,20 +757,6 @@ def invoices_credit(
     value = Decimal(amount) if amount is not None else None
     result = _finance(deployed()).credit(number, reason, metrics=metric or [], amount=value)
     out.print(f"credit note {result['credit_note']} on {number}")
-
-
-def download_period(d: Deployed, period: str, target: Path) -> list[Path]:
-    docs = _documents(d)
-    written = []
-    for key in docs.list_keys(f"{INVOICES}{period}/"):
-        body = docs.read(key)
-        if body is None:
-            continue
-        path = target / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        written.append(path)
-    return written
 
 
 def _money(value: Any) -> str:

@@ -14,7 +14,7 @@ import pytest
 from billing import ingest
 from billing.adapters.invoices import DocumentStore
 from billing.adapters.store import UsageStore, shard_labels
-from billing.cli.main import CloseRefused, run_close, send_lines
+from billing.cli.operations import CloseRefused, run_close, send_lines
 from billing.cli.stack import Deployed
 from billing.domain.periods import Period
 from billing.domain.plan import load_plan

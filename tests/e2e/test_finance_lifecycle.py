@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from billing.adapters.invoices import DocumentStore
 from billing.adapters.store import UsageStore
-from billing.cli.main import app, run_close, send_lines
+from billing.cli.main import app
+from billing.cli.operations import run_close, send_lines
 from billing.cli.stack import Deployed
 from billing.domain.invoice import Invoice
 from billing.local import LocalAws

@@ -16,7 +16,7 @@ from pypdf import PdfReader
 
 from billing.adapters.invoices import DocumentStore, invoice_key
 from billing.adapters.store import UsageStore
-from billing.cli.main import run_close, send_lines
+from billing.cli.operations import run_close, send_lines
 from billing.cli.stack import Deployed
 from billing.domain.invoice import Invoice
 from billing.local import LocalAws

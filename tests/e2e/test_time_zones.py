@@ -12,7 +12,7 @@ import pytest
 
 from billing.adapters.invoices import DocumentStore
 from billing.adapters.store import UsageStore
-from billing.cli.main import run_close, send_lines
+from billing.cli.operations import run_close, send_lines
 from billing.cli.stack import Deployed
 from billing.domain.invoice import Invoice, InvoiceLine
 from billing.domain.plan import PricePlan

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from billing.cli import main
+from billing.cli import main, operations
 
 RESULT = {
     "period": "2026-10",
@@ -145,7 +145,7 @@ def test_progress_counts_the_accounts_this_run_settles_out_of_all(
         ],
         ["acme", "globex", "initech", "umbrella", "wayne"],
     )
-    progress = main.CloseProgress(store, "2026-10")  # type: ignore[arg-type]
+    progress = operations.CloseProgress(store, "2026-10")  # type: ignore[arg-type]
     progress.enter("settle")
     assert progress.accounts is None
     progress.enter("accounts")
@@ -158,7 +158,7 @@ def test_progress_counts_the_accounts_this_run_settles_out_of_all(
     progress.enter("settle")  # phases only move forward
     assert progress.phase == "accounts"
     progress.enter("finish")
-    assert list(progress.durations(1e12)) == list(main.CLOSE_PHASES)
+    assert list(progress.durations(1e12)) == list(operations.CLOSE_PHASES)
 
 
 def test_progress_of_a_close_group_counts_the_groups_accounts_only() -> None:
@@ -167,13 +167,13 @@ def test_progress_of_a_close_group_counts_the_groups_accounts_only() -> None:
         ["acme", "globex", "seoul"],
         {"seoul": [("2026-10", "Asia/Seoul")]},
     )
-    progress = main.CloseProgress(store, "2026-10@+09:00")  # type: ignore[arg-type]
+    progress = operations.CloseProgress(store, "2026-10@+09:00")  # type: ignore[arg-type]
     progress.enter("accounts")
     assert progress.accounts == ["seoul"]
     assert progress.done() == 0  # acme's invoice is another group's
     store.current.append({"account": "seoul", "status": "issued", "invoice": "2"})
     assert progress.done() == 1
-    utc = main.CloseProgress(store, "2026-10")  # type: ignore[arg-type]
+    utc = operations.CloseProgress(store, "2026-10")  # type: ignore[arg-type]
     utc.enter("accounts")
     assert utc.accounts == ["acme", "globex"]
 

@@ -283,7 +283,7 @@ def test_a_queue_index_survives_pickling_in_order_with_its_in_flight_messages(
 
 
 def test_send_knows_its_total_and_reports_the_rate_per_block(sqs: Any, tmp_path: Any) -> None:
-    from billing.cli.main import SendRate, count_lines, send_lines
+    from billing.cli.operations import SendRate, count_lines, send_lines
 
     url = sqs.create_queue(QueueName="intake")["QueueUrl"]
     events = tmp_path / "events.jsonl"
