@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import json
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,6 +189,7 @@ class FactArchive:
         self.storage_class = storage_class
         self.cached_parts = cached_parts
         self._cache: OrderedDict[str, list[tuple[str, dict[str, Any]]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self.requests: dict[str, int] = {}  # S3 requests by kind (benchmarks)
 
     @classmethod
@@ -325,15 +327,18 @@ class FactArchive:
 
     def part(self, key: str) -> list[tuple[str, dict[str, Any]]]:
         """The decoded lines of one part, checked against its metadata's checksum."""
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        with self._cache_lock:  # close units in threads of one process share the cache
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
         self._count("GET")
         resp = self.s3.get_object(Bucket=self.bucket, Key=key)
         rows = decode_part(resp["Body"].read(), resp.get("Metadata", {}).get("sha256"))
-        self._cache[key] = rows
-        while len(self._cache) > self.cached_parts:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[key] = rows
+            while len(self._cache) > self.cached_parts:
+                self._cache.popitem(last=False)
         return rows
 
     def shard_parts(self, account: str, period: str, shard: str) -> list[str]:

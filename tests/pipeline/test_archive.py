@@ -178,3 +178,47 @@ def test_a_period_not_archived_when_its_items_near_expiry_is_reported(env: Env) 
     assert unarchived(env.store, "2027-01", HOT_MONTHS) == ["2026-11/acme"]
     run(month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC))), "2026-11")
     assert unarchived(env.store, "2027-01", HOT_MONTHS) == []
+
+
+def test_parts_read_by_threads_sharing_the_cache_never_miss_an_evicted_entry() -> None:
+    """The embedded runtime runs close units in threads sharing one archive reader: a part
+    evicted by another thread between the cache's check and its use is not an error."""
+    import io
+    import threading
+    from collections import OrderedDict
+
+    from billing.adapters.archive import FactArchive
+
+    body = gzip.compress(b"")
+
+    class S3:
+        def get_object(self, Bucket: str, Key: str) -> dict[str, object]:
+            return {"Body": io.BytesIO(body), "Metadata": {}}
+
+    archive = FactArchive(S3(), "bucket", cached_parts=1)
+    archive.part("one")
+    paused = threading.Event()
+
+    class PausingCache(OrderedDict):  # type: ignore[type-arg]
+        """Lets another thread read a part right after this thread looked "one" up."""
+
+        def pause(self) -> None:
+            if threading.current_thread() is threading.main_thread() and not paused.is_set():
+                paused.set()
+                other = threading.Thread(target=archive.part, args=("two",))
+                other.start()
+                other.join(timeout=0.5)  # it waits for the cache if the cache is guarded
+
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            self.pause()
+            return found
+
+        def get(self, key: object, default: object = None) -> object:
+            found = super().get(key, default)
+            self.pause()
+            return found
+
+    archive._cache = PausingCache(archive._cache)
+    assert archive.part("one") == []
+    assert paused.is_set()
