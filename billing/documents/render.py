@@ -642,6 +642,18 @@ def _price_cell(line: InvoiceLine, loc: Localizer) -> str:
     return loc.line_note(line)  # the tier computation
 
 
+def _columns_explain(line: InvoiceLine) -> bool:
+    """Whether a line's billable quantity times its unit price (per minute for seconds)
+    gives its amount to the last digit; a line without a unit price shows its computation
+    in the price column already (``_price_cell``)."""
+    if line.unit_price is None or line.price_detail is None:
+        return True
+    per = Decimal(60) if line.unit == "second" else Decimal(1)
+    exponent = line.amount.as_tuple().exponent
+    step = Decimal(1).scaleb(exponent if isinstance(exponent, int) else 0)  # its last digit
+    return abs(line.billable * line.unit_price / per - line.amount) < step
+
+
 def _quantity(value: Decimal, unit: str, loc: Localizer) -> str:
     shown = loc.unit(unit)
     return f"{loc.number(value)} {shown}".strip()
@@ -673,6 +685,8 @@ def _details(pdf: FPDF, inv: Invoice, loc: Localizer) -> None:
                 name = loc.line_name(line)
                 if line.dims:
                     name += "\n" + loc.dims(line.dims)
+                if not _columns_explain(line):  # e.g. a prorated fee: how, under its name
+                    name += "\n" + loc.line_note(line)
                 row = table.row()
                 for text in (
                     name,

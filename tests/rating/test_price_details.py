@@ -432,3 +432,24 @@ def test_every_line_with_an_english_note_has_its_data() -> None:
         assert (line.price_note is None) == (line.price_detail is None), line.metric
         if line.price_detail is not None:
             assert line.price_note == price_note_text(line.price_detail)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_line_its_columns_do_not_add_up_to_shows_its_computation_in_the_pdf(
+    language: str,
+) -> None:
+    """A prorated line prints its unit price and billable quantity, whose product is not
+    its amount: the PDF says why under the line's name; a line that adds up says nothing."""
+    u = usage({("conversations.maa", ()): 6, ("conversations.maa.initial", ()): 3})
+    rated = [line for line in rate(u, plan(**NAMED_USERS)).lines if line.kind == "usage"]
+    inv = finance_invoice(language).model_copy(update={"lines": rated})
+    lines = {line.metric: line for line in rated}
+    prorated, full = lines["conversations.maa.initial"], lines["conversations.maa"]
+    assert prorated.unit_price is not None
+    assert prorated.billable * prorated.unit_price != prorated.amount
+    assert full.unit_price is not None
+    assert full.billable * full.unit_price == full.amount
+    loc = Localizer(language)
+    text = _pdf_text(inv)
+    assert " ".join(loc.line_note(prorated).split()) in text
+    assert " ".join(loc.line_note(full).split()) not in text
