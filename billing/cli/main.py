@@ -82,7 +82,7 @@ def send(
     with send_progress() as progress:
         rate = SendRate(every, progress.console.print)
         send_lines(d.queue_url, event_lines(file), progress, total=total, rate=rate)
-    console.print(f"{rate.summary()} to {d.queue_url}")
+    console.print(f"{rate.summary()} to {d.queue_url}", soft_wrap=True, highlight=False)
     if wait:
         with console.status("waiting for ingestion"):
             done = wait_until_ingested(d.queue_url) and _saved()

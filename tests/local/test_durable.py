@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -198,6 +199,9 @@ def test_events_reported_ingested_survive_a_kill_9_in_the_middle_of_ingestion(
     assert result.exit_code == 0, result.output
     assert "ingested" in result.output
     assert "still ingesting" not in result.output
+    # the summary is one line, however long the queue's URL
+    (summary,) = [x for x in result.output.splitlines() if x.startswith("sent 40 events in")]
+    assert re.search(r" to https?://\S+/\d{12}/\S+$", summary), result.output
     assert runtime.usage("dur-a") == expected(a)
 
     # B: sent while the handler is already working on it; the runtime is killed then.
