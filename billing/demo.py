@@ -19,6 +19,7 @@ from rich.table import Table
 from billing.adapters.store import FinanceStore, UsageStore
 from billing.cli.operations import (
     SendRate,
+    counted,
     download_period,
     run_close,
     send_lines,
@@ -93,7 +94,7 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
         # zone's group closes on its own (Seoul's accounts first: its month ends first).
         groups = close_groups(store, period)
         drafts = sum(run_close(d, g, settle=0, draft=True).get("drafts", 0) for g in groups)
-        console.print(f"{drafts} drafts written (drafts/{period}/)")
+        console.print(f"{counted(drafts, 'draft')} written (drafts/{period}/)")
         failed: list[str] = []
         for group in groups:  # each close reports its own group's accounts
             failed += run_close(d, group, settle=0).get("failed", [])

@@ -25,6 +25,7 @@ from billing.cli.operations import (
     SendRate,
     console,
     count_lines,
+    counted,
     document_store,
     event_lines,
     run_close,
@@ -446,8 +447,10 @@ def _close_group(
         raise typer.Exit(1) from None
     phases = ", ".join(f"{p} {s:.1f} s" for p, s in result["phases"].items())
     failed = result.get("failed", [])
-    done = f"{result['drafts']} drafts" if "drafts" in result else f"{result.get('issued', 0)}"
-    done += "" if "drafts" in result else " invoices issued"
+    if "drafts" in result:
+        done = counted(int(result["drafts"]), "draft")
+    else:
+        done = f"{counted(int(result.get('issued', 0)), 'invoice')} issued"
     out.print(
         f"{period}: {done}, {len(failed)} failed ({phases})",
         highlight=False,

@@ -385,3 +385,8 @@ def download_period(d: Deployed, period: str, target: Path) -> list[Path]:
         path.write_bytes(body)
         written.append(path)
     return written
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 invoice``, ``2 invoices``: the English plural of the close summaries."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -194,7 +194,7 @@ def test_each_close_group_has_its_summary_and_failures_point_at_the_period(
     monkeypatch.setattr(main, "local_intake_drained", lambda state_dir: True)
     timing = "(freeze 0.1 s, settle 0.0 s, accounts 1.0 s, finish 0.1 s)"
     assert invoke().stdout.splitlines() == [
-        f"2026-10@+09:00: 1 invoices issued, 1 failed {timing}",
+        f"2026-10@+09:00: 1 invoice issued, 1 failed {timing}",
         "failed kakao (see: billing invoices list --period 2026-10)",  # results: the period's
         f"2026-10: 2 invoices issued, 0 failed {timing}",
     ]
