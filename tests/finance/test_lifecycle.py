@@ -59,6 +59,17 @@ def read(env: Env, key: str) -> Invoice:
     return Invoice.model_validate_json(body)
 
 
+def issued_invoice(env: Env, n: int, **profile: Any) -> tuple[MonthClose, Invoice]:
+    """October closed for ``ACCOUNT`` (its plan, a profile, ``n`` events on day 3): the
+    close, and the final invoice it issued."""
+    put_plan(env, ACCOUNT)
+    put_profile(env, **profile)
+    mc = month_close(env)
+    send(env, ACCOUNT, day=3, n=n)
+    close(mc, "2026-10")
+    return mc, read(env, result(env, "2026-10", ACCOUNT)["keys"]["json"])
+
+
 def finance(env: Env, mc: MonthClose) -> Finance:
     return Finance(FinanceStore(env.table), mc.documents, mc.events, "bus", clock=mc.clock)
 
@@ -117,12 +128,8 @@ def test_draft_grace_finalize_and_adjust(env: Env) -> None:
 
 
 def test_void_with_credit_note_and_reissue(env: Env) -> None:
-    put_plan(env, ACCOUNT)
-    put_profile(env, country="FR", tax_id="FR55552081317", language="fr")  # domestic VAT
-    mc = month_close(env)
-    send(env, ACCOUNT, day=3, n=7)
-    close(mc, "2026-10")
-    invoice = read(env, result(env, "2026-10", ACCOUNT)["keys"]["json"])
+    # domestic VAT
+    mc, invoice = issued_invoice(env, 7, country="FR", tax_id="FR55552081317", language="fr")
     assert invoice.taxes
     assert invoice.taxes[0].rate == Decimal(20)
     assert invoice.totals is not None
@@ -182,12 +189,7 @@ def test_void_with_credit_note_and_reissue(env: Env) -> None:
 
 
 def test_partial_credit_note_for_a_line(env: Env) -> None:
-    put_plan(env, ACCOUNT)
-    put_profile(env)
-    mc = month_close(env)
-    send(env, ACCOUNT, day=3, n=4)
-    close(mc, "2026-10")
-    invoice = read(env, result(env, "2026-10", ACCOUNT)["keys"]["json"])
+    mc, invoice = issued_invoice(env, 4)
     metric = invoice.lines[0].metric
     out = finance(env, mc).credit(invoice.number or "", "disputed", metrics=[metric])
     note = read(env, out["keys"]["json"])
@@ -260,11 +262,7 @@ def test_an_account_without_a_profile_is_reported_to_finance(env: Env) -> None:
 
 
 def test_a_draft_close_after_finalization_changes_nothing(env: Env) -> None:
-    put_plan(env, ACCOUNT)
-    put_profile(env)
-    send(env, ACCOUNT, day=3, n=2)
-    mc = month_close(env)
-    close(mc, "2026-10")
+    mc, _ = issued_invoice(env, 2)
     before = objects(env, "invoices/2026-10/")
     out = close(mc, "2026-10", draft=True)  # the period is frozen: this is a final re-run
     assert "drafts" not in out
@@ -293,12 +291,7 @@ def test_a_credit_note_waits_for_a_close_writing_the_period_documents(env: Env) 
     """A correction rewrites the period's finance summary under the documents lock a close's
     Finish holds: made while a Finish writes, it waits and then lists the credit note (two
     writers at once could each write what they read and lose the other's change)."""
-    put_plan(env, ACCOUNT)
-    put_profile(env)
-    mc = month_close(env)
-    send(env, ACCOUNT, day=3, n=4)
-    close(mc, "2026-10")
-    invoice = read(env, result(env, "2026-10", ACCOUNT)["keys"]["json"])
+    mc, invoice = issued_invoice(env, 4)
     fin = finance(env, mc)
     assert mc.store.acquire_documents_lock("2026-10", "a-finish", int(time.time()), 120)
     refused = threading.Event()
