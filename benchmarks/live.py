@@ -3,6 +3,7 @@
     python benchmarks/live.py            # measured 2,000 lines, model 100,000, usage 1k/10k facts
     python benchmarks/live.py --large    # the same with usage of 1k and 100k facts (~45 min)
     python benchmarks/live.py --measured-events 5000 --events 100000 --stream-batch 500
+    python benchmarks/live.py --history-months 12   # one refresh: stored history vs saved state
 
 The default takes about 3 minutes of CPU (5 to 8 minutes wall on 2 cores shared with
 other jobs). Most of ``--large``'s time (~28 of ~45 minutes) is the 100k-fact account of
@@ -57,6 +58,7 @@ from common import (
     DDB_WRITE_PER_MILLION,
     KEY,
     LAMBDA_GB_SECOND,
+    PLANS_DIR,
     REJECTS_BUCKET,
     create_table,
     machine,
@@ -701,6 +703,236 @@ def usage_read(args: argparse.Namespace, facts: int) -> UsageRead:
         )
 
 
+# --- 4. one refresh of an account with months of history (--history-months) ---------------
+
+
+@dataclass
+class HistoryRefresh:
+    how: str
+    refreshes: int  # shard refreshes (every storage shard of the current period)
+    requests: int  # DynamoDB requests
+    lifecycle_queries: int  # of them, Queries of lifecycle (E#) partitions
+    items: int
+    rru: float  # strongly consistent, as the live function reads
+    s3_requests: int
+    ms: float
+
+
+def history_lines(account: str, months: list[Period]) -> list[str]:
+    """Numbers (6 a month, each released 3 months later), seats (2 a month, one given
+    back), recordings (8 a month: start, stop, stored) and 40 SMS a month."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    def line(kind: str, when: datetime, eid: str, **data: Any) -> str:
+        return json.dumps(
+            {
+                "specversion": "1.0",
+                "id": eid,
+                "source": "bench/history",
+                "type": f"cpaas.usage.{kind}.v1",
+                "subject": account,
+                "time": when.isoformat(),
+                "data": data,
+            }
+        )
+
+    out = []
+    for m, p in enumerate(months):
+        day = datetime(p.year, p.month, 1, tzinfo=UTC)
+        for i in range(6):
+            num = f"+3310{m:03d}{i:04d}"
+            out.append(
+                line(
+                    "number.provisioned",
+                    day + timedelta(days=1 + i),
+                    f"n{m}-{i}",
+                    number=num,
+                    number_type="long",
+                    country="FR",
+                )
+            )
+            if m >= 3:
+                old = f"+3310{m - 3:03d}{i:04d}"
+                out.append(
+                    line("number.released", day + timedelta(days=10 + i), f"x{m}-{i}", number=old)
+                )
+        for i in range(2):
+            out.append(
+                line(
+                    "named_user.provisioned",
+                    day + timedelta(days=2, hours=i),
+                    f"s{m}-{i}",
+                    user_id=f"agent-{m}-{i}",
+                )
+            )
+        if m:
+            out.append(
+                line(
+                    "named_user.deprovisioned",
+                    day + timedelta(days=3),
+                    f"u{m}",
+                    user_id=f"agent-{m - 1}-0",
+                )
+            )
+        for i in range(8):
+            rid, at = f"r{m}-{i}", day + timedelta(days=4 + i, hours=9)
+            out.append(line("recording.started", at, f"a{rid}", recording_id=rid, call_id=rid))
+            out.append(
+                line(
+                    "recording.stopped",
+                    at + timedelta(minutes=20),
+                    f"b{rid}",
+                    recording_id=rid,
+                    call_id=rid,
+                )
+            )
+            out.append(
+                line(
+                    "recording.stored",
+                    at + timedelta(minutes=21),
+                    f"c{rid}",
+                    recording_id=rid,
+                    size_bytes=10**7,
+                    duration_seconds="1200",
+                )
+            )
+        for i in range(40):
+            out.append(
+                line(
+                    "message.outbound",
+                    day + timedelta(days=i % 27, minutes=i),
+                    f"m{m}-{i}",
+                    message_id=f"m{m}-{i}",
+                    channel="sms",
+                    status="submitted",
+                    end_user=f"+336{i:08d}",
+                    country="FR",
+                )
+            )
+    return out
+
+
+def history_refresh(args: argparse.Namespace) -> list[HistoryRefresh]:
+    """An account with ``--history-months`` closed months before ``--period`` (each closed
+    by the close's own code, which saves the entity state), then one refresh of every
+    storage shard of ``--period``: from the stored history (as before) and from the saved
+    state, reads counted from the responses."""
+    from datetime import UTC, datetime
+
+    import boto3
+    from moto import mock_aws
+
+    from billing.adapters.invoices import DocumentStore
+    from billing.adapters.state import StateStore
+    from billing.close import MonthClose
+    from billing.domain.plan import load_plan
+
+    account = "acct-history"
+    current = Period.parse(args.period)
+    months = [current]
+    for _ in range(args.history_months):
+        months.insert(0, months[0].prev())
+    by_month: dict[str, list[str]] = defaultdict(list)
+    for text in history_lines(account, months):
+        by_month[text.split('"time": "', 1)[1][:7]].append(text)
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    with mock_aws():
+        ddb = boto3.resource("dynamodb")
+        table = aws_table(ddb, "usage", stream=False)
+        s3 = boto3.client("s3")
+        for bucket in (REJECTS_BUCKET, "invoices"):
+            s3.create_bucket(Bucket=bucket)
+        boto3.client("events").create_event_bus(Name="bus")
+        store = UsageStore(table, args.shards, consistent_reads=True)
+        plan = load_plan(PLANS_DIR / "contact-centre.yaml")
+        utc = plan.settings.model_copy(update={"time_zone": "UTC"})
+        plan = plan.model_copy(update={"account": account, "settings": utc})
+        doc = plan.model_dump(mode="json") | {"effective_from": str(months[0])}
+        store.put_plan(account, str(months[0]), doc)
+        ingestor = Ingestor(
+            store, RejectStore(s3, REJECTS_BUCKET), HmacPseudonymizer(KEY), wall_clock=lambda: far
+        )
+        documents = DocumentStore(s3, "invoices")
+        close = MonthClose(store, documents, boto3.client("events"), "bus", 0)
+        for n, p in enumerate(months):
+            lines = by_month[str(p)]
+            for i in range(0, len(lines), 25):
+                ingestor.handle(sqs_event(lines[i : i + 25], n * 10_000 + i))
+            if p < current:
+                close.freeze(str(p), settle=0, force=True)
+                for unit in close.plan_account(str(p), account).units:
+                    close.compute_unit(unit)
+                close.rate_account(str(p), account)
+                close.finish(str(p))
+        metrics.clear_metrics()
+        meters = Meters()
+        meters.attach(table.meta.client)
+        s3_calls: Counter[str] = Counter()
+        s3.meta.events.register("after-call.s3", lambda model, **_: s3_calls.update([model.name]))
+        keys = [ShardKey(account, str(current), f"{n:02d}") for n in range(args.shards)]
+        clock = Period.parse(str(current)).start.timestamp() + 86_400 * 20
+        lifecycle_reads = [0]
+        read_lifecycle = store.read_lifecycle
+
+        def counted(*a: Any) -> Any:
+            lifecycle_reads[0] += 1
+            return read_lifecycle(*a)
+
+        store.read_lifecycle = counted  # type: ignore[method-assign,assignment]
+        out = []
+        expected = current_usage(store, account, str(current))
+        cached = StateStore(documents, cache=4096)  # as the live function keeps them
+        for how, states in (
+            ("stored history", None),
+            ("saved state", cached),
+            ("  (state cached)", cached),
+        ):
+            live = LiveUsage(store, clock=lambda: clock, states=states)
+            meters.reads.clear()
+            s3_calls.clear()
+            lifecycle_reads[0] = 0
+            t0 = time.perf_counter()
+            live.refresh(keys, forced=True)
+            ms = (time.perf_counter() - t0) * 1000
+            assert live.view(account, str(current)).usage.to_json() == expected.to_json(), how
+            reads = list(meters.reads.items())
+            out.append(
+                HistoryRefresh(
+                    how=how,
+                    refreshes=len(keys),
+                    requests=sum(r.requests for _, r in reads),
+                    lifecycle_queries=lifecycle_reads[0],
+                    items=sum(r.items for _, r in reads),
+                    rru=sum(r.rru_strong for _, r in reads),
+                    s3_requests=sum(s3_calls.values()),
+                    ms=ms,
+                )
+            )
+        return out
+
+
+def history_report(args: argparse.Namespace) -> None:
+    print(*machine(), sep="\n")
+    print(f"command       {' '.join(sys.argv)}")
+    print(
+        f"parameters    {args.history_months} closed months before {args.period}, "
+        f"SHARDS={args.shards}; one refresh of every shard of {args.period}"
+    )
+    print("measured (moto, reads counted from the responses; RRU strongly consistent)")
+    print(
+        f"{'refresh from':<16} {'DDB requests':>12} {'E# queries':>10} {'items':>7} "
+        f"{'RRU':>7} {'S3 requests':>11} {'per shard: requests':>19} {'RRU':>6} {'ms':>6}"
+    )
+    for r in history_refresh(args):
+        per = max(r.refreshes, 1)
+        print(
+            f"{r.how:<16} {r.requests:>12} {r.lifecycle_queries:>10} {r.items:>7} "
+            f"{r.rru:>7.1f} {r.s3_requests:>11} {(r.requests + r.s3_requests) / per:>19.1f} "
+            f"{r.rru / per:>6.1f} {r.ms / per:>6.1f}"
+        )
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -964,7 +1196,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"`billing usage` of {LARGE_SIZES} facts unless --sizes is given (~45 min)",
     )
+    parser.add_argument(
+        "--history-months",
+        type=int,
+        default=None,
+        help="only: one refresh of an account with this many closed months before --period, "
+        "from its stored history and from the saved state",
+    )
     args = parser.parse_args(argv)
+    if args.history_months is not None:
+        history_report(args)
+        return 0
     args.sizes = args.sizes or (LARGE_SIZES if args.large else SIZES)
     args.compare_batches = [int(b) for b in args.compare_batches.split(",") if b]
     report(args)

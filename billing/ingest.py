@@ -356,5 +356,8 @@ class Ingestor:
         """A fact for a frozen period: stored once (never overwriting the on-time version
         of a duplicate), tagged with the open period whose invoice adjusts for it."""
         change = late_change(acc.account, acc.fact, frozen, self.lookback_hours)
-        self.store.put_late(fact_item(acc.account, acc.fact, self.store.shards, adj=change.adj))
+        # the markers first: the live view's refresh that the fact's write triggers finds
+        # them (it starts from the prior periods they name); a crash in between leaves
+        # markers of nothing new, and the redelivery stores the fact
         self.store.put_items(change.markers)
+        self.store.put_late(fact_item(acc.account, acc.fact, self.store.shards, adj=change.adj))

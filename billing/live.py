@@ -5,7 +5,10 @@ shards they belong to (``F#``/``E#`` partitions); :meth:`LiveUsage.refresh` reco
 named shard's usage from its stored facts, with the same code as the close and
 ``billing usage --recompute`` (``billing.queries.shard_now``), and stores it as one item
 ``L#{acct}#{period} / S#{nn}``. Reading an account's usage is then one Query of one
-partition, at most ``SHARDS`` items, whatever its volume.
+partition, at most ``SHARDS`` items, whatever its volume. The entity state carried into
+the period starts from the state the previous close saved (``billing.shard.saved_start``:
+late lifecycle facts since make it start earlier), so what a refresh reads does not grow
+with the account's age; an account never closed rebuilds it from its stored history.
 
 Why this converges exactly: a refresh is a pure function of the items stored when it
 reads them; every new item produces a stream record, and the refresh it triggers reads
@@ -13,7 +16,9 @@ after the item was written. So once every record is processed, each shard's item
 usage of all its stored facts: the recomputation's figure, late inbound messages,
 out-of-order stops, redelivered events and conflicts included. Stream retries and
 duplicates only refresh again; two refreshes racing store the one that read more items
-(a conditional put on the item count; items are never removed from a hot period).
+(a conditional put on the item count; items are never removed from a hot period). A
+refresh from a later close's saved state counts only what that close did not know, so the
+put orders by (that close, count): ``UsageStore.put_live_shard``'s ``epoch``.
 
 Each shard item also carries the usage without the late facts (``on_time``, only when it
 differs): what the period's own close bills, which the close reconciles with.
@@ -38,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from billing.adapters.bus import publish_one
+from billing.adapters.state import StateStore
 from billing.adapters.store import ShardKey, UsageStore, shard_labels, shard_of_item
 from billing.domain.invoice import Invoice
 from billing.domain.periods import Period, ZoneOf, period_at, zoned, zones_from
@@ -47,7 +53,7 @@ from billing.domain.settings import DEFAULT_SETTINGS
 from billing.domain.thresholds import Difference, Threshold, differences
 from billing.domain.usage import Usage
 from billing.queries import shard_now
-from billing.shard import history_start
+from billing.shard import Start, history_start, saved_start
 
 THRESHOLD_EVENT = "UsageThresholdReached"
 ZONES_TTL_SECONDS = 300  # an account's zones are cached as long as ingest caches them
@@ -117,8 +123,12 @@ class LiveUsage:
         bus_name: str = "",
         clock: Callable[[], float] = time.time,
         budget: RefreshBudget | None = None,
+        states: StateStore | None = None,
     ) -> None:
         self.store = store
+        self.states = states  # the closes' saved entity state (None: the stored history)
+        self._closed: set[str] = set()  # close groups known closed (they stay closed)
+        self._markers: dict[tuple[str, str], list[str]] = {}  # read once per refresh call
         self.events = events
         self.bus_name = bus_name
         self.clock = clock
@@ -136,6 +146,8 @@ class LiveUsage:
         ``RefreshBudget``): it is noted as deferred and the sweep refreshes it later;
         ``forced`` (the sweep) refreshes regardless and clears the deferral."""
         todo: dict[tuple[str, str], set[str]] = defaultdict(set)
+        origins: dict[tuple[str, str, str], Period] = {}  # a refresh following an earlier one
+        self._markers = {}
         for key in keys:
             todo[(key.account, key.period)].add(key.shard)
         done: list[tuple[str, str]] = []
@@ -146,7 +158,11 @@ class LiveUsage:
             doc = self._plan_document(account, period)
             settings = PricePlan.model_validate(doc).settings if doc else DEFAULT_SETTINGS
             p = Period.parse(period)
-            start = history_start(self.store, account, p)
+            zones = self._zones_of(account)
+            if zones is None:
+                zones = self.store.plan_zones(account)
+            stored_history: Period | None = None
+            following: set[str] | None = None  # the shards with a live item in the next period
             meta = self.store.live_meta(account, period) if not forced else {}
             for shard in sorted(shards):
                 key = ShardKey(account, period, shard)
@@ -154,20 +170,69 @@ class LiveUsage:
                 if shard in meta and self.budget.defers(*meta[shard], read_from):
                     self.store.defer_live(key, read_from)
                     continue
-                now = shard_now(self.store, key, settings, start, self._zones_of(account))
-                if now.carries and p < self.current_period(account):
-                    # entities held on into the next period are billed there too, with or
-                    # without new facts: that period's figure changes with this one
-                    todo[(account, str(p.next()))].add(shard)
-                if now.items == 0 and not now.carries and not now.usage.figures():
+                origin = origins.get((account, period, shard))
+                start: Period | Start | None = self._saved_start(key, zones, origin)
+                if start is None:  # never closed: the stored history
+                    if stored_history is None:
+                        stored_history = history_start(self.store, account, p)
+                    start = stored_history
+                now = shard_now(self.store, key, settings, start, zones)
+                if p < self.current_period(account):
+                    if following is None and not now.carries:
+                        following = self.store.live_shards(account, str(p.next()))
+                    if now.carries or shard in (following or set()):
+                        # entities held on into the next period are billed there too, with
+                        # or without new facts (or were, until a late stop: the next
+                        # period's item, if any, is refreshed): that period's figure
+                        # changes with this one, from this period's history on
+                        todo[(account, str(p.next()))].add(shard)
+                        nxt = (account, str(p.next()), shard)
+                        origins[nxt] = min(origins.get(nxt, p), origin or p, p)
+                if now.read == 0 and not now.carries and not now.usage.figures():
                     continue
                 body: dict[str, Any] = {"usage": now.usage.to_json(), "plan": plan_digest(doc)}
                 if now.on_time is not now.usage:
                     body["on_time"] = now.on_time.to_json()
-                self.store.put_live_shard(key, body, now.items, read_from, carries=now.carries)
+                self.store.put_live_shard(
+                    key, body, now.items, read_from, carries=now.carries, epoch=now.epoch
+                )
                 if forced:
                     self.store.clear_deferred_live(key, read_from)
         return sorted(set(done))
+
+    def _saved_start(
+        self, key: ShardKey, zones: list[tuple[str, str]], origin: Period | None
+    ) -> Start | None:
+        """The state the latest close before the period saved for the shard, with the late
+        lifecycle facts stored since (``billing.shard.saved_start``); ``None`` without."""
+        if self.states is None:
+            return None
+        zone_of = zones_from(zones)
+
+        def closed(period: str) -> bool:
+            """Whether the account's close of ``period`` is done (a draft close saves
+            states too, but the period is still open: later facts are not late)."""
+            p = Period.parse(period)
+            label = p.in_zone(zone_of(p)).label
+            if label not in self._closed:
+                status = self.store.period_status(label) or {}
+                if status.get("state") != "closed":
+                    return False
+                self._closed.add(label)
+            return True
+
+        def markers(period: str) -> list[str]:
+            """The account's ``ADJ#`` markers under a period (every shard shares them)."""
+            if (key.account, period) not in self._markers:
+                found = self.store.adjustment_periods(period, key.account)
+                self._markers[(key.account, period)] = found
+            return self._markers[(key.account, period)]
+
+        p = Period.parse(key.period)
+        last = max(p, self.current_period(key.account))
+        return saved_start(
+            self.store, self.states, key.account, key.shard, p, last, closed, origin, markers
+        )
 
     def sweep(self) -> list[tuple[str, str]]:
         """Refresh the deferred shards whose refresh interval has passed (the schedule

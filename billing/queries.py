@@ -12,7 +12,7 @@ from billing.domain.periods import Period, zones_from
 from billing.domain.plan import PricePlan
 from billing.domain.settings import DEFAULT_SETTINGS, ContractSettings
 from billing.domain.usage import Usage
-from billing.shard import View, Walk, history_start
+from billing.shard import Start, View, Walk, history_start
 
 
 def contract_settings(store: UsageStore, account: str, period: str) -> ContractSettings:
@@ -24,35 +24,58 @@ def contract_settings(store: UsageStore, account: str, period: str) -> ContractS
 class ShardNow:
     """One storage shard's usage from every fact stored now (``usage``) and without the
     late facts, as the period's own close bills it (``on_time``), and how many items it
-    read: the period's two partitions and the lifecycle history the carried state comes
-    from (items are only ever added while a period is hot: the count orders readings)."""
+    counts (``items``): the period's two partitions and the lifecycle history the carried
+    state comes from; from a close's saved state, only the history that close did not
+    know (``Start.new_since_close``). Items are only ever added while a period is hot:
+    under one ``epoch`` (the close whose state it starts from, 0: none) the count orders
+    readings. ``read``: the items it actually read (and the saved state's facts)."""
 
     usage: Usage
     on_time: Usage
     items: int
     carries: bool = False  # entities (numbers, recordings, seats...) still open at its end
+    epoch: int = 0
+    read: int = 0
+
+
+def epoch_of(start: Period | Start) -> int:
+    """The order of the close a refresh starts from (months since year 0; 0: none)."""
+    if isinstance(start, Period):
+        return 0
+    known = Period.parse(start.known_at)
+    return known.year * 12 + known.month
 
 
 def shard_now(
     store: UsageStore,
     key: ShardKey,
     settings: ContractSettings,
-    start: Period,
+    start: Period | Start,
     zones: Sequence[tuple[str, str]] | None = None,
 ) -> ShardNow:
-    """Entity state is rebuilt from the stored history from ``start`` (the close's saved
-    state is what a close knew; this is everything). ``zones``: the account's
-    ``plan_zones`` when the caller has read them already."""
+    """Entity state is rebuilt from the stored history from ``start``, or rolled forward
+    from the state a close saved (``Start``); either way with everything stored since.
+    ``zones``: the account's ``plan_zones`` when the caller has read them already."""
     p = Period.parse(key.period)
     everything, on_time = View(None), View(key.period)
+    saved = start if isinstance(start, Start) else None
+    if saved is not None:
+        everything.state, on_time.state = list(saved.state), list(saved.state)
+    first = saved.period if saved is not None else start
+    assert isinstance(first, Period)
     # the account's local periods (its zones), as ingest and the close see them
     if zones is None:
         zones = store.plan_zones(key.account)
     walk = Walk(store, key.account, key.shard, zones_from(zones))
     history = 0  # lifecycle items of earlier periods: the carried state depends on them too
-    for q, lifecycle in walk.periods(start, p, [everything, on_time]):
+    read = len(everything.state)
+    for q, lifecycle in walk.periods(first, p, [everything, on_time]):
+        read += len(lifecycle)
         if q != p:
-            history += len(lifecycle)
+            if saved is None:
+                history += len(lifecycle)
+            else:
+                history += sum(1 for s in lifecycle if saved.new_since_close(q, s))
             continue
         p = q  # zoned
         traffic = store.read_period(key.account, p, key.shard, settings.lookback_hours)
@@ -63,8 +86,9 @@ def shard_now(
         same = known == facts
         carries = bool(carry_forward(everything.state + everything.admit(lifecycle), p.end_ms))
         on_time_usage = usage if same else monthly_usage(known, p, settings)
-        return ShardNow(usage, on_time_usage, items, carries)
-    raise ValueError(f"history start {start} is after {p}")
+        read += len(traffic)
+        return ShardNow(usage, on_time_usage, items, carries, epoch_of(start), read)
+    raise ValueError(f"history start {first} is after {p}")
 
 
 def current_usage(

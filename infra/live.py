@@ -23,11 +23,13 @@ from aws_cdk import aws_sqs as sqs
 
 from infra.config import BillingConfig
 from infra.functions import billing_function, function_name
+from infra.nag import acknowledge_findings, arn_ref
 from infra.queues import dead_letter_queue
-from infra.storage import Storage
+from infra.storage import ARCHIVE_PREFIX, STATE_PREFIX, Storage
 
 LIVE_HANDLER = "functions.live.handler.handler"
-# What a refresh reads: the shard's facts, the plan, thresholds, live items, the registry.
+# What a refresh reads: the shard's facts, the plan, thresholds, live items, the registry
+# (and period status, adjustment markers: P#); in S3 the closes' saved state (state/).
 LIVE_READ_KEYS = ("F#*", "E#*", "PLAN#*", "THRESHOLD#*", "L#*", "P#*", "ACCOUNTS", "LIVE_DIRTY")
 # the live items, the thresholds reached and the deferred refreshes, nothing else
 LIVE_WRITE_KEYS = ("L#*", "LIVE_DIRTY")
@@ -114,6 +116,7 @@ def build_live(
             conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(LIVE_WRITE_KEYS)}},
         )
     )
+    _grant_saved_state(function.role, storage)
     bus.grant_put_events_to(function)
     # Numbers, recordings and seats held on into a new month are billed in it before any
     # new fact arrives: refresh those shards when each account's month starts (its time
@@ -146,3 +149,44 @@ def build_live(
         ],
     )
     return Live(function=function, dlq=dlq)
+
+
+def _grant_saved_state(role: iam.IRole, storage: Storage) -> None:
+    """A refresh starts from the entity state the previous close saved, and reads a closed
+    period's expired facts from the close's archive: read (list, get, decrypt) the invoice
+    bucket's ``state/`` and ``archive/`` objects, nothing else of the bucket."""
+    bucket = storage.invoice_bucket
+    prefixes = [STATE_PREFIX, ARCHIVE_PREFIX]
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ReadSavedState",
+            actions=["s3:GetObject"],
+            resources=[bucket.arn_for_objects(f"{p}*") for p in prefixes],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ListSavedState",
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="DecryptSavedState",
+            actions=["kms:Decrypt"],
+            resources=[storage.invoice_key.key_arn],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{Stack.of(bucket).region}.amazonaws.com"}
+            },
+        )
+    )
+    acknowledge_findings(
+        role,
+        "IAM5",
+        [f"Resource::{arn_ref(bucket)}/{p}*" for p in prefixes],
+        "The live view reads the entity state each close saved and the facts it archived, "
+        "under keys named after the account, storage shard and periods it derives at run "
+        "time; only state/ and archive/ objects, read only.",
+    )

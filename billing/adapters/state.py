@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from billing.adapters.invoices import DocumentStore
 from billing.domain.facts import Fact
@@ -49,26 +50,60 @@ class Snapshot:
     facts: list[Fact]
 
 
+def pick(versions: Sequence[tuple[str, str]], period: str, known_at: str) -> tuple[str, str] | None:
+    """Of saved (period, as of) versions, the most recent state at the start of ``period``
+    or of an earlier period, as known by the close of ``known_at``."""
+    fit = [v for v in versions if v[0] <= period and v[1] <= known_at]
+    return max(fit) if fit else None
+
+
 class StateStore:
-    def __init__(self, documents: DocumentStore) -> None:
+    def __init__(self, documents: DocumentStore, cache: int = 0) -> None:
         self.documents = documents
+        # the live view reads the same versions again and again: a closed period's saved
+        # state never changes, so up to ``cache`` of them are kept (0: none, the close)
+        self.cache_size = cache
+        self._cache: dict[tuple[str, str, str, str], Snapshot] = {}
+
+    def versions(self, account: str, shard: str) -> list[tuple[str, str]]:
+        """Every saved (period, as of) of one shard (one listing of its prefix)."""
+        prefix = f"{STATE}{account}/{shard}/"
+        out = []
+        for key in self.documents.list_keys(prefix):
+            of, name = key[len(prefix) :].split("/", 1)
+            out.append((of, name.removesuffix(".json.gz")))
+        return out
+
+    def read(self, account: str, shard: str, period: str, as_of: str) -> Snapshot | None:
+        """One saved version; ``None`` if it is gone (expired since it was listed)."""
+        name = (account, shard, period, as_of)
+        if name in self._cache:
+            return self._cache[name]
+        body = self.documents.read(state_key(*name))
+        if body is None:
+            return None
+        snapshot = Snapshot(period, as_of, decode(body))
+        if self.cache_size:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[name] = snapshot
+        return snapshot
+
+    def probe(self, account: str, shard: str, period: str, as_of: str) -> Snapshot | None:
+        """One version that may not exist, without listing: ``None`` if it does not (a
+        caller allowed to list only ``state/`` may be told 403 for a missing key)."""
+        try:
+            return self.read(account, shard, period, as_of)
+        except ClientError as err:
+            if err.response["Error"]["Code"] in {"AccessDenied", "403"}:
+                return None
+            raise
 
     def latest(self, account: str, shard: str, period: str, known_at: str) -> Snapshot | None:
         """The most recent state at the start of ``period`` or of an earlier period, as
         known by the close of ``known_at`` (the latest version written up to then)."""
-        best: tuple[str, str] | None = None
-        prefix = f"{STATE}{account}/{shard}/"
-        for key in self.documents.list_keys(prefix):
-            of, name = key[len(prefix) :].split("/", 1)
-            as_of = name.removesuffix(".json.gz")
-            if of <= period and as_of <= known_at and (best is None or (of, as_of) > best):
-                best = (of, as_of)
-        if best is None:
-            return None
-        body = self.documents.read(state_key(account, shard, *best))
-        if body is None:  # listed but gone: expired between the two calls
-            return None
-        return Snapshot(best[0], best[1], decode(body))
+        best = pick(self.versions(account, shard), period, known_at)
+        return None if best is None else self.read(account, shard, *best)
 
     def put(self, account: str, shard: str, period: str, as_of: str, facts: Sequence[Fact]) -> None:
         key = state_key(account, shard, period, as_of)

@@ -161,6 +161,7 @@ def shard_of_item(pk: str) -> ShardKey | None:
 LIVE_ITEM_BYTES = 380_000
 
 
+LIVE_EPOCH = 10**13  # a live item's version: (epoch, items) as epoch * LIVE_EPOCH + items
 LIVE_READ_ATTEMPTS = 3  # reads of a live view whose parts are being replaced
 LIVE_PART = "P#"  # a part of a large shard's live document: P#{shard}#{version}#{i}
 
@@ -738,10 +739,14 @@ class UsageStore(DocumentsLock):
         facts: int,
         refreshed_at: int,
         carries: bool = False,
+        epoch: int = 0,
     ) -> bool:
         """Store one shard's usage as of now, unless a refresh that read more stored items
         got there first (items are only ever added, so their count orders the refreshes;
-        an equal count read the same items and wrote the same figures)."""
+        an equal count read the same items and wrote the same figures). A refresh from a
+        later close's saved state (``epoch``: its order, 0 for none) counts anew and wins
+        over any from an earlier one: the version ``v`` orders by (epoch, items)."""
+        version = epoch * LIVE_EPOCH + facts
         doc = gzip.compress(
             json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), mtime=0
         )
@@ -750,6 +755,7 @@ class UsageStore(DocumentsLock):
             "pk": pk,
             "sk": f"S#{key.shard}",
             "n": facts,
+            "v": version,
             "at": refreshed_at,
             "carries": carries,
         }
@@ -760,7 +766,7 @@ class UsageStore(DocumentsLock):
             chunks = [doc[i : i + size] for i in range(0, len(doc), size)]
             self.put_items(
                 [
-                    {"pk": pk, "sk": _live_part_sk(key.shard, facts, i), "part": chunk}
+                    {"pk": pk, "sk": _live_part_sk(key.shard, version, i), "part": chunk}
                     for i, chunk in enumerate(chunks)
                 ]
             )
@@ -768,14 +774,16 @@ class UsageStore(DocumentsLock):
         try:
             self.table.put_item(
                 Item=item,
-                ConditionExpression="attribute_not_exists(n) OR n <= :n",
-                ExpressionAttributeValues={":n": facts},
+                ConditionExpression=(
+                    "attribute_not_exists(n) OR (attribute_not_exists(v) AND n <= :v) OR v <= :v"
+                ),
+                ExpressionAttributeValues={":v": version},
             )
         except ClientError as err:
             if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
-        self._drop_live_parts(key, below=facts)
+        self._drop_live_parts(key, below=version)
         return True
 
     def _drop_live_parts(self, key: ShardKey, below: int) -> None:
@@ -801,6 +809,12 @@ class UsageStore(DocumentsLock):
             ExpressionAttributeNames={"#a": "at"},
         )
         return {str(i["sk"])[2:]: (int(i["n"]), int(i["at"])) for i in items}
+
+    def live_shards(self, account: str, period: str) -> set[str]:
+        """The shards with a live item in the period (keys only)."""
+        cond = Key("pk").eq(live_pk(account, period)) & Key("sk").begins_with("S#")
+        items = self._query(KeyConditionExpression=cond, ProjectionExpression="sk")
+        return {str(i["sk"])[2:] for i in items}
 
     def defer_live(self, key: ShardKey, now: int) -> None:
         """Note that a shard's live item is behind its facts (``last``: the latest record
@@ -855,7 +869,7 @@ class UsageStore(DocumentsLock):
             out.append(dict(item))
         for doc in out:
             if "parts" in doc:  # all parts of the named version, or (being replaced) none
-                shard, version = str(doc["sk"])[2:], int(doc["n"])
+                shard, version = str(doc["sk"])[2:], int(doc.get("v", doc["n"]))
                 keys = [_live_part_sk(shard, version, i) for i in range(int(doc["parts"]))]
                 if all(k in parts for k in keys):
                     doc["doc"] = b"".join(parts[k] for k in keys)

@@ -9,6 +9,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from billing.adapters.archive import FactArchive
+from billing.adapters.invoices import DocumentStore
+from billing.adapters.state import StateStore
 from billing.adapters.store import UsageStore
 from billing.config import Config, client, resource
 from billing.live import LiveUsage
@@ -22,10 +25,21 @@ metrics = Metrics(namespace="Billing", service="billing-live")
 def live() -> LiveUsage:
     cfg = Config.from_env()
     # strongly consistent reads: a refresh must see the item that triggered it
+    # closed periods' facts whose items expired are read from the close's archive
+    archive = FactArchive.from_env(client("s3"), cfg.invoice_bucket) if cfg.invoice_bucket else None
     store = UsageStore(
-        resource("dynamodb").Table(cfg.table_name), cfg.shards, consistent_reads=True
+        resource("dynamodb").Table(cfg.table_name),
+        cfg.shards,
+        consistent_reads=True,
+        archive=archive,
     )
-    return LiveUsage(store, events=client("events"), bus_name=cfg.bus_name)
+    # a refresh starts from the entity state the previous close saved (``state/``)
+    states = (
+        StateStore(DocumentStore(client("s3"), cfg.invoice_bucket), cache=4096)
+        if cfg.invoice_bucket
+        else None
+    )
+    return LiveUsage(store, events=client("events"), bus_name=cfg.bus_name, states=states)
 
 
 @logger.inject_lambda_context

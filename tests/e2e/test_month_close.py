@@ -309,3 +309,43 @@ def test_the_cli_reads_the_live_view_recomputes_and_sets_thresholds(
     assert listed.exit_code == 0, listed.output
     assert "big" in listed.output
     assert "estimated amount" in listed.output
+
+
+def test_after_a_close_the_live_function_refreshes_from_the_saved_state(
+    closed: dict[str, Any], aws: LocalAws, stack: Deployed, store: UsageStore
+) -> None:
+    """The deployed live function reads the state October's close saved (its role may,
+    and it is told the bucket): a November release and a late October one refresh the
+    live view, which still equals the recomputation."""
+    from billing.adapters.store import LIVE_EPOCH
+    from billing.live import LiveUsage
+    from billing.queries import current_usage
+
+    s = next(s for s in SCENARIOS if s.name == "numbers_setup_recurring")
+    released = [
+        ("live-rel-1", "2026-11-10T09:00:00Z", "+33700000001"),
+        ("live-rel-2", "2026-10-25T09:00:00Z", "+33100000005"),  # late: October is closed
+    ]
+    lines = [
+        json.dumps(
+            {
+                "specversion": "1.0",
+                "id": event_id,
+                "source": "golden/num",
+                "type": "cpaas.usage.number.released.v1",
+                "subject": s.account,
+                "time": when,
+                "data": {"number": number},
+            }
+        )
+        for event_id, when, number in released
+    ]
+    send_lines(stack.queue_url, lines)
+    aws.drain(timeout=60)
+    live = LiveUsage(store)
+    for period in ["2026-10", "2026-11"]:
+        expected = current_usage(store, s.account, period)
+        assert live.view(s.account, period).usage.to_json() == expected.to_json(), period
+    items = [i for i in store.live_items(s.account, "2026-11") if str(i["sk"]).startswith("S#")]
+    assert items
+    assert any(int(i["v"]) >= LIVE_EPOCH for i in items)  # from October's saved state

@@ -635,6 +635,38 @@ def test_the_live_view_writes_only_its_own_items(synth: Synthesis) -> None:
     }
 
 
+def test_the_live_view_reads_only_the_saved_state_and_archive_of_the_invoice_bucket(
+    synth: Synthesis,
+) -> None:
+    role_id, _ = synth.only("LiveFunctionRole", "AWS::IAM::Role")
+    bucket_id, _ = synth.only("InvoiceBucket", "AWS::S3::Bucket")
+    key_id, _ = synth.only("InvoiceKey", "AWS::KMS::Key")
+    statements = {
+        s.get("Sid"): s
+        for policy in synth.of_type("AWS::IAM::Policy").values()
+        if policy["Properties"]["Roles"] == [{"Ref": role_id}]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    }
+    text = json.dumps(list(statements.values()))
+    assert "s3:PutObject" not in text
+    assert "s3:DeleteObject" not in text
+    assert statements["ReadSavedState"]["Action"] == "s3:GetObject"
+    resources = json.dumps(statements["ReadSavedState"]["Resource"])
+    assert "/state/*" in resources
+    assert "/archive/*" in resources
+    assert "/invoices/" not in resources
+    listing = statements["ListSavedState"]
+    assert listing["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["state/*", "archive/*"]}}
+    decrypt = statements["DecryptSavedState"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    _, function = synth.only("LiveFunction", "AWS::Lambda::Function")
+    assert function["Properties"]["Environment"]["Variables"]["INVOICE_BUCKET"] == {
+        "Ref": bucket_id
+    }
+
+
 # --- operations ------------------------------------------------------------------------
 
 

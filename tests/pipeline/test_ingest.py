@@ -382,3 +382,37 @@ def test_without_a_cache_the_frozen_set_is_read_per_batch_and_before_the_write(
     assert len(reads) == 4
     late = [i for i in env.table.scan()["Items"] if str(i["pk"]).startswith("F#") and "adj" in i]
     assert len(late) == 5
+
+
+def test_a_late_facts_adjustment_markers_are_written_before_it(env: Env) -> None:
+    """The live view refreshes when the late fact is written and starts from the prior
+    periods its ``ADJ#`` markers name: they must exist by then."""
+    deliver(env, dumps(month()[:2]))
+    env.store.freeze("2026-10", "2026-11-01T06:00:00+00:00")
+    ingestor = env.ingestor()
+    writes: list[str] = []
+    put_items, put_late = ingestor.store.put_items, ingestor.store.put_late
+
+    def items(batch: Any, *args: Any, **kwargs: Any) -> None:
+        writes.extend(str(i["sk"]).split("#")[0] for i in batch)
+        put_items(batch, *args, **kwargs)
+
+    def late(item: dict[str, Any]) -> bool:
+        writes.append("late fact")
+        return put_late(item)
+
+    ingestor.store.put_items = items  # type: ignore[method-assign]
+    ingestor.store.put_late = late  # type: ignore[method-assign]
+    late_event = raw(
+        "message.outbound",
+        at(20),
+        "acme",
+        message_id="late-order",
+        channel="sms",
+        status="submitted",
+        end_user="+3398",
+        country="FR",
+    )
+    ingestor.handle(sqs_event(dumps([late_event])))
+    assert "late fact" in writes
+    assert writes.index("ADJ") < writes.index("late fact"), writes
