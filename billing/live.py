@@ -305,12 +305,14 @@ class LiveUsage:
     def _handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """One batch of the table's stream: refresh the shards the records name (a plan
         record refreshes the account's current and previous periods), then check the
-        thresholds of each account touched. A failure is reported as the first record of
+        thresholds of each account touched (a threshold record: the account's current
+        period). A failure is reported as the first record of
         the failed account and period (``batchItemFailures``): the stream retries from it,
         and everything after it is refreshed again, which changes nothing that was right."""
         keys: dict[tuple[str, str], set[ShardKey]] = defaultdict(set)
         first: dict[tuple[str, str], str] = {}
         plans: dict[str, str] = {}
+        thresholds: dict[str, str] = {}
         for record in records:
             if record.get("eventName") == "REMOVE":
                 continue  # an expired item of an archived period: the usage is unchanged
@@ -323,6 +325,8 @@ class LiveUsage:
                 first.setdefault(group, seq)
             elif pk.startswith("PLAN#"):
                 plans.setdefault(pk[len("PLAN#") :], seq)
+            elif pk.startswith("THRESHOLD#"):  # set or changed: checked against the usage now
+                thresholds.setdefault(pk[len("THRESHOLD#") :], seq)
         failed: list[str] = []
         refreshed: set[tuple[str, str]] = set()
         for account, seq in sorted(plans.items()):
@@ -338,13 +342,20 @@ class LiveUsage:
             except Exception:
                 LOG.exception("live view refresh failed for %s %s", *group)
                 failed.append(first[group])
+        # a threshold set below what the period has already used is reached now, not at
+        # the account's next fact
+        changed = {
+            (account, str(self.current_period(account))): seq for account, seq in thresholds.items()
+        }
         alerts = 0
-        for account, period in sorted(refreshed):
+        for account, period in sorted(refreshed | set(changed)):
             try:
                 alerts += len(self.check_thresholds(account, period))
             except Exception:
                 LOG.exception("threshold check failed for %s %s", account, period)
-                failed.append(first.get((account, period)) or plans[account])
+                failed.append(
+                    first.get((account, period)) or plans.get(account) or changed[(account, period)]
+                )
         failures = [{"itemIdentifier": min(failed, key=int)}] if failed else []
         return {"batchItemFailures": failures, "refreshed": len(refreshed), "alerts": alerts}
 

@@ -33,7 +33,7 @@ LIVE_HANDLER = "functions.live.handler.handler"
 LIVE_READ_KEYS = ("F#*", "E#*", "PLAN#*", "THRESHOLD#*", "L#*", "P#*", "ACCOUNTS", "LIVE_DIRTY")
 # the live items, the thresholds reached and the deferred refreshes, nothing else
 LIVE_WRITE_KEYS = ("L#*", "LIVE_DIRTY")
-STREAM_PREFIXES = ("F#", "E#", "PLAN#")
+STREAM_PREFIXES = ("F#", "E#", "PLAN#", "THRESHOLD#")
 
 
 @dataclass(frozen=True)

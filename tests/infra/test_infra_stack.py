@@ -610,7 +610,7 @@ def test_the_live_view_follows_the_fact_partitions_of_the_stream(synth: Synthesi
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
     patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
     prefixes = sorted(p["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"] for p in patterns)
-    assert prefixes == ["E#", "F#", "PLAN#"]
+    assert prefixes == ["E#", "F#", "PLAN#", "THRESHOLD#"]  # a threshold set is checked at once
     assert all(p["eventName"] == ["INSERT", "MODIFY"] for p in patterns)
 
 

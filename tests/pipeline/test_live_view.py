@@ -225,6 +225,27 @@ def test_thresholds_fire_once_per_period_even_when_the_stream_redelivers(
         assert {e["DetailType"] for e in sent} == {THRESHOLD_EVENT}
 
 
+def test_a_threshold_set_below_the_usage_so_far_fires_at_once(aws_env: None) -> None:
+    """``billing alerts set`` after the usage is already above the level: the threshold's
+    own stream record has it checked (once, whatever the redeliveries)."""
+    with streamed_env() as (env, reader):
+        events = boto3.client("events")
+        bus = events.create_event_bus(Name="bus")["EventBusArn"]
+        october = 1_792_000_000.0  # 2026-10-14: the account's current period
+        live = LiveUsage(env.store, events=events, bus_name=bus, clock=lambda: october)
+        env.store.put_plan("acme", "2026-10", _plan())
+        for h in range(3):
+            env.ingestor().handle(sqs_event([json.dumps(sms(h))]))
+        deliver(reader.read(), lambda_of(live))
+        assert live.view("acme", "2026-10").alerts == []
+        env.store.put_threshold("acme", "sms-2", {"id": "sms-2", "metric": "sms.mt", "quantity": 2})
+        records = reader.read()
+        assert records  # the threshold's own record, no fact
+        deliver(records + records, lambda_of(live))
+        alerts = live.view("acme", "2026-10").alerts
+        assert [(a["threshold"], a["value"]) for a in alerts] == [("sms-2", "3")]
+
+
 def test_a_refused_announcement_gives_the_threshold_back(aws_env: None) -> None:
     with streamed_env() as (env, reader):
 
