@@ -6,10 +6,12 @@
 
 Runs ``LocalAws`` in this process with the synthesized template (``cdk.out``), stores an
 example plan per account, loads the reference mix's facts straight into the table
-(``fact_item`` + the account registry, BatchWriteItem: not timed), then runs the
-month-close state machine (settle 0) and prints: the wall time, each Lambda handler's
-calls and time, and the requests moto's server answered by API with their time (nested:
-a Lambda Invoke includes the requests its handler makes; summed over concurrent
+(``fact_item`` + the account registry, BatchWriteItem: not timed), waits for the live view
+to take them in from the table's stream (not timed either: ``billing demo`` drains before
+it closes), then runs the month-close state machine (settle 0) and prints: the wall time,
+the CPU of this process and of the PDF workers (``billing.local.offload``), each Lambda
+handler's calls and time, and the requests moto's server answered by API with their time
+(nested: a Lambda Invoke includes the requests its handler makes; summed over concurrent
 threads). For one account it also prints the execution history's timeline.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from billing.domain.facts import HmacPseudonymizer, to_fact
     from billing.domain.plan import load_plan
     from billing.gen.mix import generate
-    from billing.local import dispatch
+    from billing.local import dispatch, offload
     from billing.local.deploy import synth
     from billing.local.runtime import LocalAws
 
@@ -96,10 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         store.put_items(list(items.values()))
         print(f"loaded        {len(items):,} items in {time.perf_counter() - started:.1f} s")
+        # the live view takes in the loaded month from the table's stream first, as it
+        # does during ingest (`billing demo` drains before it closes): not the close's CPU
+        started = time.perf_counter()
+        aws.drain(timeout=3600)
+        print(f"live view     caught up in {time.perf_counter() - started:.1f} s")
         requests.clear()
         handlers.clear()
         started = time.perf_counter()
         cpu = time.process_time()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         # one execution per close group (an example plan bills in Asia/Seoul), as
         # `billing close` runs them: earliest local month end first
         for group in close_groups(store, args.period):
@@ -111,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu = time.process_time() - cpu
         print(f"close         {wall:.2f} s wall")
         print(f"              {cpu:.2f} s CPU (all threads of this process)")
+        offload.shutdown()  # the PDF workers (billing.local.offload) end: their CPU counts
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        workers = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        print(f"              {workers:.2f} s CPU of PDF workers")
         handlers.print("handlers")
         requests.print("moto requests")
         if args.accounts == 1:

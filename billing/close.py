@@ -39,7 +39,7 @@ from typing import Any
 
 from billing.adapters.archive import archive_shard, seal_account
 from billing.adapters.invoices import CONTENT_TYPES, DRAFTS, DocumentStore, partial_key
-from billing.adapters.state import StateStore
+from billing.adapters.state import Snapshot, StateStore, pick
 from billing.adapters.store import (
     DOCUMENTS_WAIT_SECONDS,
     CloseInProgress,
@@ -490,7 +490,7 @@ class MonthClose:
         """
         period, account = plain(work.period), work.account
         group = list(work.shards)
-        unit = UnitContext(self, account, self.sources(period, account))
+        unit = UnitContext(self, account, self.sources(period, account), tuple(group))
         merged: dict[str, dict[str, Usage]] = {}
         for s in group:
             for source, known in self.shard_usage(period, account, s, unit):
@@ -518,7 +518,7 @@ class MonthClose:
         sources = unit.sources
         first, current = Period.parse(sources[0]), Period.parse(period)
         previous_close = str(current.prev())
-        saved = self.states.latest(account, shard, str(first), previous_close)
+        saved = unit.saved_state(shard, str(first), previous_close)
         start = Period.parse(saved.period) if saved else unit.history_start()
         now, before = View(period), View(previous_close)
         now.state = before.state = saved.facts if saved else []
@@ -905,7 +905,9 @@ class UnitContext:
     close: MonthClose
     account: str
     sources: list[str]
+    shards: tuple[str, ...] = ()  # the unit's storage shards
     _settings: dict[str, ContractSettings] = field(default_factory=dict)
+    _saved: dict[str, list[tuple[str, str]]] | None = None
     _history_start: Period | None = None
     _zone_of: ZoneOf | None = None
     _drafting: bool | None = None
@@ -937,3 +939,16 @@ class UnitContext:
             first = Period.parse(self.sources[0])
             self._history_start = history_start(self.close.store, self.account, first)
         return self._history_start
+
+    def saved_state(self, shard: str, period: str, known_at: str) -> Snapshot | None:
+        """``StateStore.latest`` for one of the unit's shards: the most recent state saved
+        at the start of ``period`` or of an earlier period, as known by the close of
+        ``known_at``. The versions of all the unit's shards are listed once per unit (one
+        request, not one per shard): a unit writes only its own shards' states, each after
+        it has read them, so the listing is what each shard's own would have been."""
+        if shard not in self.shards:  # not one of the unit's: listed on its own
+            return self.close.states.latest(self.account, shard, period, known_at)
+        if self._saved is None:
+            self._saved = self.close.states.account_versions(self.account, self.shards)
+        best = pick(self._saved.get(shard, []), period, known_at)
+        return None if best is None else self.close.states.read(self.account, shard, *best)

@@ -67,11 +67,21 @@ class StateStore:
 
     def versions(self, account: str, shard: str) -> list[tuple[str, str]]:
         """Every saved (period, as of) of one shard (one listing of its prefix)."""
-        prefix = f"{STATE}{account}/{shard}/"
-        out = []
-        for key in self.documents.list_keys(prefix):
-            of, name = key[len(prefix) :].split("/", 1)
-            out.append((of, name.removesuffix(".json.gz")))
+        return self.account_versions(account, [shard]).get(shard, [])
+
+    def account_versions(
+        self, account: str, shards: Sequence[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """shard -> every saved (period, as of), for ``shards`` of the account: one listing
+        of the account's prefix (of the shard's, for one shard)."""
+        prefix = f"{STATE}{account}/"
+        listed = f"{prefix}{shards[0]}/" if len(shards) == 1 else prefix
+        wanted = set(shards)
+        out: dict[str, list[tuple[str, str]]] = {}
+        for key in self.documents.list_keys(listed):
+            shard, of, name = key[len(prefix) :].split("/", 2)
+            if shard in wanted:
+                out.setdefault(shard, []).append((of, name.removesuffix(".json.gz")))
         return out
 
     def read(self, account: str, shard: str, period: str, as_of: str) -> Snapshot | None:
