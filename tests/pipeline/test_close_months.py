@@ -70,7 +70,7 @@ def history() -> list[Envelope]:
 
 
 class CountingStore(UsageStore):
-    """Remembers which lifecycle partitions each close read."""
+    """Remembers which lifecycle partitions (periods) a close or a live refresh read."""
 
     def __init__(self, table: Any, shards: int) -> None:
         super().__init__(table, shards)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import boto3
 import pytest
@@ -21,10 +20,9 @@ from hypothesis import strategies as st
 
 from billing.adapters.invoices import DocumentStore
 from billing.adapters.state import StateStore
-from billing.adapters.store import ShardKey, StoredFact, UsageStore, shard_labels
+from billing.adapters.store import ShardKey, UsageStore, shard_labels
 from billing.close import MonthClose
 from billing.domain.events import Envelope
-from billing.domain.periods import Period
 from billing.domain.plan import PricePlan
 from billing.domain.settings import ContractSettings
 from billing.live import LiveUsage
@@ -36,6 +34,7 @@ from tests.pipeline.test_close_months import (
     ACCOUNT,
     MONTHS,
     PLAN,
+    CountingStore,
     at,
     by_month,
     history,
@@ -46,18 +45,6 @@ from tests.pipeline.test_live_view import Crashing, lambda_of, streamed_env
 from tests.pipeline.test_time_zones import SEOUL_OCT, run_group, utc
 
 NOW = at("2027-01", 20)  # the current period: January 2027
-
-
-class CountingStore(UsageStore):
-    """Remembers which lifecycle partitions (period) the live refreshes read."""
-
-    def __init__(self, table: Any, shards: int) -> None:
-        super().__init__(table, shards)
-        self.lifecycle_reads: list[str] = []
-
-    def read_lifecycle(self, account: str, period: Period, shard: str) -> list[StoredFact]:
-        self.lifecycle_reads.append(str(period))
-        return super().read_lifecycle(account, period, shard)
 
 
 @pytest.fixture
