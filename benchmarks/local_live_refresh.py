@@ -5,10 +5,10 @@
 Stores a month of ``--events`` lines of the reference mix (``billing.gen``) for
 ``--accounts`` accounts with the example plans (in-process moto, the table's stream on,
 the embedded runtime's fast paths installed, 16 shards), then hands every stream record
-the live view's mapping keeps (``F#``/``E#``/``PLAN#``) to ``LiveUsage.handle_stream`` in
-batches of ``--batch`` records, and then the last 50 records once more (a small batch
-over a full month). Printed: the CPU time of this process and the wall time of each, and
-the DynamoDB requests made, by API.
+the live view's mapping keeps (``F#``/``E#``/``PLAN#``/``THRESHOLD#``) to
+``LiveUsage.handle_stream`` in batches of ``--batch`` records, and then the last 50
+records once more (a small batch over a full month). Printed: the CPU time of this
+process and the wall time of each, and the DynamoDB requests made, by API.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-KEPT = ("F#", "E#", "PLAN#")  # the live event source mapping's filter
+KEPT = ("F#", "E#", "PLAN#", "THRESHOLD#")  # the live event source mapping's filter
 
 
 def main(argv: list[str] | None = None) -> int:
