@@ -772,23 +772,34 @@ class UsageStore(DocumentsLock):
             )
             item["parts"] = len(chunks)
         try:
-            self.table.put_item(
+            replaced = self.table.put_item(
                 Item=item,
                 ConditionExpression=(
                     "attribute_not_exists(n) OR (attribute_not_exists(v) AND n <= :v) OR v <= :v"
                 ),
                 ExpressionAttributeValues={":v": version},
-            )
+                ReturnValues="ALL_OLD",  # whether the version replaced had parts (no read cost)
+            ).get("Attributes", {})
         except ClientError as err:
             if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                if "parts" in item:  # a newer version got there first: these are named by none
+                    self._delete_live_parts(pk, key.shard, version, int(item["parts"]))
                 return False
             raise
-        self._drop_live_parts(key, below=version)
+        if "parts" in replaced:  # almost no shard is split: no query for parts otherwise
+            self._drop_live_parts(key, below=version)
         return True
+
+    def _delete_live_parts(self, pk: str, shard: str, version: int, parts: int) -> None:
+        with self.table.batch_writer() as batch:
+            for i in range(parts):
+                batch.delete_item(Key={"pk": pk, "sk": _live_part_sk(shard, version, i)})
 
     def _drop_live_parts(self, key: ShardKey, below: int) -> None:
         """Delete the parts of the shard's versions older than ``below`` (none is named any
-        more; the parts of newer versions belong to a refresh still writing)."""
+        more; the parts of newer versions belong to a refresh still writing). Asked only when
+        the version replaced had parts: parts left by a crash between a refresh's parts and
+        its item are removed by the first later refresh that replaces a split version."""
         pk = live_pk(key.account, key.period)
         cond = Key("pk").eq(pk) & Key("sk").begins_with(f"{LIVE_PART}{key.shard}#")
         old = [

@@ -363,6 +363,38 @@ def test_a_shard_too_large_for_one_item_is_stored_in_parts(
         assert not set(first) & set(parts())  # the first version's parts are gone
 
 
+def test_parts_are_looked_for_only_when_the_version_replaced_had_some(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard that fits one item (almost all) is refreshed without a query for parts; a
+    refresh that loses to a newer version removes the parts it wrote, named by none."""
+    from billing.adapters import store as store_module
+
+    with streamed_env() as (env, reader):
+        live = LiveUsage(env.store)
+        looked: list[ShardKey] = []
+        drop = env.store._drop_live_parts
+
+        def counted(key: ShardKey, below: int) -> None:
+            looked.append(key)
+            drop(key, below)
+
+        env.store._drop_live_parts = counted  # type: ignore[method-assign]
+        for h in range(3):  # the same end user: one shard, refreshed three times
+            env.ingestor().handle(sqs_event([json.dumps(sms(h))]))
+            assert not deliver(reader.read(), lambda_of(live))
+        assert looked == []
+
+        monkeypatch.setattr(store_module, "LIVE_ITEM_BYTES", 40)
+        key = ShardKey("acme", "2026-10", "99")
+        body = {"usage": {"metric": "x" * 400}, "plan": "p"}
+        assert env.store.put_live_shard(key, body, 10, 1)
+        assert not env.store.put_live_shard(key, body, 5, 2)  # read fewer items: refused
+        items = env.table.query(KeyConditionExpression=Key("pk").eq("L#acme#2026-10"))["Items"]
+        versions = {int(str(i["sk"]).split("#")[2]) for i in items if str(i["sk"]).startswith("P#")}
+        assert versions == {10}  # the refused version's parts are gone
+
+
 def test_a_stream_batch_reads_the_plan_once_per_account_and_period(aws_env: None) -> None:
     """Refresh, thresholds and the estimate all need the plan: one read per batch."""
     with streamed_env() as (env, reader):
