@@ -129,6 +129,7 @@ class LiveUsage:
         self.states = states  # the closes' saved entity state (None: the stored history)
         self._closed: set[str] = set()  # close groups known closed (they stay closed)
         self._markers: dict[tuple[str, str], list[str]] = {}  # read once per refresh call
+        self._open: set[str] = set()  # close groups read not closed, in this refresh call
         self.events = events
         self.bus_name = bus_name
         self.clock = clock
@@ -147,7 +148,7 @@ class LiveUsage:
         ``forced`` (the sweep) refreshes regardless and clears the deferral."""
         todo: dict[tuple[str, str], set[str]] = defaultdict(set)
         origins: dict[tuple[str, str, str], Period] = {}  # a refresh following an earlier one
-        self._markers = {}
+        self._markers, self._open = {}, set()
         for key in keys:
             todo[(key.account, key.period)].add(key.shard)
         done: list[tuple[str, str]] = []
@@ -214,11 +215,14 @@ class LiveUsage:
             states too, but the period is still open: later facts are not late)."""
             p = Period.parse(period)
             label = p.in_zone(zone_of(p)).label
-            if label not in self._closed:
-                status = self.store.period_status(label) or {}
-                if status.get("state") != "closed":
-                    return False
-                self._closed.add(label)
+            if label in self._closed:
+                return True
+            if label in self._open:  # every shard of the call asks: read once per call
+                return False
+            if (self.store.period_status(label) or {}).get("state") != "closed":
+                self._open.add(label)
+                return False
+            self._closed.add(label)
             return True
 
         def markers(period: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import boto3
 import pytest
@@ -78,6 +79,23 @@ def assert_live_is_recomputed(env: Env, live: LiveUsage, periods: list[str]) -> 
         assert view.usage.figures(), period
 
 
+def closed_months(
+    env: Env,
+    close: MonthClose,
+    events: list[Envelope],
+    months: int,
+    streamed: tuple[StreamReader, LiveUsage] | None = None,
+) -> None:
+    """September's events, then the first ``months`` of ``MONTHS`` ingested and closed
+    (each streamed to the live view first when ``streamed`` is a (reader, live) pair)."""
+    ingest(env, by_month(events, "2026-09"))
+    for month in MONTHS[:months]:
+        ingest(env, by_month(events, month))
+        if streamed is not None:
+            stream(*streamed)
+        run_close(close, month)
+
+
 def refresh_all(live: LiveUsage, period: str) -> None:
     assert isinstance(live.store, CountingStore)
     live.store.lifecycle_reads.clear()
@@ -89,11 +107,7 @@ def test_a_refresh_reads_no_lifecycle_partition_before_the_saved_state(
 ) -> None:
     env, reader, close, live = world
     events = history()
-    ingest(env, by_month(events, "2026-09"))
-    for month in MONTHS[:3]:  # October to December closed, January open
-        ingest(env, by_month(events, month))
-        stream(reader, live)
-        run_close(close, month)
+    closed_months(env, close, events, 3, (reader, live))  # October to December; January open
     ingest(env, by_month(events, "2027-01"))
     stream(reader, live)
     assert_live_is_recomputed(env, live, ["2027-01"])
@@ -118,11 +132,7 @@ def test_late_lifecycle_facts_after_the_closes_keep_live_equal_to_the_recomputat
             number(at("2026-12", 1), "+33100000009", "long", country="FR"),
         ]
     )
-    ingest(env, by_month(events, "2026-09"))
-    for month in MONTHS[:3]:
-        ingest(env, by_month(events, month))
-        stream(reader, live)
-        run_close(close, month)
+    closed_months(env, close, events, 3, (reader, live))
     ingest(env, by_month(events, "2027-01"))
     stream(reader, live)
     before = live.view(ACCOUNT, "2027-01").usage.to_json()
@@ -170,10 +180,7 @@ def test_a_draft_close_state_is_not_used_while_the_period_is_open(
 ) -> None:
     env, reader, close, live = world
     events = history()
-    ingest(env, by_month(events, "2026-09"))
-    for month in MONTHS[:2]:
-        ingest(env, by_month(events, month))
-        run_close(close, month)
+    closed_months(env, close, events, 2)
     ingest(env, by_month(events, "2026-12"))
     for unit in close.plan_account("2026-12", ACCOUNT).units:  # a draft: December stays open
         close.compute_unit(unit)
@@ -190,10 +197,7 @@ def test_a_refresh_after_a_close_replaces_the_one_before_it(
 ) -> None:
     env, reader, close, live = world
     events = history()
-    ingest(env, by_month(events, "2026-09"))
-    for month in MONTHS[:2]:
-        ingest(env, by_month(events, month))
-        run_close(close, month)
+    closed_months(env, close, events, 2)
     ingest(env, by_month(events, "2026-12"))
     ingest(env, by_month(events, "2027-01"))
     stream(reader, live)  # January from November's state: December's items counted
@@ -296,10 +300,7 @@ def test_after_closes_live_equals_the_recomputation_whatever_the_order_and_the_f
         live = LiveUsage(store, clock=NOW.timestamp, states=StateStore(documents))
         crash = Crashing(store, crash_at)
         store.put_live_shard = crash  # type: ignore[method-assign]
-        ingest(env, by_month(events, "2026-09"))
-        for month in MONTHS[:2]:
-            ingest(env, by_month(events, month))
-            run_close(close, month)
+        closed_months(env, close, events, 2)
         arrivals = by_month(events, "2026-12") + by_month(events, "2027-01") + late
         rng.shuffle(arrivals)
         for start in range(0, len(arrivals), 4):
@@ -313,3 +314,27 @@ def test_after_closes_live_equals_the_recomputation_whatever_the_order_and_the_f
         for period in ["2026-10", "2026-11", "2026-12", "2027-01"]:
             expected = current_usage(env.store, ACCOUNT, period)
             assert live.view(ACCOUNT, period).usage.to_json() == expected.to_json(), period
+
+
+def test_a_refresh_of_every_shard_reads_an_open_periods_status_once(
+    world: tuple[Env, StreamReader, MonthClose, LiveUsage],
+) -> None:
+    """October drafted (states saved, the period open): each November shard asks whether
+    October is closed; the answer is read once per refresh, not once per shard."""
+    env, _, close, live = world
+    events = history()
+    ingest(env, by_month(events, "2026-09") + by_month(events, "2026-10"))
+    for unit in close.plan_account("2026-10", ACCOUNT).units:  # a draft: October stays open
+        close.compute_unit(unit)
+    ingest(env, by_month(events, "2026-11"))
+    asked: list[str] = []
+    status = live.store.period_status
+
+    def counted(period: str) -> dict[str, Any] | None:
+        asked.append(period)
+        return status(period)
+
+    live.store.period_status = counted  # type: ignore[method-assign]
+    refresh_all(live, "2026-11")
+    assert asked.count("2026-10") == 1
+    assert_live_is_recomputed(env, live, ["2026-11"])
