@@ -42,7 +42,7 @@ from tests.pipeline.test_close_months import (
     ingest,
     run_close,
 )
-from tests.pipeline.test_live_view import Crashing, lambda_of, streamed_env
+from tests.pipeline.test_live_view import Crashing, lagging_delivery, lambda_of, streamed_env
 from tests.pipeline.test_time_zones import SEOUL_OCT, run_group, utc
 
 NOW = at("2027-01", 20)  # the current period: January 2027
@@ -305,11 +305,7 @@ def test_after_closes_live_equals_the_recomputation_whatever_the_order_and_the_f
         rng.shuffle(arrivals)
         for start in range(0, len(arrivals), 4):
             ingest(env, arrivals[start : start + 4])
-            if rng.random() < 0.5:  # the stream lags behind ingest by a random amount
-                records = reader.read()
-                if records and rng.random() < 0.3:  # a batch delivered twice
-                    records = records + records[: rng.randrange(len(records)) + 1]
-                assert not deliver(records, lambda_of(live), batch_size=stream_batch)
+            lagging_delivery(rng, reader, live, stream_batch)
         assert not deliver(reader.read(), lambda_of(live), batch_size=stream_batch)
         for period in ["2026-10", "2026-11", "2026-12", "2027-01"]:
             expected = current_usage(env.store, ACCOUNT, period)

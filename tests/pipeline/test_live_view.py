@@ -78,6 +78,18 @@ def lambda_of(live: LiveUsage) -> Any:
     return lambda event: live.handle_stream(event["Records"])
 
 
+def lagging_delivery(
+    rng: random.Random, reader: StreamReader, live: LiveUsage, batch_size: int
+) -> None:
+    """Half the time, deliver what the stream holds (the stream lags behind ingest by a
+    random amount), sometimes with a part of the batch delivered twice."""
+    if rng.random() < 0.5:
+        records = reader.read()
+        if records and rng.random() < 0.3:
+            records = records + records[: rng.randrange(len(records)) + 1]
+        assert not deliver(records, lambda_of(live), batch_size=batch_size)
+
+
 class Crashing:
     """Makes the n-th live item write raise (a crash right before it)."""
 
@@ -118,11 +130,7 @@ def test_live_view_equals_the_recomputation_whatever_the_order_and_the_failures(
         env.store.put_live_shard = crash  # type: ignore[method-assign]
         for start in range(0, len(lines), ingest_batch):
             env.ingestor().handle(sqs_event(lines[start : start + ingest_batch]))
-            if rng.random() < 0.5:  # the stream lags behind ingest by a random amount
-                records = reader.read()
-                if records and rng.random() < 0.3:  # a batch delivered twice
-                    records = records + records[: rng.randrange(len(records)) + 1]
-                assert not deliver(records, lambda_of(live), batch_size=stream_batch)
+            lagging_delivery(rng, reader, live, stream_batch)
         assert not deliver(reader.read(), lambda_of(live), batch_size=stream_batch)
         assert crash_at is None or crash.calls >= min(crash_at, 1)
         assert_converged(env, live, accounts_of(MIX))
