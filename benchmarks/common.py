@@ -186,8 +186,6 @@ def write_kind(item: Mapping[str, Any]) -> str:
         return "late facts"
     if pk.startswith(("F#", "E#")):
         return "fact puts"
-    if pk.startswith("I#"):
-        return "id claims"
     if pk.startswith("P#") and sk.startswith("A#"):
         return "registry items"
     if pk.startswith("P#") and sk.startswith("ADJ#"):

@@ -84,7 +84,7 @@ DEFAULT_LATENCY_MS = 10.0
 TARGET_UNITS = 1.25
 TARGET_CPU_MS = 0.2
 TARGET_USD = 1.0
-WRITE_KINDS = ("fact puts", "id claims", "registry items", "late facts", "markers")
+WRITE_KINDS = ("fact puts", "registry items", "late facts", "markers")
 
 
 class GcClock:

@@ -26,7 +26,7 @@ Three parts, each labelled in the output as **measured** or **computed**:
    Freshness: from the end of the ingest call that stored a fact to the put of the first
    live item of its shard whose refresh started reading after that.
 2. *Computed* (``--events`` lines, default 100,000): the same arrival order through the
-   real ``Ingestor`` on an in-memory table (no moto: items, claims, conditions, and a
+   real ``Ingestor`` on an in-memory table (no moto: items, conditions, and a
    stream with AWS's rule that an identical rewrite writes no record), then a replay of
    the live function's reads: stream batches of ``--stream-batch`` filtered records,
    delivered once ``--stream-batch`` records are waiting (the batching window never fires
@@ -88,7 +88,7 @@ TARGET_WRU = 1.5
 SIZES = "1000,10000"  # facts of the `billing usage` account, by default
 LARGE_SIZES = "1000,100000"  # --large: ~28 of its ~45 minutes are the 100k-fact account
 STREAM_PREFIXES = ("F#", "E#", "PLAN#")  # the live event source mapping's filter
-KINDS = ("fact puts", "id claims", "registry items", "late facts", "markers", "live items")
+KINDS = ("fact puts", "registry items", "late facts", "markers", "live items")
 PAGE = 1024 * 1024  # a Query page
 _METER_LOCK = threading.Lock()
 
@@ -216,7 +216,7 @@ class Meters:
         return "live" if threading.get_ident() in self.live_thread else "ingest"
 
     def _count(self, item: Mapping[str, Any]) -> None:
-        with _METER_LOCK:  # ingest claims ids on several threads
+        with _METER_LOCK:  # the live function's threads
             self._count_locked(item)
 
     def _count_locked(self, item: Mapping[str, Any]) -> None:
@@ -433,7 +433,7 @@ class MemoryTable:
         self.counts: Counter[str] = Counter()
         self.meta = self
         self.client = self
-        self._lock = threading.Lock()  # ingest claims ids on several threads
+        self._lock = threading.Lock()  # the live function's threads
 
     def _store(self, item: dict[str, Any]) -> None:
         with self._lock:
@@ -653,12 +653,7 @@ def usage_read(args: argparse.Namespace, facts: int) -> UsageRead:
         table = aws_table(ddb, f"usage{facts}", stream=False)
         store = UsageStore(table, args.shards)
         put_plans(store, [account])
-        rows = [
-            dict(i)
-            for pk, part in memory.items.items()
-            if not pk.startswith("I#")
-            for i in part.values()
-        ]
+        rows = [dict(i) for part in memory.items.values() for i in part.values()]
         for start in range(0, len(rows), 25):
             chunk = [{"PutRequest": {"Item": i}} for i in rows[start : start + 25]]
             table.meta.client.batch_write_item(RequestItems={table.name: chunk})

@@ -1,10 +1,10 @@
 """The whole cost per million events over the fact log's retention, storage included.
 
 For the reference mix (``billing.gen``: 50 accounts a month), every event is turned into
-the items ingest stores (``fact_item``, and its id claim as ``billing.adapters.claims``
-builds it) and into the archive parts the close writes (``encode_part``, one per account
-and storage shard), and their sizes are measured: DynamoDB's item size (attribute names
-and values) plus its 100 bytes of overhead per stored item; the gzip bytes of each part.
+the item ingest stores (``fact_item``) and into the archive parts the close writes
+(``encode_part``, one per account and storage shard), and their sizes are measured:
+DynamoDB's item size (attribute names and values) plus its 100 bytes of overhead per
+stored item; the gzip bytes of each part.
 Nothing runs against AWS or moto: sizes are exact, durations are the settings'.
 
 Printed per million events, over the whole retention (400 days after the period):
@@ -13,7 +13,7 @@ Printed per million events, over the whole retention (400 days after the period)
 - live view: not measured here;
 - close reads: the close's Query of every fact once (eventually consistent, 0.5 RRU per
   4 KB), its archive requests (a HEAD and a PUT per part, a manifest per account);
-- hot storage: the fact and claim items, from their write to their expiry;
+- hot storage: the fact items, from their write to their expiry;
 - archive storage: the parts in S3 Intelligent-Tiering until their lifecycle expiry;
 
 for four designs: everything kept 400 days in DynamoDB Standard (before), the same in the
@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import KEY, machine
 
 from billing.adapters.archive import encode_part
-from billing.adapters.claims import claim_pk, content_digest
 from billing.adapters.store import StoredFact, _size, fact_item
 from billing.domain.events import parse_event
 from billing.domain.facts import Fact, HmacPseudonymizer, to_fact
@@ -75,25 +74,12 @@ def item_bytes(item: Mapping[str, Any]) -> int:
     return sum(len(k.encode()) + _size(v) for k, v in item.items()) + DDB_ITEM_OVERHEAD
 
 
-def claim_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The id claim ingest writes before the fact (``Claims.claim``)."""
-    return {
-        "pk": claim_pk(str(item["id"])),
-        "sk": str(item["id"]),
-        "h": content_digest(dict(item)),
-        "fpk": item["pk"],
-        "fsk": item["sk"],
-        "expires_at": item["expires_at"],
-    }
-
-
 @dataclass
 class Measured:
     events: int
     accounts: int
     facts: int
     fact_bytes: int  # stored size of the fact items
-    claim_bytes: int
     parts: list[int]  # gzip bytes of each archive part
 
     def per_million(self, value: float) -> float:
@@ -129,7 +115,6 @@ def measure(seed: int, events: int, shards: int) -> Measured:
         accounts=len(accounts),
         facts=len(items),
         fact_bytes=sum(item_bytes(i) for i in items.values()),
-        claim_bytes=sum(item_bytes(claim_item(i)) for i in items.values()),
         parts=parts,
     )
 
@@ -176,7 +161,7 @@ def costs(m: Measured, d: Design) -> dict[str, float]:
         lists = m.accounts  # the seal's listing
         close += puts * S3_PUT_PER_THOUSAND / 1000 + heads * S3_GET_PER_THOUSAND / 1000
         close += lists * S3_LIST_PER_THOUSAND / 1000
-    hot_gb = (m.fact_bytes + m.claim_bytes) / GB
+    hot_gb = m.fact_bytes / GB
     hot = hot_gb * DDB_GB_MONTH[d.table_class] * months_hot(d.hot_months)
     archive = sum(archive_part_cost(p) for p in m.parts) if d.hot_months is not None else 0.0
     out = {
@@ -222,9 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {m.accounts} accounts, SHARDS={args.shards}: {m.facts:,} fact items"
     )
     print(
-        f"items         fact {m.fact_bytes / m.facts:.0f} B, id claim"
-        f" {m.claim_bytes / m.facts:.0f} B (stored size: names + values + 100 B overhead);"
-        f" {m.facts / m.events:.3f} of each per event"
+        f"items         fact {m.fact_bytes / m.facts:.0f} B (stored size: names + values +"
+        f" 100 B overhead); {m.facts / m.events:.3f} per event"
     )
     sizes = sorted(m.parts)
     print(

@@ -14,7 +14,10 @@
 5. ``rate_account``: merge the partials, rate with the price plan, add prior-period
    adjustments, write the invoice JSON/CSV/PDF once (byte-identical on re-runs).
 6. ``record_failure``: a failing account is reported; the others carry on.
-7. ``finish``: manifest and finance summary (one close group of the period at a time:
+7. ``audit_ids``: one task per id bucket, after every account: an event id stored with two
+   contents in places no single read holds is marked, and the next close credits it
+   (``billing.adapters.ids``).
+8. ``finish``: manifest and finance summary (one close group of the period at a time:
    ``period_documents``), period closed, ``InvoiceIssued`` events (``InvoiceFinalized``
    for an invoice numbered from a billing profile's seller).
 
@@ -22,8 +25,8 @@ A close started with ``draft`` does not freeze the period: ``rate_account`` writ
 (``billing.finance``) and ``finish`` closes nothing and announces nothing.
 
 The tasks pass typed results (``Frozen``, ``AccountsPage``, ``AccountPlan`` and its
-``Unit``s, ``AccountClosed``, ``CloseSummary``); the handlers turn them into the JSON the
-state machine carries (``payload``) and back (``Unit.from_payload``). ``close_account``
+``Unit``s, ``AccountClosed``, ``IdAudit``, ``CloseSummary``); the handlers turn them into
+the JSON the state machine carries (``payload``) and back (``Unit.from_payload``). ``close_account``
 runs one account's branch of the state machine in process (the CLI's single-account
 finalization and the tests).
 """
@@ -38,14 +41,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing.adapters.archive import archive_shard, seal_account
+from billing.adapters.ids import ID_BUCKETS, IdFiles, IdRow, conflicts, mark_version
 from billing.adapters.invoices import CONTENT_TYPES, DRAFTS, DocumentStore, partial_key
 from billing.adapters.state import Snapshot, StateStore, pick
 from billing.adapters.store import (
     DOCUMENTS_WAIT_SECONDS,
+    HOT_MONTHS,
     CloseInProgress,
     FinanceStore,
     PeriodDocumentsBusy,
+    StoredFact,
     UsageStore,
+    fact_pk,
+    lifecycle_pk,
     period_documents,
     shard_groups,
     shard_labels,
@@ -125,9 +133,14 @@ class Frozen:
     settle_seconds: int
     execution: str | None = None
     draft: bool = False
+    buckets: tuple[int, ...] = ()  # the id buckets to audit (none for drafts)
 
     def payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"period": self.period, "settle_seconds": self.settle_seconds}
+        out: dict[str, Any] = {
+            "period": self.period,
+            "settle_seconds": self.settle_seconds,
+            "buckets": list(self.buckets),
+        }
         if self.draft:
             out["draft"] = True
         if self.execution:
@@ -210,6 +223,19 @@ class AccountClosed:
 
 
 @dataclass(frozen=True)
+class IdAudit:
+    """AuditIds' outcome for one id bucket: the ids found stored with two contents and
+    the conflict markers this run wrote for them."""
+
+    bucket: int
+    conflicts: int
+    marked: int
+
+    def payload(self) -> dict[str, Any]:
+        return {"bucket": self.bucket, "conflicts": self.conflicts, "marked": self.marked}
+
+
+@dataclass(frozen=True)
 class CloseSummary:
     """Finish's outcome for the close group: invoices issued (or drafts written) for its
     accounts, invoices this run announced, the accounts that failed."""
@@ -240,6 +266,7 @@ __all__ = [
     "CloseSummary",
     "EarlyClose",
     "Frozen",
+    "IdAudit",
     "MissingPlan",
     "MissingProfile",
     "MonthClose",
@@ -311,6 +338,10 @@ class MonthClose:
     def states(self) -> StateStore:
         return StateStore(self.documents)
 
+    @property
+    def ids(self) -> IdFiles:
+        return IdFiles(self.documents.s3, self.documents.bucket)
+
     # --- 1. freeze ------------------------------------------------------------------
 
     def freeze(
@@ -363,7 +394,7 @@ class MonthClose:
             frozen_at = datetime.fromisoformat(str(status.get("frozen_at", now.isoformat())))
             waited = int((now - frozen_at).total_seconds())
             settle = max(0, min(self.settle_seconds, self.settle_seconds - waited))
-        return Frozen(group, settle, execution)
+        return Frozen(group, settle, execution, buckets=tuple(range(ID_BUCKETS)))
 
     # --- close groups: the accounts whose period ends at the same instant ----------------
 
@@ -501,6 +532,8 @@ class MonthClose:
             doc = {"shards": group, "usage": {name: u.to_json() for name, u in known.items()}}
             key = partial_key(period, account, source, group[0])
             self.documents.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")
+        for source, rows in unit.ids.items():  # for the id audit (none for a draft)
+            self.ids.write_unit(source, account, group[0], rows)
 
     def shard_usage(
         self, period: str, account: str, shard: str, unit: UnitContext
@@ -533,6 +566,7 @@ class MonthClose:
                 traffic = self.store.read_period(account, q, shard, settings.lookback_hours)
                 if not unit.drafting():  # a draft close reads a period still open
                     archive_shard(self.store, period, account, q, shard, lifecycle, traffic)
+                    unit.read_ids(q, shard, lifecycle, traffic)
                 known = {"with": now} if q == current else {"with": now, "without": before}
                 yield (
                     str(q),
@@ -700,7 +734,37 @@ class MonthClose:
             self.record_failure(group, account, {"Error": type(err).__name__, "Cause": cause})
             return None
 
-    # --- 7. finish ------------------------------------------------------------------
+    # --- 7. the id audit ------------------------------------------------------------
+
+    def audit_ids(self, period: str, bucket: int) -> IdAudit:
+        """Compare the ids of one bucket that the closes of ``period`` and of the
+        ``HOT_MONTHS`` periods before it read (``billing.adapters.ids``); mark every version
+        of an id stored with two contents. Nothing for a draft close."""
+        if self.drafting(period):
+            return IdAudit(bucket, 0, 0)
+        last = Period.parse(plain(period))
+        window = [last]
+        for _ in range(HOT_MONTHS):
+            window.append(window[-1].prev())
+        rows = [row for q in window for row in self.ids.read_bucket(str(q), bucket)]
+        found = conflicts(rows)
+        if not found:
+            return IdAudit(bucket, 0, 0)
+        frozen = self.store.frozen_periods()
+        marked = 0
+        for versions in found.values():
+            for version in versions:
+                account = version.account
+                lookback = self.settings_for(account, str(window[0])).lookback_hours
+                marked += mark_version(self.store, version, frozen, self.zone_of, lookback)
+        return IdAudit(bucket, len(found), marked)
+
+    def audit_all(self, period: str) -> list[IdAudit]:
+        """Every id bucket of ``period``'s audit, in process (the state machine runs one
+        task per bucket)."""
+        return [self.audit_ids(period, bucket) for bucket in range(ID_BUCKETS)]
+
+    # --- 8. finish ------------------------------------------------------------------
 
     def finish(
         self, period: str, now: datetime | None = None, execution: str | None = None
@@ -911,6 +975,8 @@ class UnitContext:
     _history_start: Period | None = None
     _zone_of: ZoneOf | None = None
     _drafting: bool | None = None
+    # source period -> the ids of the facts the unit read of it (``billing.adapters.ids``)
+    ids: dict[str, list[IdRow]] = field(default_factory=dict)
 
     @property
     def period(self) -> str:
@@ -933,6 +999,22 @@ class UnitContext:
         if self._drafting is None:
             self._drafting = self.close.drafting(self.close.group_of(self.account, self.period))
         return self._drafting
+
+    def read_ids(
+        self,
+        period: Period,
+        shard: str,
+        lifecycle: Sequence[StoredFact],
+        traffic: Sequence[StoredFact],
+    ) -> None:
+        """Keep the ids of one shard's facts of ``period`` (``read_period``'s look-back
+        tail left out: the previous period's close keeps those)."""
+        rows = self.ids.setdefault(str(period), [])
+        account, start = self.account, period.start_ms
+        pk = fact_pk(account, period, shard)
+        rows.extend(IdRow.of(s.fact, pk) for s in traffic if not s.conflict and s.fact.at >= start)
+        pk = lifecycle_pk(account, period, shard)
+        rows.extend(IdRow.of(s.fact, pk) for s in lifecycle if not s.conflict)
 
     def history_start(self) -> Period:
         if self._history_start is None:

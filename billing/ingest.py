@@ -14,7 +14,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -25,7 +24,6 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from billing.adapters.claims import CLAIM_WORKERS, Claim, ClaimResult, Claims
 from billing.adapters.rejects import RejectStore
 from billing.adapters.store import (
     UsageStore,
@@ -107,7 +105,6 @@ class BatchOutcome:
     accepted: int = 0
     rejected: int = 0
     late: int = 0
-    conflicts: int = 0
     failed: list[str] = field(default_factory=list)
 
 
@@ -216,16 +213,12 @@ class Ingestor:
 
     # --- per batch ----------------------------------------------------------------
 
-    def frozen(self, before_write: bool = False) -> frozenset[str]:
-        """The frozen close groups, read again once ``FROZEN_CACHE_SECONDS`` have passed:
-        for the records of a batch at most once, and once more right before its facts are
-        written (``before_write``), which keeps the window between that read and the write
-        short when the cache is off (the local runtime, whose close settles 0)."""
+    def frozen(self) -> frozenset[str]:
+        """The frozen close groups, read again once ``FROZEN_CACHE_SECONDS`` have passed,
+        for the records of a batch at most once."""
         now = self.clock()
         max_age = float(os.environ.get("FROZEN_CACHE_SECONDS", FROZEN_CACHE_SECONDS))
-        if now - self._frozen_read_at > max_age and (
-            before_write or self._frozen_batch != self._batch
-        ):
+        if now - self._frozen_read_at > max_age and self._frozen_batch != self._batch:
             # this read is the answer, whatever a concurrent batch stores in the cache
             frozen = self._frozen = self.store.frozen_periods()
             self._frozen_read_at = now
@@ -258,9 +251,6 @@ class Ingestor:
 
     def store_facts(self, accepted: Sequence[Accepted]) -> BatchOutcome:
         outcome = BatchOutcome()
-        frozen = self.frozen(before_write=True)
-        accepted = self.screen_ids(accepted, frozen, outcome)
-        unclaimed = len(outcome.failed)
         items: dict[tuple[str, str], dict[str, Any]] = {}
         owners: dict[tuple[str, str], list[str]] = {}
         late: list[Accepted] = []
@@ -291,66 +281,8 @@ class Ingestor:
             except Exception:
                 logger.exception("late fact not written")
                 outcome.failed.append(acc.message_id)
-        outcome.accepted = len(accepted) - (len(outcome.failed) - unclaimed)
+        outcome.accepted = len(accepted) - len(outcome.failed)
         return outcome
-
-    def screen_ids(
-        self, accepted: Sequence[Accepted], frozen: frozenset[str], outcome: BatchOutcome
-    ) -> list[Accepted]:
-        """Claim every fact's event id (``billing.adapters.claims``); keep the facts whose
-        claim holds. A reused id with a different content is a conflict: that version is
-        rejected (with the first stored version), the first one is voided by a marker."""
-        claims = Claims(self.store, self.lookback_hours)
-        items = [a.item for a in accepted]
-
-        def claim(item: dict[str, Any]) -> ClaimResult | None:
-            try:
-                return claims.claim(item)
-            except Exception:
-                logger.exception("event id not claimed")
-                return None
-
-        if len(items) > 1:
-            with ThreadPoolExecutor(max_workers=min(CLAIM_WORKERS, len(items))) as pool:
-                results = list(pool.map(claim, items))
-        else:
-            results = [claim(i) for i in items]
-        kept: list[Accepted] = []
-        for acc, result in zip(accepted, results, strict=True):
-            if result is None:
-                outcome.failed.append(acc.message_id)
-            elif result.status is Claim.OWN:
-                kept.append(acc)
-            else:
-                try:
-                    self.reject_conflict(claims, acc, result, self.frozen())
-                    outcome.conflicts += 1
-                except Exception:
-                    logger.exception("id conflict not recorded")
-                    outcome.failed.append(acc.message_id)
-        if outcome.conflicts:
-            metrics.add_metric(name="IdConflicts", unit=MetricUnit.Count, value=outcome.conflicts)
-        return kept
-
-    def reject_conflict(
-        self, claims: Claims, acc: Accepted, result: ClaimResult, frozen: frozenset[str]
-    ) -> None:
-        assert result.first is not None
-        first = claims.mark(result.first, frozen, self.zone_of)
-        errors = [
-            {
-                "field": "id",
-                "error": "event id reused with a different content: no version is billed",
-                "type": "id_conflict",
-                "fact_id": acc.fact.id,
-                "first_version": first,
-            }
-        ]
-        self.rejects.put(acc.body, "id_conflict", errors, acc.message_id)
-        logger.warning(
-            "event id reused with a different content",
-            extra={"reason": "id_conflict", "fact_id": acc.fact.id, "account": acc.account},
-        )
 
     def store_late(self, acc: Accepted, frozen: frozenset[str]) -> None:
         """A fact for a frozen period: stored once (never overwriting the on-time version

@@ -29,12 +29,19 @@ class View:
     state: list[Fact] = field(default_factory=list)
 
     def admit(self, stored: Sequence[StoredFact]) -> list[Fact]:
-        """The facts known at ``known_at``, without any whose id has a known conflict
-        (a reused event id: no version of it is billed)."""
+        """The facts known at ``known_at``, without any whose id has a known conflict: a
+        reused event id, no version of which is billed. A conflict is known when two
+        contents of the id are among them (one item per content: ``fact_sk``), or from a
+        marker the close's id audit wrote (``billing.adapters.ids``)."""
         at = self.known_at
         known = [s for s in stored if at is None or s.adj is None or s.adj <= at]
-        void = {s.fact.id for s in known if s.conflict}
-        return [s.fact for s in known if not s.conflict and s.fact.id not in void]
+        seen: set[str] = set()
+        void: set[str] = set()
+        for s in known:
+            if s.conflict or s.fact.id in seen:
+                void.add(s.fact.id)
+            seen.add(s.fact.id)
+        return [s.fact for s in known if s.fact.id not in void]
 
 
 def months_before(period: Period, months: int = HISTORY_MONTHS) -> Period:

@@ -23,13 +23,13 @@ from infra.nag import acknowledge_findings, arn_ref
 from infra.queues import dead_letter_queue
 from infra.storage import Storage
 
-# DynamoDB actions of the ingest function: batch and conditional puts of facts, markers
-# and id claims, reads of the control items. Nothing reads or deletes a range of items.
+# DynamoDB actions of the ingest function: batch puts of facts and markers, conditional
+# puts of late facts, reads of the control items. Nothing updates, reads or deletes a
+# range of items.
 INGEST_TABLE_ACTIONS = (
     "dynamodb:BatchWriteItem",
     "dynamodb:PutItem",
     "dynamodb:GetItem",
-    "dynamodb:UpdateItem",
 )
 
 USAGE_DETAIL_TYPE = "cpaas.usage"

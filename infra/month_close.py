@@ -13,6 +13,8 @@ Flow (``MonthCloseStateMachine``)::
                 any failure of those three -> RecordFailure (the account is recorded, the
                 close goes on with the other accounts)
          -> MorePages? (cursor present and not null: NextPage -> ListAccounts)
+         -> AuditIds (Map over $.buckets: AuditIdBucket, the close's id audit; none for a
+                      draft close)
          -> Finish (writes the period's documents under its documents lock, retried on
                     PeriodDocumentsBusy; announces each invoice once, releases the lock)
 
@@ -40,6 +42,7 @@ from infra.nag import acknowledge_findings, arn_ref
 from infra.storage import (
     ARCHIVE_PREFIX,
     DRAFTS_PREFIX,
+    IDS_PREFIX,
     INVOICES_PREFIX,
     STATE_PREFIX,
     WORK_PREFIX,
@@ -85,6 +88,7 @@ _GET, _PUT, _UPDATE, _DELETE = (
     "dynamodb:DeleteItem",
 )
 _QUERY, _BATCH_GET = "dynamodb:Query", "dynamodb:BatchGetItem"
+_BATCH_WRITE = "dynamodb:BatchWriteItem"
 
 
 CLOSE_TASKS = (
@@ -136,7 +140,8 @@ CLOSE_TASKS = (
         table_keys=("F#*", "E#*", "P#*", "PLAN#*"),
         # + the fact archive: reads the parts of expired periods, writes this close's parts
         reads=(STATE_PREFIX, ARCHIVE_PREFIX),
-        writes=(WORK_PREFIX, STATE_PREFIX, ARCHIVE_PREFIX),
+        # + the ids it read, for the id audit
+        writes=(WORK_PREFIX, STATE_PREFIX, ARCHIVE_PREFIX, IDS_PREFIX),
     ),
     CloseTask(
         construct_id="CloseRateAccountFunction",
@@ -172,6 +177,20 @@ CLOSE_TASKS = (
         memory_mb=512,
         table_actions=(_DELETE,),
         table_keys=("P#*",),
+    ),
+    CloseTask(
+        construct_id="CloseAuditIdsFunction",
+        handler="audit_ids",
+        suffix="close-audit-ids",
+        description="Month close: finds event ids stored with two contents, one id bucket",
+        timeout=LONG_TIMEOUT,
+        memory_mb=1769,
+        # the period's status and the frozen set, each account's zones and settings; each
+        # version of a conflicted id: its fact (GetItem), its marker (conditional put) and,
+        # in a frozen period, its adjusting markers (BatchWriteItem: P#)
+        table_actions=(_GET, _PUT, _BATCH_WRITE, _QUERY),
+        table_keys=("F#*", "E#*", "P#*", "CONTROL", "PLAN#*"),
+        reads=(IDS_PREFIX,),
     ),
     CloseTask(
         construct_id="CloseFinishFunction",
@@ -353,6 +372,7 @@ def build_definition(
             "period": sfn.JsonPath.string_at("$.period"),
             "execution": sfn.JsonPath.string_at("$.execution"),
             "cursor": sfn.JsonPath.string_at("States.StringToJson('null')"),
+            "buckets": sfn.JsonPath.list_at("$.buckets"),
         },
     )
     list_accounts = _invoke(
@@ -418,6 +438,27 @@ def build_definition(
         backoff_rate=2,
         jitter_strategy=sfn.JitterType.FULL,
     )
+    audit_bucket = _invoke(
+        stack,
+        "AuditIdBucket",
+        functions["audit_ids"],
+        payload={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "bucket": sfn.JsonPath.number_at("$.bucket"),
+        },
+    )
+    audit_ids = sfn.Map(
+        stack,
+        "AuditIds",
+        items_path="$.buckets",
+        max_concurrency=config.close_account_concurrency,
+        item_selector={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "bucket": sfn.JsonPath.number_at("$$.Map.Item.Value"),
+        },
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    audit_ids.item_processor(audit_bucket)
     more_pages = (
         sfn.Choice(stack, "MorePages?")
         .when(
@@ -427,7 +468,7 @@ def build_definition(
             ),
             next_page.next(list_accounts),
         )
-        .otherwise(finish)
+        .otherwise(audit_ids.next(finish))
     )
 
     # Everything after Freeze runs inside Close: any failure releases this execution's

@@ -25,6 +25,7 @@ WORK_PREFIX = "work/"
 STATE_PREFIX = "state/"
 ARCHIVE_PREFIX = "archive/"  # closed periods' facts (billing.adapters.archive), locked
 DRAFTS_PREFIX = "drafts/"  # invoice drafts, rewritten until final (billing.finance)
+IDS_PREFIX = "ids/"  # the event ids each close read, for its id audit (billing.adapters.ids)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,13 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
                 id="expire-fact-archive",
                 prefix=ARCHIVE_PREFIX,
                 expiration=Duration.days(config.archive_retention_days + 31),
+                noncurrent_version_expiration=Duration.days(1),
+            ),
+            # The ids a close read: compared by the audits of the HOT_MONTHS closes after it.
+            s3.LifecycleRule(
+                id="expire-close-ids",
+                prefix=IDS_PREFIX,
+                expiration=Duration.days(31 * (config.effective_hot_months + 2)),
                 noncurrent_version_expiration=Duration.days(1),
             ),
             # Entity state carried between closes: read by the next close, and by any

@@ -5,10 +5,9 @@ One table, ``pk``/``sk`` strings (see docs/architecture.md for the access patter
 ========================  ===============================  ==================================
 pk                        sk                               item
 ========================  ===============================  ==================================
-F#{acct}#{period}#{nn}    {at:013d}#{fact id}              a fact of period ``period``, shard nn
-E#{acct}#{period}#{nn}    {at:013d}#{fact id}              a lifecycle fact (recording, number..)
-(the fact's pk)           X#{fact id}                      id conflict: no version is billed
-I#{2 chars of fact id}    {fact id}                        the claim of an event id (content)
+F#{acct}#{period}#{nn}    {at:013d}#{fact id}#{digest}     a fact of period ``period``, shard nn
+E#{acct}#{period}#{nn}    {at:013d}#{fact id}#{digest}     a lifecycle fact (recording, number..)
+(the fact's pk)           X#{fact id}                      id conflict (the id audit): not billed
 P#{period}                A#{acct}                         the account has usage in the period
 P#{period}                ADJ#{acct}#{prior period}        late facts of a closed prior period
 P#{period}                ADJ#{acct}#{prior}#carried       an adjustment carried from a close
@@ -42,7 +41,7 @@ Lifecycle facts (recordings, numbers, seats, SIMs) are sharded by their entity a
 apart from the period's other facts: the close reads them to roll the carried entity
 state (``billing.adapters.state``) forward without reading the period's traffic.
 
-Fact items (and their id claims) expire ``HOT_MONTHS`` periods after their period; the
+Fact items expire ``HOT_MONTHS`` periods after their period; the
 close archives them to S3 before (``billing.adapters.archive``), and ``read_period`` /
 ``read_lifecycle`` add the archived items once a period's items may have expired.
 """
@@ -73,7 +72,7 @@ from billing.domain.retention import expires_at, hot_months_from
 expressions.install()  # before any resource registers its condition-expression handler
 
 FACT_RETENTION_DAYS = 400  # the fact log outlives the period by 13 months (adjustments, audit)
-# Months after its period that a fact and its id claim stay in the table (``HOT_MONTHS``,
+# Months after its period that a fact stays in the table (``HOT_MONTHS``,
 # default ``MAX_LATE_PERIODS + 1``); the archive keeps them for the rest of the retention
 # (billing.domain.retention, billing.adapters.archive).
 HOT_MONTHS = hot_months_from(os.environ)
@@ -93,13 +92,8 @@ CONFLICT_PREFIX = "X#"  # an id-conflict marker's sk: sorts after the digits of 
 
 
 def conflict_sk(fact_id: str) -> str:
-    """The sort key of the conflict marker of ``fact_id`` (next to its first stored fact)."""
+    """The sort key of the conflict marker of ``fact_id`` (next to each stored version)."""
     return f"{CONFLICT_PREFIX}{fact_id}"
-
-
-def claim_pk(fact_id: str) -> str:
-    """The partition of an event id's claim (``billing.adapters.claims``)."""
-    return f"I#{fact_id[:2]}"
 
 
 def registry_item(account: str, period: Period | str) -> dict[str, str]:
@@ -198,8 +192,11 @@ class StoredFact:
 
 
 def fact_sk(fact: Fact) -> str:
-    """A fact's sort key: time first (the close's look-back reads a tail), then its id."""
-    return f"{fact.at:013d}#{fact.id}"
+    """A fact's sort key: time first (the close's look-back reads a tail), then its id and
+    the digest of its content. A redelivery rewrites the same item; another content sent
+    under the same id is stored next to it, whatever the order, and readers see both
+    (``billing.shard.View``)."""
+    return f"{fact.at:013d}#{fact.id}#{fact.digest()}"
 
 
 def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:

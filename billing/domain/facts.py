@@ -82,6 +82,14 @@ class Fact:
     def get(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)
 
+    def digest(self) -> str:
+        """A short digest of the fact's content (48 bits, base64url), the same before and
+        after a round trip through the table: it tells two contents sent under one ``id``
+        apart (``billing.adapters.store.fact_sk``)."""
+        canonical = repr(_canonical(self.to_item())).encode()
+        raw = hashlib.blake2b(canonical, digest_size=6).digest()
+        return base64.urlsafe_b64encode(raw).decode()
+
     def to_item(self) -> dict[str, Any]:
         """Compact, deterministic mapping (the stored form)."""
         item: dict[str, Any] = {"id": self.id, "t": self.type, "at": self.at, "k": self.key}
@@ -101,6 +109,21 @@ class Fact:
             attrs=attrs,
             entity=item.get("e"),
         )
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with its numbers written one way (a stored float comes back a Decimal, an
+    integral one an int) and its mappings in key order, each kind tagged."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(str(value))
+        return ("n", format(number.normalize() if number else Decimal(0), "f"))
+    if isinstance(value, Mapping):
+        return ("m", tuple(sorted((str(k), _canonical(v)) for k, v in value.items())))
+    if isinstance(value, list | tuple):
+        return ("l", tuple(_canonical(v) for v in value))
+    return ("s", str(value))
 
 
 def _from_store(value: Any) -> Any:

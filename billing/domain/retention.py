@@ -1,12 +1,12 @@
 """How long a period's facts stay in the table (hot), and when a reader adds the archive.
 
-A fact of period ``P`` (and its event-id claim) is written with a TTL derived from ``P``
-alone: the end of the period ``hot_months`` after ``P`` plus ``margin_days``. Every item
-of a period therefore expires at the same moment, fixed at write time: no second write per
-fact. The setting is tied to the lateness bound (``max_late_periods``): late events of
-``P`` are accepted until the close of ``P + max_late_periods`` freezes it, and that close
-runs in the month after; so ``hot_months`` is at least ``max_late_periods + 1`` (the
-default), and never below ``HOT_MONTHS_FLOOR``.
+A fact of period ``P`` is written with a TTL derived from ``P`` alone: the end of the
+period ``hot_months`` after ``P`` plus ``margin_days``. Every item of a period therefore
+expires at the same moment, fixed at write time: no second write per fact. The setting
+is tied to the lateness bound (``max_late_periods``): late events of ``P`` are accepted
+until the close of ``P + max_late_periods`` freezes it, and that close runs in the month
+after; so ``hot_months`` is at least ``max_late_periods + 1`` (the default), and never
+below ``HOT_MONTHS_FLOOR``.
 
 Before a period's facts expire its closes have written them to the archive (one part per
 account, period and storage shard; late facts in parts written by the adjusting closes).

@@ -61,7 +61,7 @@ def aws_client(
 
 
 #: Services whose calls to a registered endpoint are answered in-process: the ingest path
-#: (SQS receive/delete, DynamoDB claims and writes) and the close's reads and documents
+#: (SQS receive/delete, DynamoDB writes) and the close's reads and documents
 #: (S3). Lambda and Step Functions calls keep the socket: answered in the calling thread,
 #: a Lambda invocation runs its handler nested in the interpreter's task thread, and the
 #: close measured a quarter more CPU that way (docs/local-runtime.md).

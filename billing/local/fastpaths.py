@@ -18,7 +18,7 @@ Two more that every request pays, locally only:
 
 * **DynamoDB condition expressions are lexed and parsed on every request** (twice for a
   PutItem: once to validate it, once to evaluate it), although a handler sends the same
-  few expressions again and again (the id claim's, on every event). The parse is kept
+  few expressions again and again (a late fact's, a live item's). The parse is kept
   per expression, attribute names and the names and types of the attribute values; a
   request with the same ones gets a fresh copy of the parsed tree with its own values.
 * **moto draws every request id letter by letter** from its seeded random generator (52

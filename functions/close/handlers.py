@@ -108,6 +108,18 @@ def record_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+def audit_ids(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One id bucket of the close's id audit (``billing.adapters.ids``)."""
+    audit = month_close().audit_ids(event["period"], int(event["bucket"]))
+    if audit.conflicts:
+        logger.warning("event ids stored with two contents", extra=audit.payload())
+    metrics.add_metric("IdConflicts", MetricUnit.Count, audit.conflicts)
+    metrics.flush_metrics()
+    return audit.payload()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     done = month_close().finish(event["period"], execution=event.get("execution")).payload()
     # the period whose items expire next must be archived by now (ArchiveMissingAlarm)

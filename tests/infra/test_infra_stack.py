@@ -37,6 +37,7 @@ CLOSE_HANDLERS = {
     "CloseRateAccountFunction": "functions.close.handlers.rate_account",
     "CloseRecordFailureFunction": "functions.close.handlers.record_failure",
     "CloseReleaseFunction": "functions.close.handlers.release",
+    "CloseAuditIdsFunction": "functions.close.handlers.audit_ids",
     "CloseFinishFunction": "functions.close.handlers.finish",
 }
 
@@ -409,6 +410,7 @@ def test_state_machine_definition(synth: Synthesis) -> None:
     assert start["Type"] == "Pass"
     assert start["Parameters"]["cursor.$"] == "States.StringToJson('null')"
     assert start["Parameters"]["execution.$"] == "$.execution"
+    assert start["Parameters"]["buckets.$"] == "$.buckets"  # the id audit's, from Freeze
     assert start["Next"] == "ListAccounts"
 
     listing = states["ListAccounts"]
@@ -457,13 +459,23 @@ def test_state_machine_definition(synth: Synthesis) -> None:
         {"Variable": "$.page.cursor", "IsNull": False},
     ]
     assert when["Next"] == "NextPage"
-    assert choice["Default"] == "Finish"
+    assert choice["Default"] == "AuditIds"
     assert states["NextPage"] == {
         "Type": "Pass",
         "InputPath": "$.page.cursor",
         "ResultPath": "$.cursor",
         "Next": "ListAccounts",
     }
+    # after every account, the id audit: one task per id bucket
+    audit = states["AuditIds"]
+    assert audit["Type"] == "Map"
+    assert audit["ItemsPath"] == "$.buckets"
+    assert audit["ItemSelector"] == {"period.$": "$.period", "bucket.$": "$$.Map.Item.Value"}
+    assert audit["ResultPath"] is None
+    assert audit["Next"] == "Finish"
+    bucket = audit["ItemProcessor"]["States"]["AuditIdBucket"]
+    resource(bucket, "CloseAuditIdsFunction")
+    assert bucket["Parameters"] == {"period.$": "$.period", "bucket.$": "$.bucket"}
     finish = states["Finish"]
     resource(finish, "CloseFinishFunction")
     assert finish["Parameters"] == {"period.$": "$.period", "execution.$": "$.execution"}
@@ -484,7 +496,7 @@ def test_every_lambda_task_retries_service_errors(synth: Synthesis) -> None:
                     collect(branch["States"])
 
     collect(_definition(synth)["States"])
-    assert len(tasks) == 8
+    assert len(tasks) == 9
     for task in tasks:
         (retry,) = [r for r in task["Retry"] if "Lambda.ServiceException" in r["ErrorEquals"]]
         # + Finish: another close group of the period writing the period's documents
@@ -500,14 +512,18 @@ def test_every_lambda_task_retries_service_errors(synth: Synthesis) -> None:
 
 def test_functions_runtime_handlers_and_timeouts(synth: Synthesis) -> None:
     functions = synth.of_type("AWS::Lambda::Function")
-    assert len(functions) == 10  # ingest, live view, eight close tasks
+    assert len(functions) == 11  # ingest, live view, nine close tasks
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.12"
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
     for prefix, handler in CLOSE_HANDLERS.items():
         _, function = synth.only(prefix, "AWS::Lambda::Function")
         assert function["Properties"]["Handler"] == handler
-        long_running = prefix in {"CloseComputeShardFunction", "CloseRateAccountFunction"}
+        long_running = prefix in {
+            "CloseComputeShardFunction",
+            "CloseRateAccountFunction",
+            "CloseAuditIdsFunction",
+        }
         assert function["Properties"]["Timeout"] == (900 if long_running else 60)
 
 

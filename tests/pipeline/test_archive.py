@@ -57,15 +57,13 @@ def provision(env: Env) -> None:
 
 
 def expire(env: Env, period: str) -> int:
-    """What DynamoDB's TTL does once the period's items expire: its facts, lifecycle facts,
-    conflict markers and id claims are gone (the registry and close results stay). The
-    carried entity state in S3 expires too, so the close rebuilds it from the history."""
+    """What DynamoDB's TTL does once the period's items expire: its facts, lifecycle facts
+    and conflict markers are gone (the registry and close results stay). The carried
+    entity state in S3 expires too, so the close rebuilds it from the history."""
     gone = 0
     for item in env.table.scan()["Items"]:
         pk = str(item["pk"])
-        if (pk.startswith(("F#", "E#")) and f"#{period}#" in pk) or pk.startswith("I#"):
-            if pk.startswith("I#") and str(item["fpk"]).split("#")[2] != period:
-                continue
+        if pk.startswith(("F#", "E#")) and f"#{period}#" in pk:
             env.table.delete_item(Key={"pk": pk, "sk": item["sk"]})
             gone += 1
     for key in list(objects(env, "state/")):
@@ -95,7 +93,7 @@ def test_a_rerun_after_the_items_expired_reads_the_archive_byte_identically(env:
     for p in manifest["parts"]:  # the manifest's checksums are those of the parts
         decode_part(parts[p["key"]], p["sha256"])
 
-    assert expire(env, "2026-10") >= 16 + 16  # facts, lifecycle fact and their claims
+    assert expire(env, "2026-10") == 15 + 1  # the facts and the lifecycle fact
     forget_result(env, "2026-10", "acme")
     again = run(month_close(env), "2026-10")
     assert again["issued"] == 1
@@ -115,7 +113,7 @@ def test_an_adjustment_of_an_archived_period_reads_archive_and_late_items(env: E
     run(month_close(env), "2026-10")
     expire(env, "2026-10")
     # November: two late October facts, and a redelivery of an October event already
-    # billed (its item and claim expired: it is stored again, late, and not billed again)
+    # billed (its item expired: it is stored again, late, and not billed again)
     send(env, "acme", 20, 2, month=10)
     deliver(env, billed)
     send(env, "acme", 4, 3, month=11)

@@ -1,6 +1,10 @@
 """A reused ``source``+``id`` with a different content is a conflict: no version of that id
-is billed, every version is kept in the rejected store, whatever the arrival order, the
-shard or the month. An identical redelivery stays harmless."""
+is billed, whatever the arrival order, the shard, the account or the month.
+
+Both versions are stored (a fact's sort key holds its content digest). Two versions one
+read holds (one partition and its look-back tail) are never billed; versions in places no
+read holds together are found by the close's id audit, which marks each one, and the next
+close credits what was billed. An identical redelivery stays harmless."""
 
 from __future__ import annotations
 
@@ -15,9 +19,11 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.adapters.ids import IdRow, conflicts
 from billing.adapters.invoices import DocumentStore
-from billing.adapters.store import UsageStore
+from billing.adapters.store import UsageStore, _to_dynamo, fact_item
 from billing.close import MonthClose
+from billing.domain.facts import Fact
 from billing.domain.plan import load_plan
 from billing.queries import current_usage
 from tests.factories import at, raw
@@ -32,7 +38,7 @@ def sms(event_id: str, parts: int = 1, user: str = "+33600000001", **kw: Any) ->
     return raw(
         "message.outbound",
         when,
-        "acme",
+        kw.pop("account", "acme"),
         event_id=event_id,
         message_id=kw.pop("message_id", f"msg-{event_id}"),
         channel="sms",
@@ -44,21 +50,28 @@ def sms(event_id: str, parts: int = 1, user: str = "+33600000001", **kw: Any) ->
     )
 
 
-def parts_billed(env: Env, period: str = PERIOD) -> int:
-    usage = current_usage(env.store, "acme", period).to_json()
+def parts_billed(env: Env, period: str = PERIOD, account: str = "acme") -> int:
+    usage = current_usage(env.store, account, period).to_json()
     return sum(int(line["quantity"]) for line in usage["lines"] if "sms" in json.dumps(line))
 
 
-def conflicts(env: Env) -> list[dict[str, Any]]:
-    docs = [env.rejects.get(k) for k in env.rejects.list_keys()]
-    return [d for d in docs if d["reason"] == "id_conflict"]
+def stored(env: Env, prefix: str) -> list[dict[str, Any]]:
+    return [i for i in env.table.scan()["Items"] if str(i["sk"]).startswith(prefix)]
+
+
+def versions(env: Env, event_id: str) -> list[dict[str, Any]]:
+    """The stored fact items sent under ``event_id``."""
+    items = env.table.scan()["Items"]
+    return [i for i in items if f"msg-{event_id}" in json.dumps(i.get("a"), default=str)]
 
 
 BASE = [sms("other-1", 2, "+33600000009"), sms("other-2", 1, "+33600000008")]
 
 
 @pytest.mark.parametrize("order", [(1, 5), (5, 1)])
-def test_reused_id_bills_no_version_in_either_order(env: Env, order: tuple[int, int]) -> None:
+def test_reused_id_in_one_partition_bills_no_version_in_either_order(
+    env: Env, order: tuple[int, int]
+) -> None:
     deliver(env, dumps(BASE))
     base = parts_billed(env)
     assert base == 3
@@ -67,41 +80,17 @@ def test_reused_id_bills_no_version_in_either_order(env: Env, order: tuple[int, 
     assert parts_billed(env) == base + order[0]
     deliver(env, dumps([second]))
     assert parts_billed(env) == base
-    kept = conflicts(env)
-    assert len(kept) == 1
-    assert json.loads(kept[0]["body"])["data"]["parts"] == order[1]
-    stored_first = kept[0]["errors"][0]["first_version"]
-    assert int(stored_first["a"].get("parts", 1)) == order[0]
-    assert "+3360" not in json.dumps(stored_first)  # pseudonymized
+    assert len(versions(env, "dup")) == 2  # both kept, neither billed
     # every later delivery of either version changes nothing
     deliver(env, dumps([first, second, first]))
     assert parts_billed(env) == base
-
-
-def test_reused_id_across_shards_bills_nothing(env: Env) -> None:
-    events = [sms("dup", 1, f"+336000001{n:02d}") for n in range(8)]
-    shards = {json.dumps(e["data"]["end_user"]) for e in events}
-    assert len(shards) == 8
-    deliver(env, dumps(BASE + events), batch=3)
-    assert parts_billed(env) == 3
-
-
-def test_reused_id_across_months_bills_neither_month(env: Env) -> None:
-    october = sms("dup", 1, when=at(20, 10))
-    november = sms("dup", 1, when=at(3, 10, month=11))
-    deliver(env, dumps([october]))
-    assert parts_billed(env) == 1
-    deliver(env, dumps([november]))
-    assert parts_billed(env) == 0
-    assert parts_billed(env, "2026-11") == 0
-    assert len(conflicts(env)) == 1
+    assert len(versions(env, "dup")) == 2
 
 
 def test_reused_id_within_one_batch(env: Env) -> None:
     resp = env.ingestor().handle(sqs_event(dumps([sms("dup", 1), sms("dup", 5), *BASE])))
     assert resp["batchItemFailures"] == []
     assert parts_billed(env) == 3
-    assert len(conflicts(env)) == 1
 
 
 def test_identical_redelivery_is_harmless(env: Env) -> None:
@@ -109,10 +98,10 @@ def test_identical_redelivery_is_harmless(env: Env) -> None:
     deliver(env, dumps([event, event]))
     deliver(env, dumps([event]))
     assert parts_billed(env) == 4
-    assert conflicts(env) == []
+    assert len(versions(env, "same")) == 1
 
 
-def test_crash_between_claim_and_fact_write_stores_on_redelivery(
+def test_a_crash_before_the_fact_write_stores_it_on_redelivery(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = sms("c1", 3)
@@ -129,35 +118,166 @@ def test_crash_between_claim_and_fact_write_stores_on_redelivery(
     assert parts_billed(env) == 3
 
 
-def test_crash_between_conflict_and_marker_writes_marker_on_redelivery(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    deliver(env, dumps([sms("c2", 1)]))
-    ingestor = env.ingestor()
-
-    def crash(*_: Any, **__: Any) -> bool:
-        raise RuntimeError("container killed")
-
-    monkeypatch.setattr(ingestor.store, "put_late", crash)
-    resp = ingestor.handle(sqs_event(dumps([sms("c2", 5)]), ["m1"]))
-    assert resp["batchItemFailures"] == [{"itemIdentifier": "m1"}]
-    monkeypatch.undo()
-    deliver(env, dumps([sms("c2", 5)]))
-    assert parts_billed(env) == 0
-    markers = [i for i in env.table.scan()["Items"] if i["sk"].startswith("X#")]
-    assert len(markers) == 1
-
-
-def test_conflict_on_an_invoiced_fact_is_a_late_removal(env: Env) -> None:
+def test_a_version_sent_after_the_freeze_is_a_late_removal(env: Env) -> None:
     deliver(env, dumps([*BASE, sms("inv", 2)]))
     env.store.freeze(PERIOD, "2026-11-01T06:00:00+00:00")
     deliver(env, dumps([sms("inv", 7)]))
-    items = env.table.scan()["Items"]
-    (marker,) = [i for i in items if i["sk"].startswith("X#")]
-    assert marker["adj"] == "2026-11"
-    adjs = [(i["pk"], i["sk"]) for i in items if i["sk"].startswith("ADJ#")]
+    late = [v for v in versions(env, "inv") if "adj" in v]
+    assert [v["adj"] for v in late] == ["2026-11"]
+    adjs = [(i["pk"], i["sk"]) for i in stored(env, "ADJ#")]
     assert adjs == [("P#2026-11", "ADJ#acme#2026-10")]
-    assert parts_billed(env) == 3  # everything stored: the removed fact is gone
+    assert parts_billed(env) == 3  # everything stored: neither version
+
+
+# --- the close: its id audit -----------------------------------------------------------
+
+
+def run_close(env: Env, period: str, accounts: tuple[str, ...] = ("acme",)) -> dict[str, Any]:
+    """The state machine's tasks in process, the id audit included; acme's document."""
+    with suppress(ClientError):  # a re-run of the close
+        boto3.client("events").create_event_bus(Name=f"bus-{period}")
+    plan = load_plan("examples/plans/retail-eu.yaml")
+    store = UsageStore(env.table, SHARDS)
+    for account in accounts:
+        mine = plan.model_copy(update={"account": account})
+        store.put_plan(account, mine.effective_from, mine.model_dump(mode="json"))
+    mc = MonthClose(
+        store, DocumentStore(env.s3, "invoices"), boto3.client("events"), f"bus-{period}", 0
+    )
+    frozen = mc.freeze(period, settle=0, force=True)
+    for account in accounts:
+        mc.close_account(period, account)
+    assert [mc.audit_ids(period, b).bucket for b in frozen.buckets] == list(frozen.buckets)
+    mc.finish(period)
+    (result,) = [r for r in store.results(period) if r["account"] == "acme"]
+    body = mc.documents.read(result["keys"]["json"])
+    assert body is not None
+    return dict(json.loads(body))
+
+
+def credited(document: dict[str, Any], period: str) -> Decimal:
+    lines = [a for a in document["adjustment_lines"] if a["period"] == period]
+    return sum((Decimal(str(a["amount"])) for a in lines), Decimal(0))
+
+
+def test_the_next_close_adjusts_away_an_invoiced_version(env: Env) -> None:
+    deliver(env, dumps([*BASE, sms("inv", 2)]))
+    october = run_close(env, PERIOD)
+    deliver(env, dumps([sms("inv", 7), sms("nov", 1, when=at(4, 10, month=11))]))
+    november = run_close(env, "2026-11")
+    adjustments = november["adjustment_lines"]
+    assert adjustments, november
+    assert {a["period"] for a in adjustments} == {PERIOD}
+    assert all(Decimal(str(a["amount"])) < 0 for a in adjustments), adjustments
+    assert october["lines"]
+    # a re-run of October's close still sees what it invoiced
+    assert run_close(env, PERIOD) == october
+
+
+def test_reused_id_across_shards_is_billed_once_then_credited_by_the_next_close(
+    env: Env,
+) -> None:
+    events = [sms("dup", 1, f"+336000001{n:02d}") for n in range(8)]
+    deliver(env, dumps(BASE + events), batch=3)
+    stored_in = [str(v["pk"]) for v in versions(env, "dup")]
+    shards = set(stored_in)
+    alone = sum(1 for pk in shards if stored_in.count(pk) == 1)
+    assert alone > 1  # versions no single read holds together
+    # before the close's audit: a version alone in its shard is billed there
+    assert parts_billed(env) == 3 + alone
+    october = run_close(env, PERIOD)
+    assert october["lines"]
+    markers = stored(env, "X#")
+    assert {str(m["pk"]) for m in markers} == shards  # next to every version
+    assert {m["adj"] for m in markers} == {"2026-11"}  # October is invoiced: a late change
+    assert ("P#2026-11", "ADJ#acme#2026-10") in {(i["pk"], i["sk"]) for i in stored(env, "ADJ#")}
+    assert parts_billed(env) == 3  # everything stored: no version
+    deliver(env, dumps([sms("nov", 1, when=at(4, 10, month=11))]))
+    november = run_close(env, "2026-11")
+    assert credited(november, PERIOD) < 0
+    assert run_close(env, PERIOD) == october  # October's re-run: what it invoiced
+
+
+def test_reused_id_across_months_is_credited_for_both_months(env: Env) -> None:
+    october = sms("dup", 1, when=at(20, 10))
+    november = sms("dup", 1, "+33600000077", when=at(3, 10, month=11))
+    deliver(env, dumps([*BASE, october]))
+    run_close(env, PERIOD)
+    deliver(env, dumps([november]))
+    run_close(env, "2026-11")
+    # both invoiced before November's audit found the reuse: December credits both
+    adjs = {(i["pk"], i["sk"]) for i in stored(env, "ADJ#")}
+    assert {("P#2026-12", "ADJ#acme#2026-10"), ("P#2026-12", "ADJ#acme#2026-11")} <= adjs
+    assert parts_billed(env) == 3
+    assert parts_billed(env, "2026-11") == 0
+    december = run_close(env, "2026-12")
+    assert credited(december, PERIOD) < 0
+    assert credited(december, "2026-11") < 0
+
+
+def test_one_content_sent_for_two_accounts_is_marked_in_both(env: Env) -> None:
+    deliver(env, dumps([*BASE, sms("dup", 1), sms("dup", 1, account="globex")]))
+    assert parts_billed(env, account="globex") == 1
+    run_close(env, PERIOD, ("acme", "globex"))
+    accounts = {str(m["pk"]).split("#")[1] for m in stored(env, "X#")}
+    assert accounts == {"acme", "globex"}
+    assert parts_billed(env) == 3
+    assert parts_billed(env, account="globex") == 0
+
+
+def test_an_audit_rerun_or_a_crash_in_it_changes_nothing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [sms("dup", 1, f"+336000001{n:02d}") for n in range(4)]
+    deliver(env, dumps(BASE + events))
+    run_close(env, PERIOD)
+    first = sorted((m["pk"], m["sk"], m.get("adj")) for m in stored(env, "X#"))
+    assert len(first) > 1
+    for marker in stored(env, "X#")[1:]:  # a crash after the first marker
+        env.table.delete_item(Key={"pk": marker["pk"], "sk": marker["sk"]})
+    mc = MonthClose(
+        UsageStore(env.table, SHARDS),
+        DocumentStore(env.s3, "invoices"),
+        boto3.client("events"),
+        "bus",
+        0,
+    )
+    audits = mc.audit_all(PERIOD)
+    assert sum(a.conflicts for a in audits) == 1
+    assert sum(a.marked for a in audits) == len(first) - 1
+    assert sorted((m["pk"], m["sk"], m.get("adj")) for m in stored(env, "X#")) == first
+    assert sum(a.marked for a in mc.audit_all(PERIOD)) == 0
+
+
+def test_an_id_read_twice_with_one_content_is_no_conflict() -> None:
+    row = IdRow("f1", "AAAAAAAA", "F#acme#2026-10#03", 1)
+    other = IdRow("f1", "BBBBBBBB", "F#acme#2026-10#05", 2)
+    elsewhere = IdRow("f1", "AAAAAAAA", "F#globex#2026-10#03", 1)
+    assert conflicts([row, row, IdRow("f2", "CCCCCCCC", "F#acme#2026-10#03", 3)]) == {}
+    assert conflicts([row, other, row]) == {"f1": [row, other]}
+    assert conflicts([row, elsewhere]) == {"f1": [row, elsewhere]}
+
+
+numbers = st.one_of(
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4),
+)
+values = st.recursive(
+    st.one_of(numbers, st.text(max_size=8), st.booleans()),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@given(attrs=st.dictionaries(st.text(min_size=1, max_size=6), values, max_size=5))
+def test_a_facts_digest_is_the_same_after_a_round_trip_through_the_table(
+    attrs: dict[str, Any],
+) -> None:
+    fact = Fact(id="f1", type="message.outbound", at=1, key="k", attrs=attrs)
+    back = Fact.from_item(_to_dynamo(fact_item("acme", fact, SHARDS)))
+    assert back.digest() == fact.digest()
+    assert fact_item("acme", back, SHARDS)["sk"] == fact_item("acme", fact, SHARDS)["sk"]
 
 
 EVENTS = [
@@ -165,7 +285,7 @@ EVENTS = [
     sms("r1", 1),
     sms("r1", 5),
     sms("r2", 2, "+33600000077"),
-    sms("r2", 2, "+33600000078"),
+    sms("r2", 2, "+33600000079"),  # another storage shard than +33600000077
     sms("r3", 3),
 ]
 
@@ -185,38 +305,7 @@ def test_billed_state_is_the_same_for_every_arrival_order(
     env.table = create_table()
     env.store = UsageStore(env.table, SHARDS)
     deliver(env, dumps([EVENTS[i] for i in [*order, *again]]), batch=batch)
-    assert parts_billed(env) == 3 + 3  # BASE and r3; neither version of r1 nor r2
-
-
-def run_close(env: Env, period: str) -> dict[str, Any]:
-    with suppress(ClientError):  # a re-run of the close
-        boto3.client("events").create_event_bus(Name=f"bus-{period}")
-    plan = load_plan("examples/plans/retail-eu.yaml").model_copy(update={"account": "acme"})
-    store = UsageStore(env.table, SHARDS)
-    store.put_plan("acme", plan.effective_from, plan.model_dump(mode="json"))
-    mc = MonthClose(
-        store, DocumentStore(env.s3, "invoices"), boto3.client("events"), f"bus-{period}", 0
-    )
-    mc.freeze(period, settle=0, force=True)
-    for unit in mc.plan_account(period, "acme").units:
-        mc.compute_unit(unit)
-    mc.rate_account(period, "acme")
-    mc.finish(period)
-    (result,) = [r for r in store.results(period) if r["account"] == "acme"]
-    body = mc.documents.read(result["keys"]["json"])
-    assert body is not None
-    return dict(json.loads(body))
-
-
-def test_the_next_close_adjusts_away_an_invoiced_version(env: Env) -> None:
-    deliver(env, dumps([*BASE, sms("inv", 2)]))
-    october = run_close(env, PERIOD)
-    deliver(env, dumps([sms("inv", 7), sms("nov", 1, when=at(4, 10, month=11))]))
-    november = run_close(env, "2026-11")
-    adjustments = november["adjustment_lines"]
-    assert adjustments, november
-    assert {a["period"] for a in adjustments} == {PERIOD}
-    assert all(Decimal(str(a["amount"])) < 0 for a in adjustments), adjustments
-    assert october["lines"]
-    # a re-run of October's close still sees what it invoiced
-    assert run_close(env, PERIOD) == october
+    # BASE and r3; neither version of r1 (one partition); r2's two end users are two
+    # shards, billed until the close's audit
+    assert parts_billed(env) == 3 + 3 + 2 + 2
+    assert len(env.table.scan()["Items"]) == len(EVENTS) + 1  # every version, the registry

@@ -346,12 +346,12 @@ def test_late_event_is_stored_once_as_an_adjustment_of_the_next_period(env: Env)
     assert reference([*events, late], "acme") == after != before
 
 
-def test_without_a_cache_the_frozen_set_is_read_per_batch_and_before_the_write(
+def test_without_a_cache_the_frozen_set_is_read_once_per_batch(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``FROZEN_CACHE_SECONDS=0`` (the local runtime): a batch reads the frozen periods for
-    its records once and again right before writing, not once per record; a batch that
-    starts after a freeze sees it (its fact is stored late, for the adjusting close)."""
+    """``FROZEN_CACHE_SECONDS=0`` (the local runtime): a batch reads the frozen periods
+    once, not once per record; a batch that starts after a freeze sees it (its fact is
+    stored late, for the adjusting close)."""
     monkeypatch.setenv("FROZEN_CACHE_SECONDS", "0")
     ingestor = env.ingestor()
     reads: list[int] = []
@@ -376,10 +376,10 @@ def test_without_a_cache_the_frozen_set_is_read_per_batch_and_before_the_write(
         ]
     )
     ingestor.handle(sqs_event(bodies[:5]))
-    assert len(reads) == 2
+    assert len(reads) == 1
     env.store.freeze("2026-10", "2026-11-01T06:00:00")
     ingestor.handle(sqs_event(bodies[5:]))
-    assert len(reads) == 4
+    assert len(reads) == 2
     late = [i for i in env.table.scan()["Items"] if str(i["pk"]).startswith("F#") and "adj" in i]
     assert len(late) == 5
 

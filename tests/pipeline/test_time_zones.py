@@ -12,10 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
+from billing.adapters.ids import IdRow, mark_version
 from billing.adapters.invoices import DocumentStore
 from billing.close import MonthClose, close_groups
 from billing.domain.events import Envelope
-from billing.domain.facts import event_key
+from billing.domain.facts import Fact, event_key
 from billing.domain.plan import PricePlan
 from billing.domain.settings import ContractSettings
 from billing.live import LiveUsage
@@ -186,19 +187,29 @@ def test_each_close_group_closes_after_its_own_local_end(env: Env, close: MonthC
         pytest.param(utc(2026, 10, 31, 14), True, id="october-in-seoul"),
     ],
 )
-def test_a_reused_id_is_judged_in_the_first_accounts_calendar(
+def test_a_reused_ids_version_is_judged_in_its_own_accounts_calendar(
     env: Env, close: MonthClose, when: datetime, late: bool
 ) -> None:
-    """Seoul's October is frozen: the first version is a late change only when Seoul's
-    calendar puts it in October, whatever its UTC month."""
+    """Seoul's October is frozen: the id audit's marker next to Seoul's version is a late
+    change only when Seoul's calendar puts that version in October, whatever its UTC
+    month; Paris's version of the id, in UTC's October still open, is not."""
     first = sms("seoul", when, "r1")
-    ingest(env, [first])
+    ingest(env, [first, mt(when, "other-content", account="paris", event_id="seoul-r1")])
     env.store.freeze(SEOUL_OCT, "2026-11-01T00:00:00+00:00")
-    reused = mt(when, "other-content", account="seoul", event_id="seoul-r1")
-    env.ingestor().handle(sqs_event([reused.model_dump_json()]))
-    markers = [i for i in env.table.scan()["Items"] if str(i["sk"]).startswith("X#")]
-    assert len(markers) == 1
-    assert ("adj" in markers[0]) is late
+    frozen = env.store.frozen_periods()
+    for item in env.table.scan()["Items"]:
+        if str(item["pk"]).startswith("F#"):
+            row = IdRow.of(Fact.from_item(item), str(item["pk"]))
+            assert row.sk == item["sk"]
+            assert mark_version(env.store, row, frozen, close.zone_of, 6)
+    markers = {
+        str(i["pk"]).split("#")[1]: i
+        for i in env.table.scan()["Items"]
+        if str(i["sk"]).startswith("X#")
+    }
+    assert sorted(markers) == ["paris", "seoul"]
+    assert ("adj" in markers["seoul"]) is late
+    assert "adj" not in markers["paris"]
 
 
 # --- the live view follows the account's calendar ---------------------------------------

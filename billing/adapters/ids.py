@@ -1,0 +1,193 @@
+"""The close's id audit: one billed content per ``source``+``id``, whatever the partition.
+
+A fact's sort key holds its id and the digest of its content (``store.fact_sk``), so two
+contents sent under one id are both stored, whatever the order, and a read that holds both
+bills neither (``billing.shard.View``). That covers a reused id within one partition and
+its look-back tail, the usual case: a retry with another body keeps its end user, so its
+storage shard. Versions that no single read holds (another shard, account or month) are
+found by the close:
+
+- each unit of work writes the ids of the facts it read, per *id bucket*, to the invoice
+  bucket (``ids/{period}/{bucket}/{account}/{unit}.jsonl.gz``: id, content digest, where
+  the fact is stored);
+- after every account, ``AuditIds`` (one task per bucket) reads the bucket's ids of the
+  period closed and of the ``HOT_MONTHS`` periods before it, and writes a conflict marker
+  (``X#{fact id}``) next to every version of an id stored with two contents (or with one
+  content for two accounts).
+
+A marker next to a version of a frozen period is a late change, as a late fact is: it
+carries the adjusting period (``adj``) and that period gets the ``ADJ#`` markers, so the
+next close credits what was billed (``store.late_change``). A marker in an open period
+keeps the version out of that period's invoice. Markers are written once and never
+retagged (``put_late``), so the audit's re-runs and overlapping windows change nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from billing.adapters.store import (
+    HOT_MONTHS,
+    UsageStore,
+    conflict_sk,
+    late_change,
+    shard_of_item,
+)
+from billing.domain.facts import Fact
+from billing.domain.lateness import frozen_in_zone
+from billing.domain.periods import UTC_ZONE, Period, ZoneOf, period_at
+from billing.domain.retention import expires_at
+
+IDS = "ids/"  # the invoice bucket's prefix of the close's id files
+# Buckets of the id audit (one AuditIds task each). A bucket holds about 1/16 of a period's
+# ids: ~40 bytes each uncompressed, so 6M facts per period and bucket (100M events a month)
+# stay well inside one task's memory. Every period is audited with the same buckets.
+ID_BUCKETS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class IdRow:
+    """One stored version of an event id: its content digest and where it is stored."""
+
+    id: str
+    digest: str
+    pk: str
+    at: int
+
+    def to_json(self) -> list[Any]:
+        return [self.id, self.digest, self.pk, self.at]
+
+    @classmethod
+    def of(cls, fact: Fact, pk: str) -> IdRow:
+        return cls(fact.id, fact.digest(), pk, fact.at)
+
+    @property
+    def account(self) -> str:
+        where = shard_of_item(self.pk)
+        if where is None:
+            raise ValueError(f"not a fact partition: {self.pk!r}")
+        return where.account
+
+    @property
+    def sk(self) -> str:
+        """The sort key of the fact (``store.fact_sk``)."""
+        return f"{self.at:013d}#{self.id}#{self.digest}"
+
+
+def bucket_of(fact_id: str, buckets: int = ID_BUCKETS) -> int:
+    return zlib.crc32(fact_id.encode()) % buckets
+
+
+def ids_prefix(period: str, bucket: int) -> str:
+    return f"{IDS}{period}/{bucket:02d}/"
+
+
+def ids_key(period: str, bucket: int, account: str, unit: str) -> str:
+    return f"{ids_prefix(period, bucket)}{account}/{unit}.jsonl.gz"
+
+
+def conflicts(rows: Iterable[IdRow]) -> dict[str, list[IdRow]]:
+    """The ids stored more than once, each with its versions in a stable order. A content
+    has one place (its period and shard follow from it), so an id stored twice was sent
+    with two contents, or with one content for two accounts."""
+    versions: dict[str, dict[tuple[str, str], IdRow]] = {}
+    for row in rows:
+        versions.setdefault(row.id, {})[(row.digest, row.pk)] = row
+    return {
+        fact_id: [found[k] for k in sorted(found)]
+        for fact_id, found in sorted(versions.items())
+        if len(found) > 1
+    }
+
+
+class IdFiles:
+    """The id files of the invoice bucket (``IDS``): written by the close's units, read
+    by its audit."""
+
+    def __init__(self, s3: Any, bucket: str, buckets: int = ID_BUCKETS) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.buckets = buckets
+
+    def write_unit(self, period: str, account: str, unit: str, rows: Sequence[IdRow]) -> int:
+        """Write the ids one unit read of ``period``, one file per id bucket that has some
+        (a re-run rewrites the same files; a file left by an earlier plan of the account
+        holds versions its new files hold too). The number of files written."""
+        per_bucket: dict[int, list[IdRow]] = {}
+        for row in rows:
+            per_bucket.setdefault(bucket_of(row.id, self.buckets), []).append(row)
+        for bucket, found in sorted(per_bucket.items()):
+            lines = "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in found)
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=ids_key(period, bucket, account, unit),
+                Body=gzip.compress(lines.encode(), mtime=0),
+                ContentType="application/gzip",
+            )
+        return len(per_bucket)
+
+    def read_bucket(self, period: str, bucket: int) -> list[IdRow]:
+        """Every id row of one period and bucket."""
+        rows: list[IdRow] = []
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=ids_prefix(period, bucket)
+        )
+        for page in pages:
+            for entry in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=self.bucket, Key=entry["Key"])["Body"].read()
+                for line in gzip.decompress(body).decode().splitlines():
+                    fact_id, digest, pk, at = json.loads(line)
+                    rows.append(IdRow(str(fact_id), str(digest), str(pk), int(at)))
+        return rows
+
+
+def mark_version(
+    store: UsageStore,
+    version: IdRow,
+    frozen: Iterable[str],
+    zone_of: Callable[[str], ZoneOf | None],
+    lookback_hours: int,
+) -> bool:
+    """Write the conflict marker next to one stored version of a conflicted id (never
+    retagged: False if it was there). If the version's period is frozen in its account's
+    calendar (``zone_of``: its zones, ``None`` for UTC), its removal is a late change."""
+    where = shard_of_item(version.pk)
+    if where is None:
+        raise ValueError(f"not a fact partition: {version.pk!r}")
+    marker: dict[str, Any] = {
+        "pk": version.pk,
+        "sk": conflict_sk(version.id),
+        "id": version.id,
+        "at": version.at,
+        "expires_at": expires_at(Period.parse(where.period), HOT_MONTHS),
+    }
+    item = store.table.get_item(Key={"pk": version.pk, "sk": version.sk}).get("Item")
+    fact = Fact.from_item(item) if item else None
+    zones = zone_of(where.account)
+    if fact is not None and zones is not None:
+        fact = replace(fact, local=period_at(fact.at, zones))
+    zone = fact.period.zone if fact is not None else UTC_ZONE
+    frozen_set = frozen_in_zone(frozenset(frozen), zone)
+    if fact is not None and str(fact.period) in frozen_set:
+        change = late_change(where.account, fact, frozen_set, lookback_hours)
+        marker["adj"] = change.adj
+        # the marker's own adjusting markers first: a crash after them is harmless
+        store.put_items(change.markers)
+    return store.put_late(marker)
+
+
+__all__ = [
+    "IDS",
+    "ID_BUCKETS",
+    "IdFiles",
+    "IdRow",
+    "bucket_of",
+    "conflicts",
+    "ids_key",
+    "mark_version",
+]
