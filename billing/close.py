@@ -753,10 +753,17 @@ class MonthClose:
         frozen = self.store.frozen_periods()
         marked = 0
         for versions in found.values():
+            if len({v.pk for v in versions}) == 1:
+                continue  # every read of that partition holds all versions: none billed
             for version in versions:
                 account = version.account
                 lookback = self.settings_for(account, str(window[0])).lookback_hours
                 marked += mark_version(self.store, version, frozen, self.zone_of, lookback)
+        self.store.put_id_conflicts(
+            str(last),
+            bucket,
+            [{"id": i, "versions": [v.where() for v in vs]} for i, vs in found.items()],
+        )
         return IdAudit(bucket, len(found), marked)
 
     def audit_all(self, period: str) -> list[IdAudit]:
@@ -857,6 +864,7 @@ class MonthClose:
                 failures,
                 skipped,
                 {r["account"]: r.get("live_differences", []) for r in issued},
+                self.store.id_conflicts(period),
             ),
             CONTENT_TYPES["json"],
         )

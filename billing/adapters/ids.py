@@ -33,6 +33,7 @@ from typing import Any
 
 from billing.adapters.store import (
     HOT_MONTHS,
+    ShardKey,
     UsageStore,
     conflict_sk,
     late_change,
@@ -67,11 +68,20 @@ class IdRow:
         return cls(fact.id, fact.digest(), pk, fact.at)
 
     @property
-    def account(self) -> str:
-        where = shard_of_item(self.pk)
-        if where is None:
+    def place(self) -> ShardKey:
+        """The account, period and storage shard of the version's partition."""
+        place = shard_of_item(self.pk)
+        if place is None:
             raise ValueError(f"not a fact partition: {self.pk!r}")
-        return where.account
+        return place
+
+    @property
+    def account(self) -> str:
+        return self.place.account
+
+    def where(self) -> dict[str, Any]:
+        """Where this version is stored, for the close's manifest."""
+        return {"account": self.account, "period": self.place.period, "at": self.at}
 
     @property
     def sk(self) -> str:
@@ -156,9 +166,7 @@ def mark_version(
     """Write the conflict marker next to one stored version of a conflicted id (never
     retagged: False if it was there). If the version's period is frozen in its account's
     calendar (``zone_of``: its zones, ``None`` for UTC), its removal is a late change."""
-    where = shard_of_item(version.pk)
-    if where is None:
-        raise ValueError(f"not a fact partition: {version.pk!r}")
+    where = version.place
     marker: dict[str, Any] = {
         "pk": version.pk,
         "sk": conflict_sk(version.id),

@@ -11,6 +11,7 @@ E#{acct}#{period}#{nn}    {at:013d}#{fact id}#{digest}     a lifecycle fact (rec
 P#{period}                A#{acct}                         the account has usage in the period
 P#{period}                ADJ#{acct}#{prior period}        late facts of a closed prior period
 P#{period}                ADJ#{acct}#{prior}#carried       an adjustment carried from a close
+P#{period}                IDS#{bucket}                     reused event ids the id audit found
 P#{period}                STATUS                           frozen / closed
 P#{period}                R#{acct}                         close result of one account
 P#{period}                LOCK                             the execution closing the period
@@ -572,6 +573,25 @@ class UsageStore(DocumentsLock):
             for i in self._adjustment_markers(period, account)
             if "billed" in i
         }
+
+    def put_id_conflicts(
+        self, period: str, bucket: int, conflicts: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """What the id audit of one bucket found for the close of ``period`` (each reused
+        id and where its versions are), replaced by every run that finds any."""
+        if not conflicts:  # a re-run finds at least what an earlier run found
+            return
+        key = {"pk": f"P#{period}", "sk": f"IDS#{bucket:02d}"}
+        body = json.dumps(list(conflicts), sort_keys=True, separators=(",", ":")).encode()
+        self.table.put_item(Item={**key, "conflicts": gzip.compress(body, mtime=0)})
+
+    def id_conflicts(self, period: str) -> list[dict[str, Any]]:
+        """Every reused id the id audits of ``period``'s closes found (``put_id_conflicts``)."""
+        cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with("IDS#")
+        out: list[dict[str, Any]] = []
+        for item in self._query(KeyConditionExpression=cond):
+            out.extend(json.loads(gzip.decompress(bytes(item["conflicts"].value))))
+        return sorted(out, key=lambda c: str(c["id"]))
 
     def estimate_period_facts(self, account: str, period: Period, shards: Sequence[str]) -> int:
         """About how many facts the account has in ``period`` (its ``F#`` partitions), to size

@@ -268,12 +268,15 @@ def manifest(
     failures: Iterable[Mapping[str, Any]] = (),
     adjustment_failures: Iterable[Mapping[str, Any]] = (),
     live_differences: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
+    id_conflicts: Iterable[Mapping[str, Any]] = (),
 ) -> bytes:
     """The close's record of a period: what was issued (with a SHA-256 of each invoice's
     JSON), what failed and why, the totals per currency, where the live view of usage
-    differed from the invoices (per account and metric line; empty when it agrees), and
-    the accounts whose document is a usage statement, not an invoice, because they have
-    no billing profile (``without_billing_profile``; empty when every account has one)."""
+    differed from the invoices (per account and metric line; empty when it agrees), the
+    accounts whose document is a usage statement, not an invoice, because they have no
+    billing profile (``without_billing_profile``; empty when every account has one), and
+    the event ids the close's id audit found reused (``id_conflicts``, only when there are
+    some: each id and where its versions are stored; none of them is billed)."""
     issued = sorted(invoices, key=lambda i: i.account)
     failed = sorted(
         ({"account": str(f["account"]), "error": str(f.get("error", ""))} for f in failures),
@@ -325,6 +328,9 @@ def manifest(
     }
     if not doc["adjustment_failures"]:  # the key appears only when something was left out
         del doc["adjustment_failures"]
+    conflicts = sorted((dict(c) for c in id_conflicts), key=lambda c: str(c["id"]))
+    if conflicts:
+        doc["id_conflicts"] = conflicts
     return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
 
 

@@ -155,6 +155,12 @@ def run_close(env: Env, period: str, accounts: tuple[str, ...] = ("acme",)) -> d
     return dict(json.loads(body))
 
 
+def manifest(env: Env, period: str) -> dict[str, Any]:
+    body = DocumentStore(env.s3, "invoices").read(f"invoices/{period}/manifest.json")
+    assert body is not None
+    return dict(json.loads(body))
+
+
 def credited(document: dict[str, Any], period: str) -> Decimal:
     lines = [a for a in document["adjustment_lines"] if a["period"] == period]
     return sum((Decimal(str(a["amount"])) for a in lines), Decimal(0))
@@ -165,6 +171,9 @@ def test_the_next_close_adjusts_away_an_invoiced_version(env: Env) -> None:
     october = run_close(env, PERIOD)
     deliver(env, dumps([sms("inv", 7), sms("nov", 1, when=at(4, 10, month=11))]))
     november = run_close(env, "2026-11")
+    # both versions in one partition: every read voids them, the audit marks nothing
+    assert stored(env, "X#") == []
+    assert len(manifest(env, "2026-11")["id_conflicts"]) == 1
     adjustments = november["adjustment_lines"]
     assert adjustments, november
     assert {a["period"] for a in adjustments} == {PERIOD}
@@ -192,6 +201,9 @@ def test_reused_id_across_shards_is_billed_once_then_credited_by_the_next_close(
     assert {m["adj"] for m in markers} == {"2026-11"}  # October is invoiced: a late change
     assert ("P#2026-11", "ADJ#acme#2026-10") in {(i["pk"], i["sk"]) for i in stored(env, "ADJ#")}
     assert parts_billed(env) == 3  # everything stored: no version
+    (reused,) = manifest(env, PERIOD)["id_conflicts"]
+    assert len(reused["versions"]) == 8
+    assert {(v["account"], v["period"]) for v in reused["versions"]} == {("acme", PERIOD)}
     deliver(env, dumps([sms("nov", 1, when=at(4, 10, month=11))]))
     november = run_close(env, "2026-11")
     assert credited(november, PERIOD) < 0
@@ -210,6 +222,9 @@ def test_reused_id_across_months_is_credited_for_both_months(env: Env) -> None:
     assert {("P#2026-12", "ADJ#acme#2026-10"), ("P#2026-12", "ADJ#acme#2026-11")} <= adjs
     assert parts_billed(env) == 3
     assert parts_billed(env, "2026-11") == 0
+    assert "id_conflicts" not in manifest(env, PERIOD)
+    (reused,) = manifest(env, "2026-11")["id_conflicts"]
+    assert sorted(v["period"] for v in reused["versions"]) == [PERIOD, "2026-11"]
     december = run_close(env, "2026-12")
     assert credited(december, PERIOD) < 0
     assert credited(december, "2026-11") < 0
