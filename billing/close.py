@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from billing.adapters.archive import archive_shard, seal_account
-from billing.adapters.ids import ID_BUCKETS, IdFiles, IdRow, conflicts, mark_version
+from billing.adapters.archive import archive_shard, seal_account, unarchived
+from billing.adapters.ids import AUDIT_PERIODS, ID_BUCKETS, IdFiles, IdRow, conflicts, mark_version
 from billing.adapters.invoices import CONTENT_TYPES, DRAFTS, DocumentStore, partial_key
 from billing.adapters.state import Snapshot, StateStore, pick
 from billing.adapters.store import (
@@ -738,13 +738,13 @@ class MonthClose:
 
     def audit_ids(self, period: str, bucket: int) -> IdAudit:
         """Compare the ids of one bucket that the closes of ``period`` and of the
-        ``HOT_MONTHS`` periods before it read (``billing.adapters.ids``); mark every version
+        ``AUDIT_PERIODS`` periods before it read (``billing.adapters.ids``); mark every version
         of an id stored with two contents. Nothing for a draft close."""
         if self.drafting(period):
             return IdAudit(bucket, 0, 0)
         last = Period.parse(plain(period))
         window = [last]
-        for _ in range(HOT_MONTHS):
+        for _ in range(AUDIT_PERIODS):
             window.append(window[-1].prev())
         rows = [row for q in window for row in self.ids.read_bucket(str(q), bucket)]
         found = conflicts(rows)
@@ -807,6 +807,17 @@ class MonthClose:
             issued=sum(1 for r in mine if r["status"] == "issued"),
             announced=announced,
             failed=[r["account"] for r in mine if r["status"] != "issued"],
+        )
+
+    def unarchived(self, group: str) -> list[str]:
+        """What the close whose items expire next has not archived (``archive.unarchived``),
+        checked by the final close of ``group``: with ``HOT_MONTHS`` 1 that is this close
+        itself, for the accounts of its group."""
+        return unarchived(
+            self.store,
+            plain(group),
+            HOT_MONTHS,
+            lambda accounts: group_members(self.store, group, accounts),
         )
 
     def results(self, period: str) -> list[dict[str, Any]]:

@@ -14,6 +14,10 @@ from typing import Any, TypeVar
 
 from constructs import Node
 
+# The least HOT_MONTHS (billing.domain.retention.HOT_MONTHS_FLOOR): a fact stays in the
+# table until the close that bills it has archived it.
+HOT_MONTHS_FLOOR = 1
+
 T = TypeVar("T")
 
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -57,8 +61,9 @@ CONTEXT_KEYS: dict[str, tuple[object, str]] = {
     "max_late_periods": (3, "periods of lateness accepted for closed periods (MAX_LATE_PERIODS)"),
     "hot_months": (
         0,
-        "months after its period a fact stays in the table, then only in the archive "
-        "(HOT_MONTHS; 0: max_late_periods + 1, the least allowed)",
+        "months a fact stays in the table after the period whose close bills it (its own, "
+        "or a late fact's adjusting one), then only in the archive (HOT_MONTHS; 0: 1, the "
+        "least allowed)",
     ),
     "archive_retention_days": (
         400,
@@ -149,7 +154,7 @@ class BillingConfig:
     @property
     def effective_hot_months(self) -> int:
         """HOT_MONTHS: the setting, or its least allowed value (billing.domain.retention)."""
-        return max(self.hot_months, self.max_late_periods + 1, 2)
+        return max(self.hot_months, HOT_MONTHS_FLOOR)
 
     @property
     def intake_visibility_timeout_seconds(self) -> int:
@@ -249,11 +254,6 @@ class BillingConfig:
             )
         if config.intake_visibility_timeout_seconds > 43200:
             raise ConfigError("ingest timeout too long for the 12 h SQS visibility timeout limit")
-        if config.hot_months and config.hot_months < config.effective_hot_months:
-            raise ConfigError(
-                f"context 'hot_months': {config.hot_months} is below max_late_periods + 1 and 2"
-                " (late facts must stay in the table until their adjusting close archived them)"
-            )
         if config.archive_retention_days < 30 * config.effective_hot_months:
             raise ConfigError("context 'archive_retention_days': shorter than the hot months")
         return config

@@ -142,11 +142,12 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
                 expiration=Duration.days(config.archive_retention_days + 31),
                 noncurrent_version_expiration=Duration.days(1),
             ),
-            # The ids a close read: compared by the audits of the HOT_MONTHS closes after it.
+            # The ids a close read: compared by the id audits of the closes of the
+            # max_late_periods + 1 periods after it (billing.adapters.ids.AUDIT_PERIODS).
             s3.LifecycleRule(
                 id="expire-close-ids",
                 prefix=IDS_PREFIX,
-                expiration=Duration.days(31 * (config.effective_hot_months + 2)),
+                expiration=Duration.days(31 * (config.max_late_periods + 3)),
                 noncurrent_version_expiration=Duration.days(1),
             ),
             # Entity state carried between closes: read by the next close, and by any

@@ -369,33 +369,35 @@ class FactArchive:
         ]
 
 
-def unarchived(store: UsageStore, closing: str, hot_months: int) -> list[str]:
-    """What is not archived of the period whose items expire next, checked by the close of
-    ``closing`` (its ``finish``): the period ``hot_months - 1`` before it, whose items
-    expire about six weeks later, and whose last late facts this close has just archived.
-    Each close that read the period for an account (its own close, every adjusting close)
-    sealed the account with a manifest once all its shards were archived, so a missing
-    manifest is a close that did not finish the account: ``{closing}/{account}`` of each.
-    Empty without an archive."""
+def unarchived(
+    store: UsageStore,
+    closing: str,
+    hot_months: int,
+    among: Callable[[list[str]], list[str]] | None = None,
+) -> list[str]:
+    """What is not archived of the items that expire next, checked by the close of
+    ``closing`` (its ``finish``): the items first billed by the close of the period
+    ``hot_months - 1`` before it (its own facts, and the late facts it adjusted for), which
+    expire about six weeks later. That close sealed each account it read with a manifest
+    once all its shards were archived, so a missing manifest is a close that did not finish
+    the account: ``{period}/{account}`` of each (of the accounts ``among`` keeps, when the
+    period checked is ``closing`` itself: those of its close group). Empty without an
+    archive."""
     archive = store.archive
     if not isinstance(archive, FactArchive):
         return []
     expiring = Period.parse(closing)
     for _ in range(hot_months - 1):
         expiring = expiring.prev()
-    due: set[tuple[str, str]] = {(str(expiring), a) for a in store.period_accounts(str(expiring))}
-    adjusting = expiring.next()
-    while adjusting <= Period.parse(closing):
-        due |= {
-            (str(adjusting), a) for a in store.adjusting_accounts(str(adjusting), str(expiring))
-        }
-        adjusting = adjusting.next()
+    period = str(expiring)
+    due = set(store.period_accounts(period)) | set(store.adjusting_accounts(period))
+    if among is not None and period == closing:
+        due = set(among(sorted(due)))
     sealed = {
-        tuple(key[len(MANIFESTS) :].removesuffix(".json").split("/", 1))
-        for period in {p for p, _ in due}
+        key[len(MANIFESTS) :].removesuffix(".json").split("/", 1)[1]
         for key in archive.list_keys(f"{MANIFESTS}{period}/")
     }
-    return sorted(f"{p}/{a}" for p, a in due if (p, a) not in sealed)
+    return sorted(f"{period}/{a}" for a in due - sealed)
 
 
 def archive_shard(

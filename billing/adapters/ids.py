@@ -11,7 +11,7 @@ found by the close:
   bucket (``ids/{period}/{bucket}/{account}/{unit}.jsonl.gz``: id, content digest, where
   the fact is stored);
 - after every account, ``AuditIds`` (one task per bucket) reads the bucket's ids of the
-  period closed and of the ``HOT_MONTHS`` periods before it, and writes a conflict marker
+  period closed and of the ``AUDIT_PERIODS`` periods before it, and writes a conflict marker
   (``X#{fact id}``) next to every version of an id stored with two contents (or with one
   content for two accounts).
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -40,11 +41,14 @@ from billing.adapters.store import (
     shard_of_item,
 )
 from billing.domain.facts import Fact
-from billing.domain.lateness import frozen_in_zone
+from billing.domain.lateness import DEFAULT_MAX_LATE_PERIODS, frozen_in_zone
 from billing.domain.periods import UTC_ZONE, Period, ZoneOf, period_at
 from billing.domain.retention import expires_at
 
 IDS = "ids/"  # the invoice bucket's prefix of the close's id files
+# Periods before the one closed whose ids its audit compares with: the lateness bound + 1,
+# the span over which an event id is unique (an event older than that is refused anyway).
+AUDIT_PERIODS = int(os.environ.get("MAX_LATE_PERIODS", str(DEFAULT_MAX_LATE_PERIODS))) + 1
 # Buckets of the id audit (one AuditIds task each). A bucket holds about 1/16 of a period's
 # ids: ~40 bytes each uncompressed, so 6M facts per period and bucket (100M events a month)
 # stay well inside one task's memory. Every period is audited with the same buckets.
@@ -174,7 +178,7 @@ def mark_version(
         "at": version.at,
         "expires_at": expires_at(Period.parse(where.period), HOT_MONTHS),
     }
-    item = store.table.get_item(Key={"pk": version.pk, "sk": version.sk}).get("Item")
+    item = store.stored_item(version.pk, version.sk)
     fact = Fact.from_item(item) if item else None
     zones = zone_of(where.account)
     if fact is not None and zones is not None:
@@ -184,12 +188,14 @@ def mark_version(
     if fact is not None and str(fact.period) in frozen_set:
         change = late_change(where.account, fact, frozen_set, lookback_hours)
         marker["adj"] = change.adj
+        marker["expires_at"] = expires_at(Period.parse_label(change.adj), HOT_MONTHS)
         # the marker's own adjusting markers first: a crash after them is harmless
         store.put_items(change.markers)
     return store.put_late(marker)
 
 
 __all__ = [
+    "AUDIT_PERIODS",
     "IDS",
     "ID_BUCKETS",
     "IdFiles",

@@ -42,9 +42,10 @@ Lifecycle facts (recordings, numbers, seats, SIMs) are sharded by their entity a
 apart from the period's other facts: the close reads them to roll the carried entity
 state (``billing.adapters.state``) forward without reading the period's traffic.
 
-Fact items expire ``HOT_MONTHS`` periods after their period; the
-close archives them to S3 before (``billing.adapters.archive``), and ``read_period`` /
-``read_lifecycle`` add the archived items once a period's items may have expired.
+Fact items expire ``HOT_MONTHS`` periods after the period whose close first bills them
+(their own, or the adjusting one of a late fact); that close archives them to S3 before
+(``billing.adapters.archive``), and ``read_period`` / ``read_lifecycle`` add the archived
+items once a period's items may have expired (``billing.domain.retention``).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ from billing.domain.retention import expires_at, hot_months_from
 expressions.install()  # before any resource registers its condition-expression handler
 
 FACT_RETENTION_DAYS = 400  # the fact log outlives the period by 13 months (adjustments, audit)
-# Months after its period that a fact stays in the table (``HOT_MONTHS``,
-# default ``MAX_LATE_PERIODS + 1``); the archive keeps them for the rest of the retention
+# Months after the period whose close bills it that a fact stays in the table
+# (``HOT_MONTHS``, default and least 1); the archive keeps it for the rest of the retention
 # (billing.domain.retention, billing.adapters.archive).
 HOT_MONTHS = hot_months_from(os.environ)
 HISTORY_MONTHS = 13  # what is still stored of the fact log, in whole periods
@@ -205,7 +206,9 @@ def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> 
     make_pk = fact_pk if fact.entity is None else lifecycle_pk
     item["pk"] = make_pk(account, fact.period, shard_of(fact.key, shards))
     item["sk"] = fact_sk(fact)
-    item["expires_at"] = expires_at(fact.period, HOT_MONTHS)
+    # hot until the close that bills it (its own period's, or the adjusting one) is done
+    billed_by = fact.period if adj is None else Period.parse_label(adj)
+    item["expires_at"] = expires_at(billed_by, HOT_MONTHS)
     if adj is not None:
         item["adj"] = adj
     return dict(_to_dynamo(item))
@@ -533,12 +536,31 @@ class UsageStore(DocumentsLock):
         items = self._query(KeyConditionExpression=cond, ProjectionExpression="sk")
         return sorted(str(i["sk"])[2:] for i in items)
 
-    def adjusting_accounts(self, period: str, prior: str) -> list[str]:
-        """The accounts whose close of ``period`` adjusts ``prior`` (its ``ADJ#`` markers)."""
+    def adjusting_accounts(self, period: str, prior: str | None = None) -> list[str]:
+        """The accounts whose close of ``period`` adjusts ``prior`` (any prior period:
+        ``None``), by its ``ADJ#`` markers."""
         cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with("ADJ#")
         items = self._query(KeyConditionExpression=cond, ProjectionExpression="sk")
-        found = {str(i["sk"]).split("#")[1] for i in items if _adjustment_prior(i["sk"]) == prior}
+        found = {
+            str(i["sk"]).split("#")[1]
+            for i in items
+            if prior is None or _adjustment_prior(i["sk"]) == prior
+        }
         return sorted(found)
+
+    def stored_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """One fact item by its key: from the table, or from the archive once it expired."""
+        item = self.table.get_item(Key={"pk": pk, "sk": sk}).get("Item")
+        if item is not None or self.archive is None:
+            return dict(item) if item else None
+        where = shard_of_item(pk)
+        if where is None:
+            return None
+        kind = pk.partition("#")[0]
+        archived = self.archive.archived(
+            where.account, Period.parse(where.period), where.shard, kind
+        )
+        return next((dict(i) for i in archived or [] if str(i["sk"]) == sk), None)
 
     def _adjustment_markers(self, period: str, account: str) -> Iterator[dict[str, Any]]:
         cond = Key("pk").eq(f"P#{period}") & Key("sk").begins_with(f"ADJ#{account}#")

@@ -10,9 +10,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.adapters.archive import FactArchive, unarchived
+from billing.adapters.archive import FactArchive
 from billing.adapters.invoices import DocumentStore, InvoiceLock
-from billing.adapters.store import HOT_MONTHS, UsageStore
+from billing.adapters.store import UsageStore
 from billing.close import MonthClose, Unit
 from billing.config import Config, client, resource
 
@@ -121,10 +121,11 @@ def audit_ids(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    done = month_close().finish(event["period"], execution=event.get("execution")).payload()
-    # the period whose items expire next must be archived by now (ArchiveMissingAlarm)
-    period = event["period"].partition("@")[0]  # a close group: 2026-10@+09:00
-    missing = unarchived(month_close().store, period, HOT_MONTHS)
+    summary = month_close().finish(event["period"], execution=event.get("execution"))
+    done = summary.payload()
+    # the items that expire next must be archived by now (ArchiveMissingAlarm); a draft
+    # close archives nothing
+    missing = [] if summary.drafts is not None else month_close().unarchived(event["period"])
     if missing:
         logger.error("facts not archived before their items expire", extra={"missing": missing})
     metrics.add_metric("ArchiveMissing", MetricUnit.Count, len(missing))

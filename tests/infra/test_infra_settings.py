@@ -14,14 +14,24 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+from billing.adapters.ids import IDS  # noqa: E402
+from billing.domain.retention import HOT_MONTHS_FLOOR  # noqa: E402
+from infra import config as infra_config  # noqa: E402
 from infra.bundling import (  # noqa: E402
     build_asset,
     pip_install_command,
     runtime_requirements,
 )
 from infra.config import CONTEXT_KEYS, BillingConfig, ConfigError  # noqa: E402
+from infra.storage import IDS_PREFIX  # noqa: E402
 
 pytestmark = pytest.mark.infra
+
+
+def test_the_app_and_the_functions_agree_on_shared_constants() -> None:
+    """The CDK app does not import the functions' code: what both need is written twice."""
+    assert infra_config.HOT_MONTHS_FLOOR == HOT_MONTHS_FLOOR
+    assert IDS_PREFIX == IDS
 
 
 def test_defaults() -> None:

@@ -56,14 +56,16 @@ def provision(env: Env) -> None:
     deliver(env, number(datetime(2026, 10, 2, 9, tzinfo=UTC), "+33100000001"))
 
 
-def expire(env: Env, period: str) -> int:
-    """What DynamoDB's TTL does once the period's items expire: its facts, lifecycle facts
-    and conflict markers are gone (the registry and close results stay). The carried
-    entity state in S3 expires too, so the close rebuilds it from the history."""
+def expire(env: Env, billed_by: str) -> int:
+    """What DynamoDB's TTL does once the items first billed by the close of ``billed_by``
+    expire (those of earlier closes too): facts, lifecycle facts and conflict markers of
+    that period, late facts it adjusted for (the registry and close results stay). The
+    carried entity state in S3 expires too, so the close rebuilds it from the history."""
+    ttl = expires_at(Period.parse(billed_by), HOT_MONTHS)
     gone = 0
     for item in env.table.scan()["Items"]:
         pk = str(item["pk"])
-        if pk.startswith(("F#", "E#")) and f"#{period}#" in pk:
+        if pk.startswith(("F#", "E#")) and int(item["expires_at"]) <= ttl:
             env.table.delete_item(Key={"pk": pk, "sk": item["sk"]})
             gone += 1
     for key in list(objects(env, "state/")):
@@ -119,6 +121,8 @@ def test_an_adjustment_of_an_archived_period_reads_archive_and_late_items(env: E
     send(env, "acme", 4, 3, month=11)
     hot = [i for i in env.table.scan()["Items"] if str(i["pk"]).startswith("F#acme#2026-10#")]
     assert sorted(str(i["adj"]) for i in hot) == ["2026-11"] * 3  # the redelivery is stored
+    # October's items expiring does not take its late facts: they stay hot for November
+    assert expire(env, "2026-10") == 0
     november = month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC)))
     assert run(november, "2026-11")["failed"] == []
     assert adjustment_quantities(env, "2026-11", "acme") == {"2026-10": Decimal(2)}
@@ -130,8 +134,8 @@ def test_an_adjustment_of_an_archived_period_reads_archive_and_late_items(env: E
     assert all(item["adj"] == "2026-11" for _, item in late)
     issued = objects(env, "invoices/2026-11/")
 
-    # the late items expire too: the November re-run reads them from their part
-    expire(env, "2026-10")
+    # the late items expire with November's: the November re-run reads them from their part
+    assert expire(env, "2026-11") > 3
     forget_result(env, "2026-11", "acme")
     assert run(november, "2026-11")["failed"] == []
     assert objects(env, "invoices/2026-11/") == issued
@@ -155,27 +159,57 @@ def test_an_archive_part_is_never_overwritten_with_other_content(env: Env) -> No
 
 def test_items_expire_after_the_hot_months_and_archive_reads_start_before() -> None:
     october = Period.parse("2026-10")
-    assert HOT_MONTHS == 4  # MAX_LATE_PERIODS 3 + 1
+    assert HOT_MONTHS == 1  # the default: October's close and its re-runs in November
     ttl = expires_at(october, HOT_MONTHS)
-    assert ttl == datetime(2027, 3, 15, tzinfo=UTC).timestamp()  # Feb's end + 14 days
-    assert not archive_needed(october, int(datetime(2026, 12, 31, tzinfo=UTC).timestamp() * 1e3))
-    assert archive_needed(october, int(datetime(2027, 1, 1, tzinfo=UTC).timestamp() * 1000))
-    with pytest.raises(ValueError, match="HOT_MONTHS=3"):
-        checked_hot_months(3, max_late_periods=3)  # late facts would expire unarchived
+    assert ttl == datetime(2026, 12, 15, tzinfo=UTC).timestamp()  # November's end + 14 days
+    assert not archive_needed(october, int(datetime(2026, 11, 30, tzinfo=UTC).timestamp() * 1e3))
+    assert archive_needed(october, int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000))
+    with pytest.raises(ValueError, match="HOT_MONTHS=0"):
+        checked_hot_months(0)  # facts would expire before the close that bills them
+
+
+def test_a_late_fact_stays_hot_until_the_close_that_bills_it() -> None:
+    """A late fact of October adjusted by January's close expires with January's facts,
+    not with October's: the lateness bound never holds October's items in the table."""
+    fact = Fact(id="f1", type="message", at=Period.parse("2026-10").start_ms, key="k", attrs={})
+    on_time = fact_item("acme", fact, SHARDS)
+    late = fact_item("acme", fact, SHARDS, adj="2027-01")
+    assert on_time["expires_at"] == expires_at(Period.parse("2026-10"), HOT_MONTHS)
+    assert late["expires_at"] == expires_at(Period.parse("2027-01"), HOT_MONTHS)
+    zoned = fact_item("acme", fact, SHARDS, adj="2027-01@+09:00")
+    assert zoned["expires_at"] == expires_at(Period.parse_label("2027-01@+09:00"), HOT_MONTHS)
 
 
 def test_a_period_not_archived_when_its_items_near_expiry_is_reported(env: Env) -> None:
     with_archive(env)
     put_plan(env, "acme")
     send(env, "acme", 3, 2)
-    # January's close checks October (its items expire in mid-March with HOT_MONTHS 4)
-    assert unarchived(env.store, "2027-01", HOT_MONTHS) == ["2026-10/acme"]
+    # October's close checks what it bills (those items expire mid-December, HOT_MONTHS 1)
+    assert unarchived(env.store, "2026-10", HOT_MONTHS) == ["2026-10/acme"]
     run(month_close(env), "2026-10")
-    assert unarchived(env.store, "2027-01", HOT_MONTHS) == []
-    send(env, "acme", 20, 1, month=10)  # late: November's close must archive it
-    assert unarchived(env.store, "2027-01", HOT_MONTHS) == ["2026-11/acme"]
+    assert unarchived(env.store, "2026-10", HOT_MONTHS) == []
+    # with HOT_MONTHS 2, November's close checks October's
+    assert unarchived(env.store, "2026-11", 2) == []
+    send(env, "acme", 20, 1, month=10)  # late: November's close bills it, and archives it
+    assert unarchived(env.store, "2026-11", HOT_MONTHS) == ["2026-11/acme"]
     run(month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC))), "2026-11")
-    assert unarchived(env.store, "2027-01", HOT_MONTHS) == []
+    assert unarchived(env.store, "2026-11", HOT_MONTHS) == []
+
+
+def test_a_close_groups_check_of_its_own_period_is_limited_to_its_accounts(env: Env) -> None:
+    """With HOT_MONTHS 1 a close checks its own period, which other close groups (time
+    zones) may not have closed yet: only the accounts ``among`` keeps are its own."""
+    with_archive(env)
+    put_plan(env, "acme")
+    send(env, "acme", 3, 1)
+    send(env, "globex", 3, 1)
+    assert unarchived(env.store, "2026-10", 1) == ["2026-10/acme", "2026-10/globex"]
+    mine = unarchived(env.store, "2026-10", 1, lambda accounts: [a for a in accounts if a < "b"])
+    assert mine == ["2026-10/acme"]
+    # an earlier period's check is never limited: every group of it has closed
+    assert unarchived(env.store, "2026-11", 2, lambda accounts: []) == unarchived(
+        env.store, "2026-11", 2
+    )
 
 
 def test_parts_read_by_threads_sharing_the_cache_never_miss_an_evicted_entry() -> None:
