@@ -141,6 +141,24 @@ def test_an_adjustment_of_an_archived_period_reads_archive_and_late_items(env: E
     assert objects(env, "invoices/2026-11/") == issued
 
 
+def test_a_reused_id_whose_first_version_expired_is_credited_from_the_archive(
+    env: Env,
+) -> None:
+    """The id audit finds a version whose item has left the table: it reads the fact from
+    the archive, so its removal is the late change that credits October."""
+    with_archive(env)
+    put_plan(env, "acme")
+    deliver(env, mt(datetime(2026, 10, 9, 8, tzinfo=UTC), "m-first", event_id="reused-1"))
+    run(month_close(env), "2026-10")
+    expire(env, "2026-10")
+    deliver(env, mt(datetime(2026, 12, 3, 8, tzinfo=UTC), "m-other", event_id="reused-1"))
+    run(month_close(env, Clock(datetime(2026, 12, 5, 6, tzinfo=UTC))), "2026-11")
+    run(month_close(env, Clock(datetime(2027, 1, 5, 6, tzinfo=UTC))), "2026-12")
+    keys = {(str(i["pk"]), str(i["sk"])) for i in env.table.scan()["Items"]}
+    assert ("P#2027-01", "ADJ#acme#2026-10") in keys  # October is credited in January
+    assert ("P#2027-01", "ADJ#acme#2026-12") in keys
+
+
 def test_an_archive_part_is_never_overwritten_with_other_content(env: Env) -> None:
     archive = with_archive(env)
     fact = Fact(id="f1", type="message", at=Period.parse("2026-10").start_ms, key="k", attrs={})

@@ -90,6 +90,7 @@ def run(mc: MonthClose, period: str, execution: str | None = None) -> dict[str, 
         cursor = page.cursor
         if cursor is None:
             break
+    mc.audit_all(period)
     return mc.finish(period, execution=execution).payload()
 
 
