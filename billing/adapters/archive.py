@@ -51,6 +51,7 @@ BASE = "base"
 FORMAT = "1"
 _SERIALIZE = TypeSerializer().serialize
 _DESERIALIZE = TypeDeserializer().deserialize
+PUT_ATTEMPTS = 3  # conditional puts of one key racing (409): asked again this often
 
 
 class ArchiveConflict(Exception):
@@ -228,19 +229,31 @@ class FactArchive:
         if tag is not None and not facts and not held:
             return None
         key = part_key(own, account, shard, part_name(closing, own))
-        self.put_once(key, encode_part(facts, held), own)
+        part = encode_part(facts, held)
+        self.put_once(key, part.body, "application/gzip", part.metadata(), own)
         return key
 
-    def put_once(self, key: str, part: Part, period: str) -> bool:
-        """Write ``part`` under ``key`` unless it is there: False if the same content is
-        (by its checksum), ``ArchiveConflict`` if another content is."""
-        existing = self.head(key)
-        if existing is not None:
-            if existing.get("sha256") == part.sha256:
+    def put_once(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], period: str
+    ) -> bool:
+        """Write ``body`` under ``key`` unless an object is there (a conditional put: one
+        request when it is not): False if the same content is (by the ``sha256`` of
+        ``metadata``), ``ArchiveConflict`` if another content is."""
+        for _ in range(PUT_ATTEMPTS):
+            try:
+                self._put(key, body, content_type, metadata, period)
+                return True
+            except ClientError as err:
+                code = err.response["Error"]["Code"]
+                if code == "ConditionalRequestConflict":  # a concurrent write: ask again
+                    continue
+                if code not in {"PreconditionFailed", "412"}:
+                    raise
+            existing = self.head(key)
+            if existing is not None and existing.get("sha256") == metadata["sha256"]:
                 return False
             raise ArchiveConflict(f"{key} was archived with other content; not overwritten")
-        self._put(key, part.body, "application/gzip", part.metadata(), period)
-        return True
+        raise ArchiveConflict(f"{key}: concurrent writes did not settle")
 
     def _put(
         self, key: str, body: bytes, content_type: str, metadata: dict[str, str], period: str
@@ -253,6 +266,7 @@ class FactArchive:
             "Metadata": metadata,
             "ChecksumAlgorithm": "SHA256",
             "StorageClass": self.storage_class,
+            "IfNoneMatch": "*",  # never replaces an object: a part or manifest is written once
         }
         if self.lock is not None:
             args["ObjectLockMode"] = self.lock.mode
@@ -307,12 +321,9 @@ class FactArchive:
             doc["retain_until"] = self.lock.retain_until(closing).isoformat()
         body = json.dumps(doc, sort_keys=True, indent=1).encode()
         digest = hashlib.sha256(body).hexdigest()
-        key = manifest_key(closing, account)
-        existing = self.head(key)
-        if existing is None:
-            self._put(key, body, "application/json", {"sha256": digest}, closing)
-        elif existing.get("sha256") != digest:
-            raise ArchiveConflict(f"{key} was written with other content; not overwritten")
+        self.put_once(
+            manifest_key(closing, account), body, "application/json", {"sha256": digest}, closing
+        )
         return doc
 
     # --- read ---------------------------------------------------------------------------

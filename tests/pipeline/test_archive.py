@@ -167,8 +167,11 @@ def test_an_archive_part_is_never_overwritten_with_other_content(env: Env) -> No
     item = fact_item("a", fact, SHARDS)
     env.table.put_item(Item=item)
     (one,) = env.store.read_period("a", Period.parse("2026-10"), item["pk"][-2:], 0)
+    archive.requests.clear()
     assert archive.write_shard("2026-10", "a", Period.parse("2026-10"), "00", [], [one])
+    assert archive.requests == {"PUT": 1}  # a first write is one conditional put
     assert archive.write_shard("2026-10", "a", Period.parse("2026-10"), "00", [], [one])
+    assert archive.requests == {"PUT": 2, "HEAD": 1}  # refused: the same content is there
     with pytest.raises(ArchiveConflict):
         archive.write_shard("2026-10", "a", Period.parse("2026-10"), "00", [], [])
     body = objects(env, part_key("2026-10", "a", "00", "base"))
