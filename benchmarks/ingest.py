@@ -265,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ms_event = total_cpu / n * 1000
         units = sum(units_by_kind.values())
         rejected = calls_total["s3.PutObject"]
-        reads = calls_total["dynamodb.GetItem"]  # the frozen-periods item, every 30 s
+        # the frozen-periods item (every 30 s) and each account's plan zones (every 300 s),
+        # per container: time-driven, counted here as if per event (an upper bound)
+        reads = calls_total["dynamodb.GetItem"]
         read_units = reads * 0.5  # eventually consistent GetItem of an item under 4 KB
 
         per_million = 1_000_000 / n
@@ -337,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     (
                         "DynamoDB reads",
-                        f"{read_units * per_million:,.1f} RRU (frozen-set GetItem, every 30 s "
-                        "per container) x $0.125 per million RRU",
+                        f"{read_units * per_million:,.1f} RRU (GetItem of the frozen set and of "
+                        "each account's plan zones, per container) x $0.125 per million RRU",
                         ddb_reads,
                     ),
                     (

@@ -315,7 +315,8 @@ def measured_run(args: argparse.Namespace) -> Measured:
             pass
         meters = Meters()
         meters.attach(table.meta.client)
-        live = LiveUsage(UsageStore(table, args.shards))
+        # strongly consistent reads, as functions/live builds its store
+        live = LiveUsage(UsageStore(table, args.shards, consistent_reads=True))
 
         # when each refresh started reading, and when it stored its item
         started: dict[ShardKey, float] = {}

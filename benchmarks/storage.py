@@ -1,10 +1,11 @@
 """The whole cost per million events over the fact log's retention, storage included.
 
 For the reference mix (``billing.gen``: 50 accounts a month), every event is turned into
-the item ingest stores (``fact_item``) and into the archive parts the close writes
-(``encode_part``, one per account and storage shard), and their sizes are measured:
-DynamoDB's item size (attribute names and values) plus its 100 bytes of overhead per
-stored item; the gzip bytes of each part.
+the item ingest stores (``fact_item``), the archive parts the close writes
+(``encode_part``, one per account and storage shard) and the close's id files
+(``billing.adapters.ids``: one gzip JSON-lines object per unit and id bucket that has
+ids), and their sizes are measured: DynamoDB's item size (attribute names and values)
+plus its 100 bytes of overhead per stored item; the gzip bytes of each part and id file.
 Nothing runs against AWS or moto: sizes are exact, durations are the settings'.
 
 Printed per million events, over the whole retention (400 days after the period):
@@ -13,11 +14,23 @@ Printed per million events, over the whole retention (400 days after the period)
 - live view: not measured here;
 - close reads: the close's Query of every fact once (eventually consistent, 0.5 RRU per
   4 KB), its archive requests (a HEAD and a PUT per part, a manifest per account);
+- id audit: the close's id files (a PUT per unit and id bucket that has ids; one unit
+  per account below ``UNIT_FACTS``), the audit's requests (each of the ``ID_BUCKETS``
+  tasks lists and reads the bucket's objects of the period closed and of the
+  ``AUDIT_PERIODS`` = ``max_late_periods`` + 1 periods before it, so every object is
+  read ``AUDIT_PERIODS`` + 1 times; the same object count assumed for every period) and
+  the files' storage in S3 Standard until their lifecycle expiry (31 x
+  (``max_late_periods`` + 3) days, ``infra/storage.py``); no conflict markers (none on
+  the reference mix);
+- audit memory: the Python heap per id of an AuditIds task (tracemalloc), and what one
+  bucket's window would take at 100M events a month;
 - hot storage: the fact items, from their write to their expiry;
 - archive storage: the parts in S3 Intelligent-Tiering until their lifecycle expiry;
 
 for four designs: everything kept 400 days in DynamoDB Standard (before), the same in the
-Standard-IA table class, Standard + the S3 archive (this design), Standard-IA + archive.
+Standard-IA table class, Standard + the S3 archive (this design, ``HOT_MONTHS`` by
+default its least value), Standard-IA + archive; then the archived design for 1 to 4 hot
+months.
 
     .venv/bin/python benchmarks/storage.py --events 200000 --seed 1
 """
@@ -25,10 +38,13 @@ Standard-IA table class, Standard + the S3 archive (this design), Standard-IA + 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import statistics
 import sys
+import tracemalloc
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +55,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import KEY, machine
 
 from billing.adapters.archive import encode_part
+from billing.adapters.ids import ID_BUCKETS, IdRow, bucket_of, conflicts
 from billing.adapters.store import StoredFact, _size, fact_item
 from billing.domain.events import parse_event
 from billing.domain.facts import Fact, HmacPseudonymizer, to_fact
+from billing.domain.lateness import DEFAULT_MAX_LATE_PERIODS
 from billing.domain.retention import (
     ARCHIVE_RETENTION_DAYS,
+    HOT_MONTHS_FLOOR,
     TTL_MARGIN_DAYS,
-    default_hot_months,
 )
 from billing.gen import generate
 
@@ -60,12 +78,22 @@ S3_LIST_PER_THOUSAND = 0.005
 IT_FREQUENT, IT_INFREQUENT, IT_ARCHIVE_INSTANT = 0.023, 0.0125, 0.004  # per GB-month
 IT_MONITORING_PER_THOUSAND = 0.0025  # per object-month, objects >= 128 KB only
 IT_MIN_MONITORED = 128 * 1024
+S3_STANDARD_GB_MONTH = 0.023  # the id files (ids/ in the invoice bucket)
+S3_LIST_PAGE = 1000  # keys per ListObjectsV2 page
 
 # --- the ingest figure measured by benchmarks/ingest.py (docs/benchmarks.md, 1a) -----------
-INGEST_TOTAL = 1.4671  # per million events, of which DynamoDB writes:
-INGEST_WRITES = 1.2395
+INGEST_TOTAL = 0.7538  # per million events, of which DynamoDB writes:
+INGEST_WRITES = 0.6151
 
 DAYS_PER_MONTH = 365.25 / 12
+
+
+def audit_periods(max_late_periods: int) -> int:
+    """The periods before the one closed whose ids the audit compares with
+    (``billing.adapters.ids.AUDIT_PERIODS``): the lateness bound + 1."""
+    return max_late_periods + 1
+
+
 GB = 1024**3
 
 
@@ -81,6 +109,11 @@ class Measured:
     facts: int
     fact_bytes: int  # stored size of the fact items
     parts: list[int]  # gzip bytes of each archive part
+    id_file_keys: list[tuple[str, int]]  # account and id bucket of each id file
+    id_files: list[int]  # gzip bytes of each id file (one unit per account)
+    id_bodies: list[bytes]  # the id files
+    id_rows: int  # ids written to them
+    id_json_bytes: int  # their JSON lines, uncompressed
 
     def per_million(self, value: float) -> float:
         return value * 1_000_000 / self.events
@@ -110,13 +143,35 @@ def measure(seed: int, events: int, shards: int) -> Measured:
         len(encode_part(stored[key], lifecycle[key]).body)
         for key in sorted(set(stored) | set(lifecycle))
     ]
+    id_lines = id_file_lines(items.values())
+    bodies = [gzip.compress(lines.encode(), mtime=0) for lines in id_lines.values()]
     return Measured(
         events=counted,
         accounts=len(accounts),
         facts=len(items),
         fact_bytes=sum(item_bytes(i) for i in items.values()),
         parts=parts,
+        id_file_keys=list(id_lines),
+        id_files=[len(b) for b in bodies],
+        id_bodies=bodies,
+        id_rows=sum(lines.count("\n") for lines in id_lines.values()),
+        id_json_bytes=sum(len(lines.encode()) for lines in id_lines.values()),
     )
+
+
+def id_file_lines(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], str]:
+    """The JSON lines of each id file the close writes (``IdFiles.write_unit``), by account
+    and id bucket: every account of the mix is one unit (far below ``UNIT_FACTS``), and
+    every stored fact of the period is read by it (no conflicts on the mix)."""
+    rows: dict[tuple[str, int], list[IdRow]] = defaultdict(list)
+    for item in items:
+        account = str(item["pk"]).split("#")[1]
+        row = IdRow.of(Fact.from_item(item), str(item["pk"]))
+        rows[(account, bucket_of(row.id))].append(row)
+    return {
+        key: "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in found)
+        for key, found in sorted(rows.items())
+    }
 
 
 def months_hot(hot_months: int | None) -> float:
@@ -148,6 +203,68 @@ class Design:
     name: str
     table_class: str
     hot_months: int | None  # None: no archive, items kept 400 days
+    audit_periods: int  # the id audit's window (periods before the one closed)
+
+
+@dataclass
+class IdAuditCost:
+    puts: int
+    lists: int
+    gets: int
+    storage_usd: float  # the id files over their life
+    months: float  # their life
+
+    @property
+    def requests_usd(self) -> float:
+        return (
+            self.puts * S3_PUT_PER_THOUSAND / 1000
+            + self.lists * S3_LIST_PER_THOUSAND / 1000
+            + self.gets * S3_GET_PER_THOUSAND / 1000
+        )
+
+    @property
+    def usd(self) -> float:
+        return self.requests_usd + self.storage_usd
+
+
+def audit_memory(bodies: Sequence[bytes]) -> tuple[int, float, float]:
+    """Python heap per id of an AuditIds task (tracemalloc): the rows read as
+    ``IdFiles.read_bucket`` reads them, held; and at the peak of ``conflicts`` over them.
+    The number of ids, bytes per id held, bytes per id at the peak."""
+    tracemalloc.start()
+    try:
+        rows: list[IdRow] = []
+        for body in bodies:
+            for line in gzip.decompress(body).decode().splitlines():
+                fact_id, digest, pk, at = json.loads(line)
+                rows.append(IdRow(str(fact_id), str(digest), str(pk), int(at)))
+        held = tracemalloc.get_traced_memory()[0]
+        conflicts(rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return len(rows), held / len(rows), peak / len(rows)
+
+
+def id_audit(m: Measured, periods: int) -> IdAuditCost:
+    """The id audit's S3 cost for one period's events: the close's PUT per id file; the
+    audits of this period and of the ``periods`` next ones each list the period's prefix
+    of every bucket and read every file (the same count of files per period). The files
+    expire 31 x (``periods`` + 2) days after they are written (``infra/storage.py``:
+    31 x (``max_late_periods`` + 3))."""
+    reads = periods + 1
+    per_bucket = [0] * ID_BUCKETS
+    for _account, bucket in m.id_file_keys:
+        per_bucket[bucket] += 1
+    pages = sum(max(1, -(-n // S3_LIST_PAGE)) for n in per_bucket)
+    months = 31 * (periods + 2) / DAYS_PER_MONTH
+    return IdAuditCost(
+        puts=len(m.id_files),
+        lists=pages * reads,
+        gets=len(m.id_files) * reads,
+        storage_usd=sum(m.id_files) / GB * S3_STANDARD_GB_MONTH * months,
+        months=months,
+    )
 
 
 def costs(m: Measured, d: Design) -> dict[str, float]:
@@ -167,6 +284,7 @@ def costs(m: Measured, d: Design) -> dict[str, float]:
     out = {
         "ingest": ingest,
         "close reads": close,
+        "id audit": id_audit(m, d.audit_periods).usd,
         "hot storage": hot,
         "archive storage": archive,
     }
@@ -174,7 +292,7 @@ def costs(m: Measured, d: Design) -> dict[str, float]:
 
 
 def table(m: Measured, designs: Sequence[Design]) -> list[str]:
-    rows = ["ingest", "live view", "close reads", "hot storage", "archive storage"]
+    rows = ["ingest", "live view", "close reads", "id audit", "hot storage", "archive storage"]
     figures = [costs(m, d) for d in designs]
     width = 22
     lines = ["".ljust(18) + "".join(d.name.rjust(width) for d in designs)]
@@ -184,7 +302,13 @@ def table(m: Measured, designs: Sequence[Design]) -> list[str]:
             for f in figures
         )
         lines.append(row.ljust(18) + cells)
-    storage = [f["hot storage"] + f["archive storage"] for f in figures]
+    # storage: the items, the archive and the id files (the storage part of "id audit")
+    storage = [
+        f["hot storage"]
+        + f["archive storage"]
+        + m.per_million(id_audit(m, d.audit_periods).storage_usd)
+        for f, d in zip(figures, designs, strict=True)
+    ]
     whole = [sum(f.values()) for f in figures]
     lines.append("storage".ljust(18) + "".join(f"${s:.4f}".rjust(width) for s in storage))
     lines.append("whole".ljust(18) + "".join(f"${w:.4f}".rjust(width) for w in whole))
@@ -196,10 +320,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shards", type=int, default=16)
-    parser.add_argument("--max-late-periods", type=int, default=3)
+    parser.add_argument("--max-late-periods", type=int, default=DEFAULT_MAX_LATE_PERIODS)
+    parser.add_argument("--hot-months", type=int, default=HOT_MONTHS_FLOOR)
     args = parser.parse_args(argv)
     m = measure(args.seed, args.events, args.shards)
-    hot = default_hot_months(args.max_late_periods)
+    hot = args.hot_months
+    late = args.max_late_periods
+    window = audit_periods(late)
     for line in machine():
         print(line)
     print(
@@ -218,28 +345,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {len(sizes)} >= 128 KB)"
     )
     print(
-        f"retention     items hot {months_hot(hot):.2f} months (HOT_MONTHS={hot} ="
-        f" max_late_periods {args.max_late_periods} + 1, + {TTL_MARGIN_DAYS} days, written half"
-        f" a month before the period ends) vs {months_hot(None):.2f} months (400 days);"
+        f"retention     items hot {months_hot(hot):.2f} months (HOT_MONTHS={hot}: periods"
+        f" after the one whose close bills them, + {TTL_MARGIN_DAYS} days; written half a"
+        f" month before the period ends) vs {months_hot(None):.2f} months (400 days);"
         f" archive {(ARCHIVE_RETENTION_DAYS + 31) / DAYS_PER_MONTH:.2f} months"
+    )
+    audit = id_audit(m, window)
+    print(
+        f"id files      {len(m.id_files):,} (account x id bucket with ids; {m.accounts} accounts,"
+        f" {ID_BUCKETS} buckets, one unit per account), {m.id_rows:,} ids,"
+        f" {m.id_json_bytes / m.id_rows:.1f} B per id as JSON lines,"
+        f" {sum(m.id_files):,} B gzip = {sum(m.id_files) / m.id_rows:.1f} B per id; kept"
+        f" 31 x (max_late_periods {late} + 3) days = {audit.months:.2f} months in S3 Standard"
+    )
+    print(
+        f"id audit      per period closed: {audit.puts:,} PUT (the units' id files);"
+        f" {audit.lists:,} LIST + {audit.gets:,} GET (the {ID_BUCKETS} AuditIds tasks of this"
+        f" close and of the {window} next read the period's files: {window + 1} times each) ="
+        f" ${m.per_million(audit.requests_usd):.4f} + storage"
+        f" ${m.per_million(audit.storage_usd):.4f} per million events"
+    )
+    ids, held, peak = audit_memory(m.id_bodies)
+    ids_window = 100_000_000 / ID_BUCKETS * m.facts / m.events * (window + 1)
+    print(
+        f"audit memory  {ids:,} ids read as IdFiles.read_bucket reads them: {held:.0f} B per id"
+        f" held, {peak:.0f} B at the peak of conflicts() (tracemalloc); one bucket's window at"
+        f" 100M events a month ({ids_window / 1e6:.1f}M ids: {window + 1} periods):"
+        f" ~{ids_window * peak / 1e9:.1f} GB"
     )
     print()
     print("cost per million events over the whole retention, us-east-1 list prices:")
     designs = [
-        Design("Standard 400 d", "Standard", None),
-        Design("Standard-IA 400 d", "Standard-IA", None),
-        Design(f"Standard+S3 (hot {hot})", "Standard", hot),
-        Design(f"Standard-IA+S3 ({hot})", "Standard-IA", hot),
+        Design("Standard 400 d", "Standard", None, window),
+        Design("Standard-IA 400 d", "Standard-IA", None, window),
+        Design(f"Standard+S3 (hot {hot})", "Standard", hot, window),
+        Design(f"Standard-IA+S3 ({hot})", "Standard-IA", hot, window),
     ]
     for line in table(m, designs):
         print("  " + line)
     print()
-    print("hot months by lateness bound (Standard + S3 archive):")
-    by_late = [
-        Design(f"late {n}: hot {default_hot_months(n)}", "Standard", default_hot_months(n))
-        for n in (0, 1, 2, 3)
-    ]
-    for line in table(m, by_late):
+    print(f"hot months (Standard + S3 archive, max_late_periods {late}):")
+    by_hot = [Design(f"HOT_MONTHS {n}", "Standard", n, window) for n in range(HOT_MONTHS_FLOOR, 5)]
+    for line in table(m, by_hot):
         print("  " + line)
     return 0
 
