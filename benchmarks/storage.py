@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import KEY, machine
 
 from billing.adapters.archive import encode_part
-from billing.adapters.ids import ID_BUCKETS, IdRow, bucket_of, conflicts
+from billing.adapters.ids import ID_BUCKETS, ROWS_PER_PASS, IdRow, bucket_of, conflicts
 from billing.adapters.store import StoredFact, _size, fact_item
 from billing.domain.events import parse_event
 from billing.domain.facts import Fact, HmacPseudonymizer, to_fact
@@ -229,7 +229,7 @@ class IdAuditCost:
 
 def audit_memory(bodies: Sequence[bytes]) -> tuple[int, float, float]:
     """Python heap per id of an AuditIds task (tracemalloc): the rows read as
-    ``IdFiles.read_bucket`` reads them, held; and at the peak of ``conflicts`` over them.
+    ``IdFiles.rows`` yields them, held; and at the peak of ``conflicts`` over them.
     The number of ids, bytes per id held, bytes per id at the peak."""
     tracemalloc.start()
     try:
@@ -367,11 +367,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ids, held, peak = audit_memory(m.id_bodies)
     ids_window = 100_000_000 / ID_BUCKETS * m.facts / m.events * (window + 1)
+    passes = -(-int(ids_window) // ROWS_PER_PASS)
     print(
-        f"audit memory  {ids:,} ids read as IdFiles.read_bucket reads them: {held:.0f} B per id"
+        f"audit memory  {ids:,} ids read as IdFiles.rows yields them: {held:.0f} B per id"
         f" held, {peak:.0f} B at the peak of conflicts() (tracemalloc); one bucket's window at"
         f" 100M events a month ({ids_window / 1e6:.1f}M ids: {window + 1} periods):"
-        f" ~{ids_window * peak / 1e9:.1f} GB"
+        f" ~{ids_window * peak / 1e9:.1f} GB in one pass; in {passes} passes of at most"
+        f" {ROWS_PER_PASS:,} rows (ROWS_PER_PASS, each reading every file again):"
+        f" ~{ROWS_PER_PASS * peak / 1e9:.2f} GB each"
     )
     print()
     print("cost per million events over the whole retention, us-east-1 list prices:")

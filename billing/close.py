@@ -41,7 +41,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing.adapters.archive import archive_shard, seal_account, unarchived
-from billing.adapters.ids import AUDIT_PERIODS, ID_BUCKETS, IdFiles, IdRow, conflicts, mark_version
+from billing.adapters.ids import (
+    AUDIT_PERIODS,
+    ID_BUCKETS,
+    IdFiles,
+    IdRow,
+    audit_passes,
+    conflicts,
+    mark_version,
+)
 from billing.adapters.invoices import CONTENT_TYPES, DRAFTS, DocumentStore, partial_key
 from billing.adapters.state import Snapshot, StateStore, pick
 from billing.adapters.store import (
@@ -230,9 +238,15 @@ class IdAudit:
     bucket: int
     conflicts: int
     marked: int
+    passes: int  # over the bucket's files, each holding one slice of its ids
 
     def payload(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "conflicts": self.conflicts, "marked": self.marked}
+        return {
+            "bucket": self.bucket,
+            "conflicts": self.conflicts,
+            "marked": self.marked,
+            "passes": self.passes,
+        }
 
 
 @dataclass(frozen=True)
@@ -741,15 +755,18 @@ class MonthClose:
         ``AUDIT_PERIODS`` periods before it read (``billing.adapters.ids``); mark every version
         of an id stored with two contents. Nothing for a draft close."""
         if self.drafting(period):
-            return IdAudit(bucket, 0, 0)
+            return IdAudit(bucket, 0, 0, 0)
         last = Period.parse(plain(period))
         window = [last]
         for _ in range(AUDIT_PERIODS):
             window.append(window[-1].prev())
-        rows = [row for q in window for row in self.ids.read_bucket(str(q), bucket)]
-        found = conflicts(rows)
+        files = [f for q in window for f in self.ids.files(str(q), bucket)]
+        passes = audit_passes(files)
+        found: dict[str, list[IdRow]] = {}
+        for part in range(passes):  # each pass holds one slice of the ids: all its versions
+            found.update(conflicts(self.ids.rows(files, part, passes)))
         if not found:
-            return IdAudit(bucket, 0, 0)
+            return IdAudit(bucket, 0, 0, passes)
         frozen = self.store.frozen_periods()
         marked = 0
         for versions in found.values():
@@ -764,7 +781,7 @@ class MonthClose:
             bucket,
             [{"id": i, "versions": [v.where() for v in vs]} for i, vs in found.items()],
         )
-        return IdAudit(bucket, len(found), marked)
+        return IdAudit(bucket, len(found), marked, passes)
 
     def audit_all(self, period: str) -> list[IdAudit]:
         """Every id bucket of ``period``'s audit, in process (the state machine runs one

@@ -13,7 +13,8 @@ found by the close:
 - after every account, ``AuditIds`` (one task per bucket) reads the bucket's ids of the
   period closed and of the ``AUDIT_PERIODS`` periods before it, and writes a conflict marker
   (``X#{fact id}``) next to every version of an id stored with two contents (or with one
-  content for two accounts).
+  content for two accounts). A bucket too large for one task's memory is read in passes,
+  each holding one slice of its ids (``ROWS_PER_PASS``).
 
 A marker next to a version of a frozen period is a late change, as a late fact is: it
 carries the adjusting period (``adj``) and that period gets the ``ADJ#`` markers, so the
@@ -28,7 +29,7 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,10 +50,15 @@ IDS = "ids/"  # the invoice bucket's prefix of the close's id files
 # Periods before the one closed whose ids its audit compares with: the lateness bound + 1,
 # the span over which an event id is unique (an event older than that is refused anyway).
 AUDIT_PERIODS = int(os.environ.get("MAX_LATE_PERIODS", str(DEFAULT_MAX_LATE_PERIODS))) + 1
-# Buckets of the id audit (one AuditIds task each). A bucket holds about 1/16 of a period's
-# ids: ~40 bytes each uncompressed, so 6M facts per period and bucket (100M events a month)
-# stay well inside one task's memory. Every period is audited with the same buckets.
+# Buckets of the id audit (one AuditIds task each): a bucket holds about 1/16 of each
+# period's ids. Every period is audited with the same buckets.
 ID_BUCKETS = 16
+# What one pass of an AuditIds task holds: at most about this many id rows (~700 B each at
+# the peak of reading, ~1 GB). A bucket with more (100M events a month: ~30M over the
+# window) is audited in several passes over its files, each keeping one slice of the ids,
+# so every version of an id is in the same pass (``audit_passes``).
+ROWS_PER_PASS = 1_500_000
+ROW_GZIP_BYTES = 25  # about the least an id row takes in its file, compressed
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,24 @@ class IdRow:
 
 def bucket_of(fact_id: str, buckets: int = ID_BUCKETS) -> int:
     return zlib.crc32(fact_id.encode()) % buckets
+
+
+def slice_of(fact_id: str, slices: int) -> int:
+    """The slice of the id space (within its bucket) an audit pass keeps."""
+    return (zlib.crc32(fact_id.encode()) // ID_BUCKETS) % slices
+
+
+@dataclass(frozen=True, slots=True)
+class IdFile:
+    key: str
+    size: int  # bytes, compressed
+
+
+def audit_passes(files: Sequence[IdFile]) -> int:
+    """How many passes the audit of ``files`` needs so that none holds more than
+    ``ROWS_PER_PASS`` rows (their count estimated from the files' sizes, high)."""
+    rows = sum(f.size for f in files) // ROW_GZIP_BYTES
+    return max(1, -(-rows // ROWS_PER_PASS))
 
 
 def ids_prefix(period: str, bucket: int) -> str:
@@ -145,19 +169,28 @@ class IdFiles:
             )
         return len(per_bucket)
 
-    def read_bucket(self, period: str, bucket: int) -> list[IdRow]:
-        """Every id row of one period and bucket."""
-        rows: list[IdRow] = []
+    def files(self, period: str, bucket: int) -> list[IdFile]:
+        """The id files of one period and bucket."""
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=ids_prefix(period, bucket)
         )
-        for page in pages:
-            for entry in page.get("Contents", []):
-                body = self.s3.get_object(Bucket=self.bucket, Key=entry["Key"])["Body"].read()
-                for line in gzip.decompress(body).decode().splitlines():
-                    fact_id, digest, pk, at = json.loads(line)
-                    rows.append(IdRow(str(fact_id), str(digest), str(pk), int(at)))
-        return rows
+        return [
+            IdFile(str(entry["Key"]), int(entry["Size"]))
+            for page in pages
+            for entry in page.get("Contents", [])
+        ]
+
+    def rows(self, files: Sequence[IdFile], part: int = 0, parts: int = 1) -> Iterator[IdRow]:
+        """The id rows of ``files`` whose id is in slice ``part`` of ``parts``."""
+        for file in files:
+            body = self.s3.get_object(Bucket=self.bucket, Key=file.key)["Body"].read()
+            for line in gzip.decompress(body).decode().splitlines():
+                # the id is the first field (``to_json``): a row of another slice is
+                # skipped without parsing it
+                if parts > 1 and slice_of(line[2 : line.index('"', 2)], parts) != part:
+                    continue
+                fact_id, digest, pk, at = json.loads(line)
+                yield IdRow(str(fact_id), str(digest), str(pk), int(at))
 
 
 def mark_version(
@@ -198,8 +231,10 @@ __all__ = [
     "AUDIT_PERIODS",
     "IDS",
     "ID_BUCKETS",
+    "IdFile",
     "IdFiles",
     "IdRow",
+    "audit_passes",
     "bucket_of",
     "conflicts",
     "ids_key",

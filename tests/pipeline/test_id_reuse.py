@@ -264,6 +264,29 @@ def test_an_audit_rerun_or_a_crash_in_it_changes_nothing(
     assert sum(a.marked for a in mc.audit_all(PERIOD)) == 0
 
 
+def test_an_audit_too_large_for_one_pass_finds_the_same_in_several(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [sms(f"dup{n}", 1, f"+336000001{n:02d}") for n in range(6)]
+    events += [sms(f"dup{n}", 2, f"+336000002{n:02d}") for n in range(6)]
+    deliver(env, dumps(BASE + events))
+    run_close(env, PERIOD)
+    reused = manifest(env, PERIOD)["id_conflicts"]
+    assert len(reused) == 6
+    mc = MonthClose(
+        UsageStore(env.table, SHARDS),
+        DocumentStore(env.s3, "invoices"),
+        boto3.client("events"),
+        "bus",
+        0,
+    )
+    monkeypatch.setattr("billing.adapters.ids.ROWS_PER_PASS", 2)
+    audits = mc.audit_all(PERIOD)
+    assert max(a.passes for a in audits) > 1
+    assert sum(a.conflicts for a in audits) == 6
+    assert env.store.id_conflicts(PERIOD) == reused
+
+
 def test_an_id_read_twice_with_one_content_is_no_conflict() -> None:
     row = IdRow("f1", "AAAAAAAA", "F#acme#2026-10#03", 1)
     other = IdRow("f1", "BBBBBBBB", "F#acme#2026-10#05", 2)
