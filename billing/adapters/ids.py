@@ -40,6 +40,7 @@ from billing.adapters.store import (
     conflict_sk,
     late_change,
     shard_of_item,
+    version_sk,
 )
 from billing.domain.facts import Fact
 from billing.domain.lateness import DEFAULT_MAX_LATE_PERIODS, frozen_in_zone
@@ -96,7 +97,7 @@ class IdRow:
     @property
     def sk(self) -> str:
         """The sort key of the fact (``store.fact_sk``)."""
-        return f"{self.at:013d}#{self.id}#{self.digest}"
+        return version_sk(self.at, self.id, self.digest)
 
 
 def bucket_of(fact_id: str, buckets: int = ID_BUCKETS) -> int:

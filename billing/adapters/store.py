@@ -198,7 +198,12 @@ def fact_sk(fact: Fact) -> str:
     the digest of its content. A redelivery rewrites the same item; another content sent
     under the same id is stored next to it, whatever the order, and readers see both
     (``billing.shard.View``)."""
-    return f"{fact.at:013d}#{fact.id}#{fact.digest()}"
+    return version_sk(fact.at, fact.id, fact.digest())
+
+
+def version_sk(at: int, fact_id: str, digest: str) -> str:
+    """The sort key of one stored version of an event id (``fact_sk``)."""
+    return f"{at:013d}#{fact_id}#{digest}"
 
 
 def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:
@@ -1347,4 +1352,5 @@ __all__ = [
     "lifecycle_pk",
     "shard_groups",
     "shard_labels",
+    "version_sk",
 ]
