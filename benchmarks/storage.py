@@ -55,7 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import KEY, machine
 
 from billing.adapters.archive import encode_part
-from billing.adapters.ids import ID_BUCKETS, ROWS_PER_PASS, IdRow, bucket_of, conflicts
+from billing.adapters.ids import (
+    ID_BUCKETS,
+    ROWS_PER_PASS,
+    SHARED_ROWS,
+    IdRow,
+    bucket_of,
+    conflicts,
+)
 from billing.adapters.store import StoredFact, _size, fact_item
 from billing.domain.events import parse_event
 from billing.domain.facts import Fact, HmacPseudonymizer, to_fact
@@ -109,7 +116,7 @@ class Measured:
     facts: int
     fact_bytes: int  # stored size of the fact items
     parts: list[int]  # gzip bytes of each archive part
-    id_file_keys: list[tuple[str, int]]  # account and id bucket of each id file
+    id_file_keys: list[tuple[str, int | None]]  # account and id bucket (None: shared)
     id_files: list[int]  # gzip bytes of each id file (one unit per account)
     id_bodies: list[bytes]  # the id files
     id_rows: int  # ids written to them
@@ -159,18 +166,23 @@ def measure(seed: int, events: int, shards: int) -> Measured:
     )
 
 
-def id_file_lines(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], str]:
+def id_file_lines(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int | None], str]:
     """The JSON lines of each id file the close writes (``IdFiles.write_unit``), by account
-    and id bucket: every account of the mix is one unit (far below ``UNIT_FACTS``), and
-    every stored fact of the period is read by it (no conflicts on the mix)."""
-    rows: dict[tuple[str, int], list[IdRow]] = defaultdict(list)
+    and id bucket (``None``: the one shared file of an account with at most
+    ``SHARED_ROWS`` ids): every account of the mix is one unit (far below ``UNIT_FACTS``),
+    and every stored fact of the period is read by it (no conflicts on the mix)."""
+    per_account: dict[str, list[IdRow]] = defaultdict(list)
     for item in items:
         account = str(item["pk"]).split("#")[1]
-        row = IdRow.of(Fact.from_item(item), str(item["pk"]))
-        rows[(account, bucket_of(row.id))].append(row)
+        per_account[account].append(IdRow.of(Fact.from_item(item), str(item["pk"])))
+    rows: dict[tuple[str, int | None], list[IdRow]] = defaultdict(list)
+    for account, found in per_account.items():
+        for row in found:
+            bucket = None if len(found) <= SHARED_ROWS else bucket_of(row.id)
+            rows[(account, bucket)].append(row)
     return {
         key: "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in found)
-        for key, found in sorted(rows.items())
+        for key, found in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] or -1))
     }
 
 
@@ -254,14 +266,21 @@ def id_audit(m: Measured, periods: int) -> IdAuditCost:
     31 x (``max_late_periods`` + 3))."""
     reads = periods + 1
     per_bucket = [0] * ID_BUCKETS
+    shared = 0
     for _account, bucket in m.id_file_keys:
-        per_bucket[bucket] += 1
-    pages = sum(max(1, -(-n // S3_LIST_PAGE)) for n in per_bucket)
+        if bucket is None:
+            shared += 1
+        else:
+            per_bucket[bucket] += 1
+    # each bucket's audit lists its own prefix and the shared one, and reads both
+    pages = sum(
+        max(1, -(-n // S3_LIST_PAGE)) + max(1, -(-shared // S3_LIST_PAGE)) for n in per_bucket
+    )
     months = 31 * (periods + 2) / DAYS_PER_MONTH
     return IdAuditCost(
         puts=len(m.id_files),
         lists=pages * reads,
-        gets=len(m.id_files) * reads,
+        gets=(sum(per_bucket) + shared * ID_BUCKETS) * reads,
         storage_usd=sum(m.id_files) / GB * S3_STANDARD_GB_MONTH * months,
         months=months,
     )
@@ -273,8 +292,8 @@ def costs(m: Measured, d: Design) -> dict[str, float]:
     read_units = m.fact_bytes / 4096 * 0.5
     close = read_units * DDB_READ_PER_MILLION[d.table_class] / 1e6
     if d.hot_months is not None:
-        puts = len(m.parts) + m.accounts  # parts + one manifest per account
-        heads = 2 * len(m.parts) + m.accounts  # put_once's HEAD, the seal's HEAD
+        puts = len(m.parts) + m.accounts  # parts + one manifest per account (conditional)
+        heads = len(m.parts)  # the seal reads each part's metadata
         lists = m.accounts  # the seal's listing
         close += puts * S3_PUT_PER_THOUSAND / 1000 + heads * S3_GET_PER_THOUSAND / 1000
         close += lists * S3_LIST_PER_THOUSAND / 1000
@@ -352,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     audit = id_audit(m, window)
     print(
-        f"id files      {len(m.id_files):,} (account x id bucket with ids; {m.accounts} accounts,"
+        f"id files      {len(m.id_files):,} (account x id bucket with ids, or one shared file"
+        f" for an account of at most {SHARED_ROWS:,} ids:"
+        f" {sum(1 for _, b in m.id_file_keys if b is None)} of {m.accounts} accounts;"
         f" {ID_BUCKETS} buckets, one unit per account), {m.id_rows:,} ids,"
         f" {m.id_json_bytes / m.id_rows:.1f} B per id as JSON lines,"
         f" {sum(m.id_files):,} B gzip = {sum(m.id_files) / m.id_rows:.1f} B per id; kept"

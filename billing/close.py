@@ -764,7 +764,7 @@ class MonthClose:
         passes = audit_passes(files)
         found: dict[str, list[IdRow]] = {}
         for part in range(passes):  # each pass holds one slice of the ids: all its versions
-            found.update(conflicts(self.ids.rows(files, part, passes)))
+            found.update(conflicts(self.ids.rows(files, bucket, part, passes)))
         if not found:
             return IdAudit(bucket, 0, 0, passes)
         frozen = self.store.frozen_periods()

@@ -9,7 +9,8 @@ found by the close:
 
 - each unit of work writes the ids of the facts it read, per *id bucket*, to the invoice
   bucket (``ids/{period}/{bucket}/{account}/{unit}.jsonl.gz``: id, content digest, where
-  the fact is stored);
+  the fact is stored); a small unit writes them all in one shared file
+  (``ids/{period}/all/...``) that every bucket's audit reads;
 - after every account, ``AuditIds`` (one task per bucket) reads the bucket's ids of the
   period closed and of the ``AUDIT_PERIODS`` periods before it, and writes a conflict marker
   (``X#{fact id}``) next to every version of an id stored with two contents (or with one
@@ -60,6 +61,10 @@ ID_BUCKETS = 16
 # so every version of an id is in the same pass (``audit_passes``).
 ROWS_PER_PASS = 1_500_000
 ROW_GZIP_BYTES = 25  # about the least an id row takes in its file, compressed
+# A unit with at most this many ids writes one shared file instead of one per bucket: one
+# PUT instead of up to 16, read by each bucket's audit (GETs cost a twelfth of PUTs).
+SHARED_ROWS = 10_000
+SHARED = "all"  # the shared files' place among the buckets
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ def slice_of(fact_id: str, slices: int) -> int:
 class IdFile:
     key: str
     size: int  # bytes, compressed
+    shared: bool = False  # ids of every bucket (a small unit's)
 
 
 def audit_passes(files: Sequence[IdFile]) -> int:
@@ -122,11 +128,12 @@ def audit_passes(files: Sequence[IdFile]) -> int:
     return max(1, -(-rows // ROWS_PER_PASS))
 
 
-def ids_prefix(period: str, bucket: int) -> str:
-    return f"{IDS}{period}/{bucket:02d}/"
+def ids_prefix(period: str, bucket: int | None) -> str:
+    """The prefix of one bucket's files of ``period`` (``None``: the shared files)."""
+    return f"{IDS}{period}/{SHARED if bucket is None else f'{bucket:02d}'}/"
 
 
-def ids_key(period: str, bucket: int, account: str, unit: str) -> str:
+def ids_key(period: str, bucket: int | None, account: str, unit: str) -> str:
     return f"{ids_prefix(period, bucket)}{account}/{unit}.jsonl.gz"
 
 
@@ -154,13 +161,15 @@ class IdFiles:
         self.buckets = buckets
 
     def write_unit(self, period: str, account: str, unit: str, rows: Sequence[IdRow]) -> int:
-        """Write the ids one unit read of ``period``, one file per id bucket that has some
-        (a re-run rewrites the same files; a file left by an earlier plan of the account
-        holds versions its new files hold too). The number of files written."""
-        per_bucket: dict[int, list[IdRow]] = {}
+        """Write the ids one unit read of ``period``: one file per id bucket that has some,
+        or one shared file for at most ``SHARED_ROWS`` (a re-run rewrites the same files; a
+        file left by an earlier plan of the account holds versions its new files hold
+        too). The number of files written."""
+        per_bucket: dict[int | None, list[IdRow]] = {}
         for row in rows:
-            per_bucket.setdefault(bucket_of(row.id, self.buckets), []).append(row)
-        for bucket, found in sorted(per_bucket.items()):
+            at = None if len(rows) <= SHARED_ROWS else bucket_of(row.id, self.buckets)
+            per_bucket.setdefault(at, []).append(row)
+        for bucket, found in per_bucket.items():
             lines = "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in found)
             self.s3.put_object(
                 Bucket=self.bucket,
@@ -171,25 +180,33 @@ class IdFiles:
         return len(per_bucket)
 
     def files(self, period: str, bucket: int) -> list[IdFile]:
-        """The id files of one period and bucket."""
-        pages = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=ids_prefix(period, bucket)
-        )
+        """The id files one bucket's audit reads of ``period``: the bucket's, the shared."""
+        paginator = self.s3.get_paginator("list_objects_v2")
         return [
-            IdFile(str(entry["Key"]), int(entry["Size"]))
-            for page in pages
+            IdFile(str(entry["Key"]), int(entry["Size"]), shared=prefix_bucket is None)
+            for prefix_bucket in (bucket, None)
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=ids_prefix(period, prefix_bucket)
+            )
             for entry in page.get("Contents", [])
         ]
 
-    def rows(self, files: Sequence[IdFile], part: int = 0, parts: int = 1) -> Iterator[IdRow]:
-        """The id rows of ``files`` whose id is in slice ``part`` of ``parts``."""
+    def rows(
+        self, files: Sequence[IdFile], bucket: int, part: int = 0, parts: int = 1
+    ) -> Iterator[IdRow]:
+        """The id rows of ``bucket`` in ``files`` whose id is in slice ``part`` of
+        ``parts``."""
         for file in files:
             body = self.s3.get_object(Bucket=self.bucket, Key=file.key)["Body"].read()
             for line in gzip.decompress(body).decode().splitlines():
-                # the id is the first field (``to_json``): a row of another slice is
-                # skipped without parsing it
-                if parts > 1 and slice_of(line[2 : line.index('"', 2)], parts) != part:
-                    continue
+                # the id is the first field (``to_json``): a row of another bucket or
+                # slice is skipped without parsing it
+                if file.shared or parts > 1:
+                    fact_id = line[2 : line.index('"', 2)]
+                    if file.shared and bucket_of(fact_id, self.buckets) != bucket:
+                        continue
+                    if parts > 1 and slice_of(fact_id, parts) != part:
+                        continue
                 fact_id, digest, pk, at = json.loads(line)
                 yield IdRow(str(fact_id), str(digest), str(pk), int(at))
 

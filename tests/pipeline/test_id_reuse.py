@@ -230,6 +230,23 @@ def test_reused_id_across_months_is_credited_for_both_months(env: Env) -> None:
     assert credited(december, "2026-11") < 0
 
 
+@pytest.mark.parametrize("shared_rows", [10_000, 2, 0], ids=["shared", "mixed", "per-bucket"])
+def test_the_audit_reads_shared_and_per_bucket_id_files_alike(
+    env: Env, monkeypatch: pytest.MonkeyPatch, shared_rows: int
+) -> None:
+    """A small unit writes its ids in one shared file, a larger one a file per id bucket;
+    every bucket's audit reads the shared files for its own ids: the same findings."""
+    monkeypatch.setattr("billing.adapters.ids.SHARED_ROWS", shared_rows)
+    deliver(env, dumps([*BASE, sms("dup", 1), sms("dup", 1, account="globex"), sms("x", 4)]))
+    run_close(env, PERIOD, ("acme", "globex"))
+    keys = DocumentStore(env.s3, "invoices").list_keys(f"ids/{PERIOD}/")
+    shared = {k.split("/")[3] for k in keys if f"ids/{PERIOD}/all/" in k}
+    assert shared == {"10000": {"acme", "globex"}, "2": {"globex"}, "0": set()}[str(shared_rows)]
+    (reused,) = manifest(env, PERIOD)["id_conflicts"]
+    assert {v["account"] for v in reused["versions"]} == {"acme", "globex"}
+    assert parts_billed(env) == 3 + 4
+
+
 def test_one_content_sent_for_two_accounts_is_marked_in_both(env: Env) -> None:
     deliver(env, dumps([*BASE, sms("dup", 1), sms("dup", 1, account="globex")]))
     assert parts_billed(env, account="globex") == 1
