@@ -26,9 +26,9 @@ A close started with ``draft`` does not freeze the period: ``rate_account`` writ
 
 The tasks pass typed results (``Frozen``, ``AccountsPage``, ``AccountPlan`` and its
 ``Unit``s, ``AccountClosed``, ``IdAudit``, ``CloseSummary``); the handlers turn them into
-the JSON the state machine carries (``payload``) and back (``Unit.from_payload``). ``close_account``
-runs one account's branch of the state machine in process (the CLI's single-account
-finalization and the tests).
+the JSON the state machine carries (``payload``) and back (``Unit.from_payload``).
+``close_account`` runs one account's branch of the state machine in process (the CLI's
+single-account finalization and the tests).
 """
 
 from __future__ import annotations
