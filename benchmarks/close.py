@@ -59,12 +59,12 @@ from common import (
 from pydantic import ValidationError
 
 from billing.adapters.invoices import DocumentStore
-from billing.adapters.store import StoredFact, UsageStore, fact_item
+from billing.adapters.store import StoredFact, UsageStore, fact_item, fact_of_item
 from billing.close import MonthClose
 from billing.domain.engine import monthly_usage
 from billing.domain.entities import carry_forward
 from billing.domain.events import parse_event
-from billing.domain.facts import Fact, HmacPseudonymizer, to_fact
+from billing.domain.facts import HmacPseudonymizer, to_fact
 from billing.domain.periods import Period
 from billing.domain.settings import ContractSettings
 from billing.gen import account_names, generate
@@ -346,13 +346,13 @@ def engine_rate(
     facts = 0
     shards = 0.0
     for items in by_pk.values():
-        group = [Fact.from_item(i) for i in items]
+        group = [fact_of_item(i) for i in items]
         facts += len(group)
         start = time.process_time()
         monthly_usage(group, period, settings)
         shards += time.process_time() - start
         del group
-    everything = [Fact.from_item(i) for items in by_pk.values() for i in items]
+    everything = [fact_of_item(i) for items in by_pk.values() for i in items]
     start = time.process_time()
     monthly_usage(everything, period, settings)
     whole = time.process_time() - start
@@ -414,7 +414,7 @@ def client_reader() -> Callable[[str], list[StoredFact]]:
         response = {"body": body.encode(), "headers": {}, "status_code": 200}
         parsed = parser.parse(response, model.output_shape)
         injector.inject_attribute_value_output(parsed, model=model)
-        return [StoredFact(Fact.from_item(i), i.get("adj")) for i in parsed["Items"]]
+        return [StoredFact(fact_of_item(i), i.get("adj")) for i in parsed["Items"]]
 
     return read
 
@@ -709,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         if pk.startswith(("F#", "E#"))
     )
     entity_share = kinds["entity"] / max(1, kinds["entity"] + kinds["period"])
-    lifecycle = [Fact.from_item(i) for i in fact_items if "e" in i]
+    lifecycle = [fact_of_item(i) for i in fact_items if "e" in i]
     carried_share = len(carry_forward(lifecycle, period.end_ms)) / max(1, len(lifecycle))
     mean_bytes = statistics.fmean(item_bytes(i) for i in fact_items)
     bodies = pages_of(fact_items)

@@ -24,6 +24,9 @@ Printed per million events, over the whole retention (400 days after the period)
   the reference mix);
 - audit memory: the Python heap per id of an AuditIds task (tracemalloc), and what one
   bucket's window would take at 100M events a month;
+- expiry guard: every item's TTL deletion reaches ``ExpiryFunction`` (``billing.expiry``)
+  through the table's stream: its invocations (batches of 1,000) and duration at 512 MB
+  (its CPU per deletion measured here on the mix's items, all archived), a GET per part;
 - hot storage: the fact items, from their write to their expiry;
 - archive storage: the parts in S3 Intelligent-Tiering until their lifecycle expiry;
 
@@ -42,19 +45,22 @@ import gzip
 import json
 import statistics
 import sys
+import time
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from boto3.dynamodb.types import TypeSerializer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import KEY, machine
 
-from billing.adapters.archive import encode_part
+from billing.adapters.archive import FactArchive, decode_part, encode_part, part_key
 from billing.adapters.ids import (
     ID_BUCKETS,
     ROWS_PER_PASS,
@@ -63,15 +69,16 @@ from billing.adapters.ids import (
     bucket_of,
     conflicts,
 )
-from billing.adapters.store import StoredFact, _size, fact_item
+from billing.adapters.store import StoredFact, UsageStore, _size, fact_item, fact_of_item
 from billing.domain.events import parse_event
-from billing.domain.facts import Fact, HmacPseudonymizer, to_fact
+from billing.domain.facts import HmacPseudonymizer, to_fact
 from billing.domain.lateness import DEFAULT_MAX_LATE_PERIODS
 from billing.domain.retention import (
     ARCHIVE_RETENTION_DAYS,
     HOT_MONTHS_FLOOR,
     TTL_MARGIN_DAYS,
 )
+from billing.expiry import ARCHIVED, TTL_PRINCIPAL, ExpiryGuard
 from billing.gen import generate
 
 # --- list prices, us-east-1 (USD) --------------------------------------------------------
@@ -93,6 +100,14 @@ INGEST_TOTAL = 0.7538  # per million events, of which DynamoDB writes:
 INGEST_WRITES = 0.6151
 
 DAYS_PER_MONTH = 365.25 / 12
+PERIOD = "2026-10"  # the reference mix's period (billing.gen)
+
+# --- the expiry guard (infra/expiry.py): Lambda, 512 MB, batches of 1,000 TTL deletions -----
+LAMBDA_GB_SECOND = 0.0000166667
+LAMBDA_REQUEST = 0.20 / 1_000_000
+GUARD_MEMORY_GB = 0.5
+GUARD_BATCH = 1000
+GUARD_SAMPLE = 50_000  # TTL deletions the guard's CPU is measured on
 
 
 def audit_periods(max_late_periods: int) -> int:
@@ -121,6 +136,7 @@ class Measured:
     id_bodies: list[bytes]  # the id files
     id_rows: int  # ids written to them
     id_json_bytes: int  # their JSON lines, uncompressed
+    guard_ms: float = 0.0  # the expiry guard's CPU per expired item (``guard_cpu``)
 
     def per_million(self, value: float) -> float:
         return value * 1_000_000 / self.events
@@ -144,12 +160,15 @@ def measure(seed: int, events: int, shards: int) -> Measured:
     for item in items.values():
         _, account, _period, shard = str(item["pk"]).split("#")
         accounts.add(account)
-        fact = StoredFact(Fact.from_item(item), None)
+        fact = StoredFact(fact_of_item(item), None)
         (lifecycle if "e" in item else stored)[(account, shard)].append(fact)
-    parts = [
-        len(encode_part(stored[key], lifecycle[key]).body)
-        for key in sorted(set(stored) | set(lifecycle))
-    ]
+    bodies_by_key = {
+        part_key(PERIOD, account, shard, "base"): encode_part(
+            stored[(account, shard)], lifecycle[(account, shard)]
+        ).body
+        for account, shard in sorted(set(stored) | set(lifecycle))
+    }
+    parts = [len(body) for body in bodies_by_key.values()]
     id_lines = id_file_lines(items.values())
     bodies = [gzip.compress(lines.encode(), mtime=0) for lines in id_lines.values()]
     return Measured(
@@ -163,7 +182,50 @@ def measure(seed: int, events: int, shards: int) -> Measured:
         id_bodies=bodies,
         id_rows=sum(lines.count("\n") for lines in id_lines.values()),
         id_json_bytes=sum(len(lines.encode()) for lines in id_lines.values()),
+        guard_ms=guard_cpu(list(items.values()), bodies_by_key),
     )
+
+
+class _Parts:
+    """The archive as the expiry guard reads it: the parts the close wrote, decoded."""
+
+    def __init__(self, bodies: Mapping[str, bytes]) -> None:
+        self.bodies = bodies
+
+    def part(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        return decode_part(self.bodies[key], None)
+
+
+class _Table:
+    """What the guard asks the table when every item is archived: nothing."""
+
+    def frozen_periods(self) -> frozenset[str]:
+        return frozenset({PERIOD})
+
+
+def guard_cpu(items: Sequence[Mapping[str, Any]], bodies: Mapping[str, bytes]) -> float:
+    """CPU milliseconds the expiry guard spends per TTL deletion of an archived item (the
+    usual case): its stream records (old images) in batches of ``GUARD_BATCH``, each part
+    read once per batch, as ``ExpiryGuard.handle`` does."""
+    serialize = TypeSerializer().serialize
+    sample = sorted(items, key=lambda i: (str(i["pk"]), str(i["sk"])))[:GUARD_SAMPLE]
+    records = [
+        {
+            "eventName": "REMOVE",
+            "userIdentity": {"type": "Service", "principalId": TTL_PRINCIPAL},
+            "dynamodb": {
+                "OldImage": {k: serialize(v) for k, v in item.items()},
+                "SequenceNumber": str(n),
+            },
+        }
+        for n, item in enumerate(sample)
+    ]
+    guard = ExpiryGuard(cast(UsageStore, _Table()), cast(FactArchive, _Parts(bodies)))
+    start = time.process_time()
+    for at in range(0, len(records), GUARD_BATCH):
+        outcome = guard.handle(records[at : at + GUARD_BATCH])
+        assert outcome.counts[ARCHIVED] == len(records[at : at + GUARD_BATCH])
+    return (time.process_time() - start) * 1000 / max(len(records), 1)
 
 
 def id_file_lines(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int | None], str]:
@@ -174,7 +236,7 @@ def id_file_lines(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int | N
     per_account: dict[str, list[IdRow]] = defaultdict(list)
     for item in items:
         account = str(item["pk"]).split("#")[1]
-        per_account[account].append(IdRow.of(Fact.from_item(item), str(item["pk"])))
+        per_account[account].append(IdRow.of(fact_of_item(item), str(item["pk"])))
     rows: dict[tuple[str, int | None], list[IdRow]] = defaultdict(list)
     for account, found in per_account.items():
         for row in found:
@@ -300,18 +362,33 @@ def costs(m: Measured, d: Design) -> dict[str, float]:
     hot_gb = m.fact_bytes / GB
     hot = hot_gb * DDB_GB_MONTH[d.table_class] * months_hot(d.hot_months)
     archive = sum(archive_part_cost(p) for p in m.parts) if d.hot_months is not None else 0.0
+    guard = 0.0
+    if d.hot_months is not None:  # every item's TTL deletion reaches the guard
+        invocations = -(-m.facts // GUARD_BATCH)
+        seconds = m.facts * m.guard_ms / 1000
+        guard = invocations * LAMBDA_REQUEST + seconds * GUARD_MEMORY_GB * LAMBDA_GB_SECOND
+        guard += len(m.parts) * S3_GET_PER_THOUSAND / 1000  # each part read once
     out = {
         "ingest": ingest,
         "close reads": close,
         "id audit": id_audit(m, d.audit_periods).usd,
         "hot storage": hot,
         "archive storage": archive,
+        "expiry guard": guard,
     }
     return {k: m.per_million(v) if k != "ingest" else v for k, v in out.items()}
 
 
 def table(m: Measured, designs: Sequence[Design]) -> list[str]:
-    rows = ["ingest", "live view", "close reads", "id audit", "hot storage", "archive storage"]
+    rows = [
+        "ingest",
+        "live view",
+        "close reads",
+        "id audit",
+        "expiry guard",
+        "hot storage",
+        "archive storage",
+    ]
     figures = [costs(m, d) for d in designs]
     width = 22
     lines = ["".ljust(18) + "".join(d.name.rjust(width) for d in designs)]
@@ -385,6 +462,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" close and of the {window} next read the period's files: {window + 1} times each) ="
         f" ${m.per_million(audit.requests_usd):.4f} + storage"
         f" ${m.per_million(audit.storage_usd):.4f} per million events"
+    )
+    print(
+        f"expiry guard  every item's TTL deletion reaches it (stream records: free for a"
+        f" Lambda trigger): {m.guard_ms:.3f} ms of CPU per deletion of an archived item"
+        f" (measured on {min(GUARD_SAMPLE, m.facts):,}, parts read once per batch of"
+        f" {GUARD_BATCH:,}); one invocation per batch, {GUARD_MEMORY_GB * 1024:.0f} MB, a GET"
+        f" per part"
     )
     ids, held, peak = audit_memory(m.id_bodies)
     ids_window = 100_000_000 / ID_BUCKETS * m.facts / m.events * (window + 1)

@@ -15,8 +15,12 @@ from typing import Any, TypeVar
 from constructs import Node
 
 # The least HOT_MONTHS (billing.domain.retention.HOT_MONTHS_FLOOR): a fact stays in the
-# table until the close that bills it has archived it.
-HOT_MONTHS_FLOOR = 1
+# table until the close that bills it has run (then TTL_MARGIN_DAYS more).
+HOT_MONTHS_FLOOR = 0
+# The least days an item stays after its hot months (billing.domain.retention.
+# TTL_MARGIN_DAYS): a deployment with draft invoices adds its grace days (the final close
+# runs then).
+TTL_MARGIN_DAYS = 14
 
 T = TypeVar("T")
 
@@ -62,8 +66,8 @@ CONTEXT_KEYS: dict[str, tuple[object, str]] = {
     "hot_months": (
         0,
         "months a fact stays in the table after the period whose close bills it (its own, "
-        "or a late fact's adjusting one), then only in the archive (HOT_MONTHS; 0: 1, the "
-        "least allowed)",
+        "or a late fact's adjusting one), plus 14 days and the invoice grace days, then only "
+        "in the archive (HOT_MONTHS)",
     ),
     "archive_retention_days": (
         400,
@@ -155,6 +159,12 @@ class BillingConfig:
     def effective_hot_months(self) -> int:
         """HOT_MONTHS: the setting, or its least allowed value (billing.domain.retention)."""
         return max(self.hot_months, HOT_MONTHS_FLOOR)
+
+    @property
+    def ttl_margin_days(self) -> int:
+        """TTL_MARGIN_DAYS: the least margin, plus the days invoices stay drafts (the final
+        close, which archives, runs after them)."""
+        return TTL_MARGIN_DAYS + self.invoice_grace_days
 
     @property
     def intake_visibility_timeout_seconds(self) -> int:

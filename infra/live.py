@@ -1,6 +1,6 @@
 """The live view of usage: the usage table's stream feeds ``LiveFunction`` (billing.live).
 
-The stream carries keys only. An event filter passes the records of fact partitions
+The function reads the records' keys only. An event filter passes the writes of fact partitions
 (``F#``/``E#``: facts, lifecycle facts, conflict markers) and of price plans (``PLAN#``: a
 plan change refreshes the account's figures); every other write of the table (claims,
 registry, results, the live items themselves) never invokes the function. A batch that

@@ -16,6 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 
 from infra.config import BillingConfig
+from infra.expiry import Expiry
 from infra.functions import removal_policy
 from infra.live import Live
 
@@ -41,6 +42,7 @@ def build_monitoring(
     close_functions: dict[str, lambda_.Function],
     state_machine: sfn.StateMachine,
     live: Live,
+    expiry: Expiry,
 ) -> Monitoring:
     # CloudWatch can publish only to topics encrypted with a key whose policy lets it.
     topic_key = kms.Key(
@@ -94,6 +96,16 @@ def build_monitoring(
             dimensions_map={"service": "billing-close"},
             period=FIVE_MINUTES,
             statistic=statistic,
+        )
+
+    def expiry_metric(name: str) -> cloudwatch.Metric:
+        """A metric the expiry guard publishes (``functions.expiry.handler``)."""
+        return cloudwatch.Metric(
+            namespace="Billing",
+            metric_name=name,
+            dimensions_map={"service": "billing-expiry"},
+            period=FIVE_MINUTES,
+            statistic="Sum",
         )
 
     close_errors = cloudwatch.MathExpression(
@@ -172,8 +184,30 @@ def build_monitoring(
         "ArchiveMissingAlarm": alarm(
             "ArchiveMissingAlarm",
             close_metric("ArchiveMissing", "Maximum"),
-            "Facts of the period whose table items expire next (in ~6 weeks) are not all "
+            "Facts of the period whose table items expire next (in ~2 weeks) are not all "
             "archived: re-run the close of each account/period logged by CloseFinish",
+        ),
+        "ExpiredUnarchivedAlarm": alarm(
+            "ExpiredUnarchivedAlarm",
+            cloudwatch.MathExpression(
+                expression="FILL(u, 0) + FILL(m, 0)",
+                using_metrics={
+                    "u": expiry_metric("ExpiredUnarchived"),
+                    "m": expiry_metric("ExpiredMissedByClose"),
+                },
+                label="Fact items expired before their close archived them",
+                period=FIVE_MINUTES,
+            ),
+            "Fact items reached their TTL before the close that bills them archived them "
+            "(kept by the expiry guard): run the overdue close",
+        ),
+        "ExpiryDlqAlarm": alarm(
+            "ExpiryDlqAlarm",
+            expiry.dlq.metric_approximate_number_of_messages_visible(
+                period=ONE_MINUTE, statistic="Maximum"
+            ),
+            "TTL deletions the expiry guard could not decide on after retries: each DLQ "
+            "record holds a deleted fact item to put back",
         ),
         "CloseFunctionErrorsAlarm": alarm(
             "CloseFunctionErrorsAlarm",

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from infra.bundling import lambda_code
 from infra.config import BillingConfig
+from infra.expiry import Expiry, build_expiry
 from infra.functions import shared_environment
 from infra.intake import Intake, build_bus, build_intake
 from infra.live import Live, build_live
@@ -33,6 +34,7 @@ class BillingStack(Stack):
     intake: Intake
     month_close: MonthClose
     live: Live
+    expiry: Expiry
     monitoring: Monitoring
 
     def __init__(
@@ -69,6 +71,9 @@ class BillingStack(Stack):
         self.live = build_live(
             self, config, storage=self.storage, bus=bus, code=code, environment=environment
         )
+        self.expiry = build_expiry(
+            self, config, storage=self.storage, code=code, environment=environment
+        )
         self.month_close = build_month_close(
             self, config, storage=self.storage, bus=bus, code=code, environment=environment
         )
@@ -82,6 +87,7 @@ class BillingStack(Stack):
             close_functions=self.month_close.functions,
             state_machine=self.month_close.state_machine,
             live=self.live,
+            expiry=self.expiry,
         )
         self._outputs()
 

@@ -57,9 +57,10 @@ def build_storage(stack: Stack, config: BillingConfig) -> Storage:
         ),
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         time_to_live_attribute="expires_at",
-        # The live view (infra/live.py) follows the fact partitions; keys only: the
-        # stream carries no usage data and no end-user pseudonyms.
-        stream=dynamodb.StreamViewType.KEYS_ONLY,
+        # The live view (infra/live.py) follows the fact partitions by their keys; the
+        # expiry guard (infra/expiry.py) reads the items TTL deleted. Old images only: a
+        # new item is keys only in the stream, and no raw personal data is in any item.
+        stream=dynamodb.StreamViewType.OLD_IMAGE,
         deletion_protection=config.retain_data,
         removal_policy=removal,
     )

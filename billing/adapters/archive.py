@@ -10,7 +10,10 @@
 
 A part is gzip JSON lines, one stored item each (``{"k": "F"|"E", "i": item}``, the item
 as the table holds it without ``pk`` and ``expires_at``, values typed as DynamoDB types
-them), ordered by kind and sort key: deterministic bytes, so a re-run writes nothing. Its
+them: a fact's id and time are those of its sort key, ``store.fact_of_item``; parts
+written before hold ``id`` and ``at`` too), ordered by kind and sort key: deterministic
+bytes, so a re-run writes nothing (a re-run of a close that archived in that older item
+form finds the same facts, ``FactArchive.same_facts``). Its
 object metadata is its manifest entry (counts of facts, lifecycle facts and conflict
 markers, SHA-256 of the uncompressed lines); S3 keeps a SHA-256 checksum of the object.
 The part is written once with Object Lock retention (``ArchiveLock``) and never deleted
@@ -29,7 +32,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +40,14 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from billing.adapters.store import StoredFact, UsageStore, _to_dynamo, conflict_sk, fact_sk
+from billing.adapters.store import (
+    StoredFact,
+    UsageStore,
+    _stored,
+    _to_dynamo,
+    conflict_sk,
+    fact_attributes,
+)
 from billing.domain.periods import Period
 from billing.domain.retention import (
     ARCHIVE_RETENTION_DAYS,
@@ -80,12 +90,13 @@ def manifest_key(closing: str, account: str) -> str:
 
 
 def stored_item(stored: StoredFact) -> dict[str, Any]:
-    """The table item of a stored fact, without ``pk`` and ``expires_at``."""
+    """The table item of a stored fact, without ``pk`` and ``expires_at`` (a fact's without
+    ``id`` and ``at`` either: ``store.fact_attributes``)."""
     fact = stored.fact
     if stored.conflict:
         item: dict[str, Any] = {"sk": conflict_sk(fact.id), "id": fact.id, "at": fact.at}
     else:
-        item = {**fact.to_item(), "sk": fact_sk(fact)}
+        item = fact_attributes(fact)
     if stored.adj is not None:
         item["adj"] = stored.adj
     return dict(_to_dynamo(item))
@@ -140,6 +151,24 @@ def decode_part(body: bytes, sha256: str | None) -> list[tuple[str, dict[str, An
         row = json.loads(line)
         out.append((str(row["k"]), {k: _DESERIALIZE(v) for k, v in row["i"].items()}))
     return out
+
+
+def _stored_rows(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, StoredFact]]:
+    return [(kind, _stored(item)) for kind, item in rows]
+
+
+def part_entry(key: str, period: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A part's entry in its close's manifest, from its object metadata (``head``: strings)
+    or from an entry handed over (``write_shard``)."""
+    return {
+        "key": key,
+        "period": period,
+        "facts": int(meta.get("facts", 0)),
+        "lifecycle": int(meta.get("lifecycle", 0)),
+        "conflicts": int(meta.get("conflicts", 0)),
+        "sha256": str(meta.get("sha256", "")),
+        "bytes": int(meta.get("bytes", 0)),
+    }
 
 
 @dataclass(frozen=True)
@@ -220,7 +249,22 @@ class FactArchive:
         on-time facts if ``period`` is the one closed (always a part, even empty), else
         the late facts tagged for ``closing`` (a part only if there are some). ``traffic``
         is ``read_period``'s answer (its look-back tail is left out). The key written, or
-        ``None``."""
+        ``None`` (``write_shard_entry``: the part's manifest entry)."""
+        entry = self.write_shard_entry(closing, account, period, shard, lifecycle, traffic)
+        return None if entry is None else str(entry["key"])
+
+    def write_shard_entry(
+        self,
+        closing: str,
+        account: str,
+        period: Period,
+        shard: str,
+        lifecycle: Sequence[StoredFact],
+        traffic: Sequence[StoredFact],
+    ) -> dict[str, Any] | None:
+        """``write_shard``, answering the part's manifest entry (``part_entry``; that of
+        the part already there when a re-run finds it, as ``seal`` would read it with a
+        HEAD), or ``None``: what the close's unit hands over to the seal."""
         own = str(period)
         tag = None if closing == own else closing
         start = period.start_ms
@@ -230,8 +274,24 @@ class FactArchive:
             return None
         key = part_key(own, account, shard, part_name(closing, own))
         part = encode_part(facts, held)
-        self.put_once(key, part.body, "application/gzip", part.metadata(), own)
-        return key
+        try:
+            there = self._put_or_find(key, part.body, "application/gzip", part.metadata(), own)
+        except ArchiveConflict:
+            if not self.same_facts(key, part):
+                raise
+            there = self.head(key) or {}  # in the older item form: its own checksum and size
+        if there is None:  # written now
+            there = {**part.metadata(), "bytes": str(len(part.body))}
+        return part_entry(key, own, there)
+
+    def same_facts(self, key: str, part: Part) -> bool:
+        """Whether the part archived under ``key`` holds what ``part`` holds in another item
+        form: the same kinds, facts, late tags and conflict markers, in the same order (a
+        part written while fact items held their ``id`` and ``at``)."""
+        self._count("GET")
+        resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+        archived = decode_part(resp["Body"].read(), resp.get("Metadata", {}).get("sha256"))
+        return _stored_rows(archived) == _stored_rows(decode_part(part.body, part.sha256))
 
     def put_once(
         self, key: str, body: bytes, content_type: str, metadata: dict[str, str], period: str
@@ -239,10 +299,17 @@ class FactArchive:
         """Write ``body`` under ``key`` unless an object is there (a conditional put: one
         request when it is not): False if the same content is (by the ``sha256`` of
         ``metadata``), ``ArchiveConflict`` if another content is."""
+        return self._put_or_find(key, body, content_type, metadata, period) is None
+
+    def _put_or_find(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], period: str
+    ) -> dict[str, str] | None:
+        """``put_once``: ``None`` if written, else the metadata (with ``bytes``: ``head``)
+        of the same content found there."""
         for _ in range(PUT_ATTEMPTS):
             try:
                 self._put(key, body, content_type, metadata, period)
-                return True
+                return None
             except ClientError as err:
                 code = err.response["Error"]["Code"]
                 if code == "ConditionalRequestConflict":  # a concurrent write: ask again
@@ -251,7 +318,7 @@ class FactArchive:
                     raise
             existing = self.head(key)
             if existing is not None and existing.get("sha256") == metadata["sha256"]:
-                return False
+                return existing
             raise ArchiveConflict(f"{key} was archived with other content; not overwritten")
         raise ArchiveConflict(f"{key}: concurrent writes did not settle")
 
@@ -285,29 +352,39 @@ class FactArchive:
             raise
         return {**resp.get("Metadata", {}), "bytes": str(resp["ContentLength"])}
 
-    def seal(self, closing: str, account: str, sources: Sequence[str]) -> dict[str, Any]:
+    def seal(
+        self,
+        closing: str,
+        account: str,
+        sources: Sequence[str],
+        entries: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
         """Write the manifest of the parts the close of ``closing`` wrote for ``account``
         (its period's base parts, the ``adj-{closing}`` parts of the prior periods it
-        adjusted): key, counts, checksum and size of each. Written once."""
-        parts = []
+        adjusted): key, counts, checksum and size of each. Written once.
+
+        ``entries``: source period -> the entries (``write_shard_entry``) of every part
+        the close's units wrote of it, handed over in their partials: the manifest is
+        written from them (no request). A source without entries (partials of an older
+        version) is listed and each of its parts read with a HEAD: the same manifest."""
+        parts: list[dict[str, Any]] = []
         mine = f"/{part_name(closing, '')}.jsonl.gz"
         for source in sorted(sources):
             wanted = f"/{BASE}.jsonl.gz" if source == closing else mine
+            handed = None if entries is None else entries.get(source)
+            if handed is not None:
+                prefix = f"{ARCHIVE}{source}/{account}/"
+                by_key = {str(e["key"]): e for e in handed}
+                parts.extend(
+                    part_entry(key, source, by_key[key])
+                    for key in sorted(by_key)
+                    if key.startswith(prefix) and key.endswith(wanted)
+                )
+                continue
             for key in self.list_keys(f"{ARCHIVE}{source}/{account}/"):
                 if not key.endswith(wanted):
                     continue
-                meta = self.head(key) or {}
-                parts.append(
-                    {
-                        "key": key,
-                        "period": source,
-                        "facts": int(meta.get("facts", 0)),
-                        "lifecycle": int(meta.get("lifecycle", 0)),
-                        "conflicts": int(meta.get("conflicts", 0)),
-                        "sha256": meta.get("sha256", ""),
-                        "bytes": int(meta.get("bytes", 0)),
-                    }
-                )
+                parts.append(part_entry(key, source, self.head(key) or {}))
         doc: dict[str, Any] = {
             "closing": closing,
             "account": account,
@@ -388,12 +465,12 @@ def unarchived(
 ) -> list[str]:
     """What is not archived of the items that expire next, checked by the close of
     ``closing`` (its ``finish``): the items first billed by the close of the period
-    ``hot_months - 1`` before it (its own facts, and the late facts it adjusted for), which
-    expire about six weeks later. That close sealed each account it read with a manifest
-    once all its shards were archived, so a missing manifest is a close that did not finish
-    the account: ``{period}/{account}`` of each (of the accounts ``among`` keeps, when the
-    period checked is ``closing`` itself: those of its close group). Empty without an
-    archive."""
+    ``hot_months - 1`` before it, or ``closing`` itself with ``hot_months`` 0 or 1 (its own
+    facts, and the late facts it adjusted for), which expire within weeks. That close
+    sealed each account it read with a manifest once all its shards were archived, so a
+    missing manifest is a close that did not finish the account: ``{period}/{account}`` of
+    each (of the accounts ``among`` keeps, when the period checked is ``closing`` itself:
+    those of its close group). Empty without an archive."""
     archive = store.archive
     if not isinstance(archive, FactArchive):
         return []
@@ -419,17 +496,31 @@ def archive_shard(
     shard: str,
     lifecycle: Sequence[StoredFact],
     traffic: Sequence[StoredFact],
-) -> None:
+) -> dict[str, Any] | None:
     """The close's call (``MonthClose.shard_usage``): archive what it read of a source
-    period's shard, if the store has an archive (``FactArchive.write_shard``)."""
+    period's shard, if the store has an archive (``FactArchive.write_shard_entry``); the part's
+    manifest entry, which the unit hands over to ``seal_account`` in its partial."""
     if isinstance(store.archive, FactArchive):
-        store.archive.write_shard(closing, account, period, shard, lifecycle, traffic)
+        return store.archive.write_shard_entry(closing, account, period, shard, lifecycle, traffic)
+    return None
 
 
-def seal_account(store: UsageStore, closing: str, account: str, sources: Sequence[str]) -> None:
-    """The close's call once an account's units are done (``MonthClose.rate_account``)."""
+def archiving(store: UsageStore) -> bool:
+    """Whether the close archives what it reads (the store has a ``FactArchive``)."""
+    return isinstance(store.archive, FactArchive)
+
+
+def seal_account(
+    store: UsageStore,
+    closing: str,
+    account: str,
+    sources: Sequence[str],
+    entries: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> None:
+    """The close's call once an account's units are done (``MonthClose.rate_account``),
+    with the part entries its units handed over (``FactArchive.seal``)."""
     if isinstance(store.archive, FactArchive):
-        store.archive.seal(closing, account, sources)
+        store.archive.seal(closing, account, sources, entries)
 
 
 __all__ = [
@@ -439,9 +530,11 @@ __all__ = [
     "ArchiveLock",
     "FactArchive",
     "archive_shard",
+    "archiving",
     "decode_part",
     "encode_part",
     "manifest_key",
+    "part_entry",
     "part_key",
     "part_name",
     "seal_account",

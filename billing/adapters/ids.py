@@ -35,10 +35,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from billing.adapters.store import (
-    HOT_MONTHS,
     ShardKey,
     UsageStore,
     conflict_sk,
+    fact_of_item,
+    item_expiry,
     late_change,
     shard_of_item,
     version_sk,
@@ -46,7 +47,6 @@ from billing.adapters.store import (
 from billing.domain.facts import Fact
 from billing.domain.lateness import DEFAULT_MAX_LATE_PERIODS, frozen_in_zone
 from billing.domain.periods import UTC_ZONE, Period, ZoneOf, period_at
-from billing.domain.retention import expires_at
 
 IDS = "ids/"  # the invoice bucket's prefix of the close's id files
 # Periods before the one closed whose ids its audit compares with: the lateness bound + 1,
@@ -227,10 +227,10 @@ def mark_version(
         "sk": conflict_sk(version.id),
         "id": version.id,
         "at": version.at,
-        "expires_at": expires_at(Period.parse(where.period), HOT_MONTHS),
+        "expires_at": item_expiry(Period.parse(where.period)),
     }
     item = store.stored_item(version.pk, version.sk)
-    fact = Fact.from_item(item) if item else None
+    fact = fact_of_item(item) if item else None
     zones = zone_of(where.account)
     if fact is not None and zones is not None:
         fact = replace(fact, local=period_at(fact.at, zones))
@@ -239,7 +239,7 @@ def mark_version(
     if fact is not None and str(fact.period) in frozen_set:
         change = late_change(where.account, fact, frozen_set, lookback_hours)
         marker["adj"] = change.adj
-        marker["expires_at"] = expires_at(Period.parse_label(change.adj), HOT_MONTHS)
+        marker["expires_at"] = item_expiry(Period.parse_label(change.adj))
         # the marker's own adjusting markers first: a crash after them is harmless
         store.put_items(change.markers)
     return store.put_late(marker)

@@ -33,7 +33,10 @@ LIVE_DIRTY                {acct}#{period}#{nn}             a large shard's refre
 THRESHOLD#{acct}          {threshold id}                   a usage threshold set by the CLI
 ========================  ===============================  ==================================
 
-A fact's item is derived only from the event, so a redelivered event writes an identical
+A fact's item holds its type, key, attributes and entity (``t``, ``k``, ``a``, ``e``:
+``Fact.to_item``); its id and time are read from its sort key, not stored again
+(``fact_attributes``, ``fact_of_item``; an item written before holds ``id`` and ``at`` too).
+It is derived only from the event, so a redelivered event writes an identical
 item: one unconditional put per event, idempotent, in batches of 25. Late facts (their
 period is frozen) are the exception: a conditional put that never overwrites, tagged with
 the period whose invoice adjusts for them.
@@ -42,9 +45,10 @@ Lifecycle facts (recordings, numbers, seats, SIMs) are sharded by their entity a
 apart from the period's other facts: the close reads them to roll the carried entity
 state (``billing.adapters.state``) forward without reading the period's traffic.
 
-Fact items expire ``HOT_MONTHS`` periods after the period whose close first bills them
-(their own, or the adjusting one of a late fact); that close archives them to S3 before
-(``billing.adapters.archive``), and ``read_period`` / ``read_lifecycle`` add the archived
+Fact items expire ``HOT_MONTHS`` periods (default 0) and ``TTL_MARGIN_DAYS`` after the
+period whose close first bills them (their own, or the adjusting one of a late fact); that
+close archives them to S3 before (``billing.adapters.archive``; one that did not is stored
+again by ``billing.expiry``), and ``read_period`` / ``read_lifecycle`` add the archived
 items once a period's items may have expired (``billing.domain.retention``).
 """
 
@@ -69,15 +73,24 @@ from billing.adapters import expressions
 from billing.domain.facts import Fact, shard_of
 from billing.domain.lateness import adjustment_period, affected_periods
 from billing.domain.periods import MS_PER_DAY, MS_PER_HOUR, Period
-from billing.domain.retention import expires_at, hot_months_from
+from billing.domain.retention import expires_at, hot_months_from, margin_days_from
 
 expressions.install()  # before any resource registers its condition-expression handler
 
 FACT_RETENTION_DAYS = 400  # the fact log outlives the period by 13 months (adjustments, audit)
 # Months after the period whose close bills it that a fact stays in the table
-# (``HOT_MONTHS``, default and least 1); the archive keeps it for the rest of the retention
-# (billing.domain.retention, billing.adapters.archive).
+# (``HOT_MONTHS``, default and least 0), then days (``TTL_MARGIN_DAYS``, least 14); the
+# archive keeps it for the rest of the retention (billing.domain.retention,
+# billing.adapters.archive).
 HOT_MONTHS = hot_months_from(os.environ)
+MARGIN_DAYS = margin_days_from(os.environ)
+
+
+def item_expiry(billed_by: Period) -> int:
+    """The TTL of a table item first billed by the close of ``billed_by`` (``expires_at``)."""
+    return expires_at(billed_by, HOT_MONTHS, MARGIN_DAYS)
+
+
 HISTORY_MONTHS = 13  # what is still stored of the fact log, in whole periods
 # The close sizes an account's work from one counting Query per storage shard: exact below
 # this many facts in every shard (about 32k facts for 16 shards: most accounts), an
@@ -206,14 +219,34 @@ def version_sk(at: int, fact_id: str, digest: str) -> str:
     return f"{at:013d}#{fact_id}#{digest}"
 
 
-def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:
+def version_of_sk(sk: str) -> tuple[int, str, str]:
+    """(at, fact id, digest) of a version's sort key (``version_sk``): the time before the
+    first ``#``, the digest (base64url: no ``#``) after the last, the id (which may hold
+    ``#``) between them."""
+    at, sep, rest = sk.partition("#")
+    fact_id, sep_digest, digest = rest.rpartition("#")
+    if not sep or not sep_digest:
+        raise ValueError(f"not a fact sort key: {sk!r}")
+    return int(at), fact_id, digest
+
+
+def fact_attributes(fact: Fact) -> dict[str, Any]:
+    """What a fact's item holds of it: its sort key (``fact_sk``) and ``Fact.to_item``
+    without ``id`` and ``at``, which the sort key holds (``fact_of_item`` reads them back)."""
     item = fact.to_item()
+    del item["id"], item["at"]
+    item["sk"] = fact_sk(fact)
+    return item
+
+
+def fact_item(account: str, fact: Fact, shards: int, adj: str | None = None) -> dict[str, Any]:
+    """The table item of ``fact`` (``fact_attributes``, ``pk``, ``expires_at``, ``adj``)."""
+    item = fact_attributes(fact)
     make_pk = fact_pk if fact.entity is None else lifecycle_pk
     item["pk"] = make_pk(account, fact.period, shard_of(fact.key, shards))
-    item["sk"] = fact_sk(fact)
     # hot until the close that bills it (its own period's, or the adjusting one) is done
     billed_by = fact.period if adj is None else Period.parse_label(adj)
-    item["expires_at"] = expires_at(billed_by, HOT_MONTHS)
+    item["expires_at"] = item_expiry(billed_by)
     if adj is not None:
         item["adj"] = adj
     return dict(_to_dynamo(item))
@@ -1253,7 +1286,17 @@ def _stored(item: Mapping[str, Any]) -> StoredFact:
     if str(item["sk"]).startswith(CONFLICT_PREFIX):  # an id-conflict marker (claims.py)
         marker = Fact(id=str(item["id"]), type="id_conflict", at=int(item["at"]), key="", attrs={})
         return StoredFact(marker, item.get("adj"), conflict=True)
-    return StoredFact(Fact.from_item(item), item.get("adj"))
+    return StoredFact(fact_of_item(item), item.get("adj"))
+
+
+def fact_of_item(item: Mapping[str, Any]) -> Fact:
+    """The fact of a stored fact or lifecycle fact item (``fact_item``): its ``id`` and
+    ``at`` are read from its sort key; an item written with them as attributes (before
+    they were left out) is read as it is."""
+    if "id" in item and "at" in item:
+        return Fact.from_item(item)
+    at, fact_id, _ = version_of_sk(str(item["sk"]))
+    return Fact.from_item({**item, "id": fact_id, "at": at})
 
 
 def _stored_first(item: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
@@ -1337,6 +1380,7 @@ def late_change(account: str, fact: Fact, frozen: Iterable[str], lookback_hours:
 __all__ = [
     "HISTORY_MONTHS",
     "HOT_MONTHS",
+    "MARGIN_DAYS",
     "MS_PER_DAY",
     "PROBE_PAGE",
     "ArchiveReader",
@@ -1345,12 +1389,16 @@ __all__ = [
     "StoredFact",
     "UsageStore",
     "WriteFailed",
+    "fact_attributes",
     "fact_item",
+    "fact_of_item",
     "fact_pk",
+    "item_expiry",
     "item_write_units",
     "late_change",
     "lifecycle_pk",
     "shard_groups",
     "shard_labels",
+    "version_of_sk",
     "version_sk",
 ]

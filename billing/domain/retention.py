@@ -10,10 +10,20 @@ close therefore expires at the same moment, fixed at write time: no second write
 The lateness bound does not hold a period's items in the table: a late fact of ``P`` keeps
 itself hot until ``A``'s close, which reads ``P``'s other facts from the archive.
 
-Readers add the archive to the table's items only once items may be gone: from the end of
-the period ``HOT_MONTHS_FLOOR`` after ``P``, a moment no item of ``P`` can expire before,
-whatever ``hot_months`` was when it was written (it is never below the floor). Until then
-a read costs what it cost before (no S3 request).
+The default, ``hot_months`` 0, keeps an on-time fact until ``margin_days`` after its own
+period ends: its close runs in the first days of the next month, and a re-run after that
+reads the archive. ``margin_days`` is ``TTL_MARGIN_DAYS`` at least; a deployment whose
+invoices stay drafts for some days (the final close runs then) raises it by as many
+(``TTL_MARGIN_DAYS`` in the functions' environment, set by ``infra``). An item that
+expires before its close archived it (a close that did not run in time) is not lost: the
+expiry guard (``billing.expiry``) reads its deletion from the table's stream and stores
+it again.
+
+Readers add the archive to the table's items only once items may be gone: from
+``TTL_MARGIN_DAYS`` after the end of the period ``HOT_MONTHS_FLOOR`` after ``P``, a moment
+no item of ``P`` can expire before, whatever ``hot_months`` and the margin were when it was
+written (they are never below their floors). Until then a read costs what it cost before
+(no S3 request).
 """
 
 from __future__ import annotations
@@ -22,8 +32,8 @@ from collections.abc import Mapping
 
 from billing.domain.periods import Period
 
-HOT_MONTHS_FLOOR = 1  # a period's close and its re-runs of the next month read the table only
-TTL_MARGIN_DAYS = 14  # after the hot months: time to notice and repair a missing archive part
+HOT_MONTHS_FLOOR = 0  # a fact stays in the table until the close that bills it has run
+TTL_MARGIN_DAYS = 14  # after the hot months, at least: time for the close to run and archive
 ARCHIVE_RETENTION_DAYS = 400  # the fact log is kept 13 months after its period (audit)
 
 
@@ -42,6 +52,18 @@ def hot_months_from(env: Mapping[str, str]) -> int:
     return checked_hot_months(int(env.get("HOT_MONTHS", str(HOT_MONTHS_FLOOR))))
 
 
+def margin_days_from(env: Mapping[str, str]) -> int:
+    """``TTL_MARGIN_DAYS`` (default and least value ``TTL_MARGIN_DAYS``): readers count on
+    no item expiring sooner (``archive_needed``)."""
+    days = int(env.get("TTL_MARGIN_DAYS", str(TTL_MARGIN_DAYS)))
+    if days < TTL_MARGIN_DAYS:
+        raise ValueError(
+            f"TTL_MARGIN_DAYS={days} is below {TTL_MARGIN_DAYS}: readers add the archive only"
+            f" {TTL_MARGIN_DAYS} days after a period's hot months"
+        )
+    return days
+
+
 def after(period: Period, months: int) -> Period:
     for _ in range(months):
         period = period.next()
@@ -56,8 +78,9 @@ def expires_at(period: Period, hot_months: int, margin_days: int = TTL_MARGIN_DA
 
 def archive_needed(period: Period, now_ms: int) -> bool:
     """Whether some item of ``period`` may have expired at ``now_ms``: readers then add the
-    archive. False until the end of the period ``HOT_MONTHS_FLOOR`` after it."""
-    return now_ms >= after(period, HOT_MONTHS_FLOOR).end_ms
+    archive. False until ``TTL_MARGIN_DAYS`` after the end of the period
+    ``HOT_MONTHS_FLOOR`` after it."""
+    return now_ms >= after(period, HOT_MONTHS_FLOOR).end_ms + TTL_MARGIN_DAYS * 86_400_000
 
 
 def archive_retain_until_s(period: Period, days: int = ARCHIVE_RETENTION_DAYS) -> int:
@@ -75,4 +98,5 @@ __all__ = [
     "checked_hot_months",
     "expires_at",
     "hot_months_from",
+    "margin_days_from",
 ]

@@ -545,7 +545,8 @@ class _StackInspector:
                         QueueName=queue_name, QueueOwnerAWSAccountId=owner
                     )["QueueUrl"]
                 scaling = mapping.get("ScalingConfig") or {}
-                prefixes = _filter_prefixes(mapping.get("FilterCriteria") or {})
+                criteria = mapping.get("FilterCriteria") or {}
+                prefixes = _filter_prefixes(criteria)
                 self.result.event_source_mappings.append(
                     EventSourceMapping(
                         uuid=mapping["UUID"],
@@ -562,6 +563,7 @@ class _StackInspector:
                         enabled=mapping.get("State", "Enabled") == "Enabled",
                         maximum_concurrency=scaling.get("MaximumConcurrency"),
                         filter_prefixes=prefixes,
+                        filter_event_names=_filter_event_names(criteria),
                     )
                 )
 
@@ -674,6 +676,19 @@ def deploy(
         parameters=parameters or {},
     )
     return inspector.discover()
+
+
+def _filter_event_names(criteria: dict[str, Any]) -> list[str] | None:
+    """The event names a stream mapping's filters let through (``{"eventName": [...]}``),
+    or None when one of them does not name any (every event passes it)."""
+    names: set[str] = set()
+    for entry in criteria.get("Filters") or []:
+        try:
+            listed = json.loads(entry["Pattern"])["eventName"]
+        except (KeyError, TypeError, ValueError):
+            return None
+        names.update(str(name) for name in listed)
+    return sorted(names) or None
 
 
 def _filter_prefixes(criteria: dict[str, Any]) -> list[str] | None:

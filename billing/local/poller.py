@@ -295,7 +295,16 @@ class PollerGroup:
         self.streams: list[StreamPoller] = []
         for mapping in mappings:
             if mapping.queue_url is None and "/stream/" in mapping.event_source_arn:
+                if mapping.filter_event_names == ["REMOVE"]:
+                    # deletions only (the expiry guard's TTL deletions): moto never
+                    # expires an item, and the runtime's reader hands writes on only
+                    continue
                 if mapping.enabled and dispatcher.lookup(mapping.function_arn) is not None:
+                    if any(s.reader.stream_arn == mapping.event_source_arn for s in self.streams):
+                        raise ValueError(
+                            f"{mapping.function_name}: a second reader of one stream; the"
+                            " runtime's reader takes each record once"
+                        )
                     self.streams.append(_stream_poller(mapping, dispatcher, region))
                 continue
             if mapping.queue_url is None or not mapping.enabled:

@@ -51,6 +51,8 @@ class EventSourceMapping:
     maximum_concurrency: int | None = None
     # DynamoDB stream sources: the pk prefixes the mapping's filter criteria let through
     filter_prefixes: list[str] | None = None
+    # ... and the event names (INSERT, MODIFY, REMOVE) they let through (None: every one)
+    filter_event_names: list[str] | None = None
 
 
 @dataclass(frozen=True)

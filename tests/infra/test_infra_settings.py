@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from billing.adapters.ids import IDS  # noqa: E402
-from billing.domain.retention import HOT_MONTHS_FLOOR  # noqa: E402
+from billing.domain.retention import HOT_MONTHS_FLOOR, TTL_MARGIN_DAYS  # noqa: E402
 from infra import config as infra_config  # noqa: E402
 from infra.bundling import (  # noqa: E402
     build_asset,
@@ -31,7 +31,15 @@ pytestmark = pytest.mark.infra
 def test_the_app_and_the_functions_agree_on_shared_constants() -> None:
     """The CDK app does not import the functions' code: what both need is written twice."""
     assert infra_config.HOT_MONTHS_FLOOR == HOT_MONTHS_FLOOR
+    assert infra_config.TTL_MARGIN_DAYS == TTL_MARGIN_DAYS
     assert IDS_PREFIX == IDS
+
+
+def test_the_ttl_margin_outlasts_the_draft_days() -> None:
+    """Invoices kept as drafts delay the final close, which archives: the items wait."""
+    assert BillingConfig().ttl_margin_days == TTL_MARGIN_DAYS
+    drafts = BillingConfig.from_mapping({"invoice_grace_days": "20"})
+    assert drafts.ttl_margin_days == TTL_MARGIN_DAYS + 20
 
 
 def test_defaults() -> None:

@@ -512,7 +512,7 @@ def test_every_lambda_task_retries_service_errors(synth: Synthesis) -> None:
 
 def test_functions_runtime_handlers_and_timeouts(synth: Synthesis) -> None:
     functions = synth.of_type("AWS::Lambda::Function")
-    assert len(functions) == 11  # ingest, live view, nine close tasks
+    assert len(functions) == 12  # ingest, live view, expiry guard, nine close tasks
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.12"
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
@@ -609,7 +609,7 @@ def test_only_finish_and_the_live_view_may_put_events(synth: Synthesis) -> None:
 
 def test_the_live_view_follows_the_fact_partitions_of_the_stream(synth: Synthesis) -> None:
     table_id, table = synth.only("UsageTable", "AWS::DynamoDB::Table")
-    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "KEYS_ONLY"}
+    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "OLD_IMAGE"}
     function_id, function = synth.only("LiveFunction", "AWS::Lambda::Function")
     assert function["Properties"]["Handler"] == "functions.live.handler.handler"
     (mapping,) = [
@@ -628,6 +628,55 @@ def test_the_live_view_follows_the_fact_partitions_of_the_stream(synth: Synthesi
     prefixes = sorted(p["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"] for p in patterns)
     assert prefixes == ["E#", "F#", "PLAN#", "THRESHOLD#"]  # a threshold set is checked at once
     assert all(p["eventName"] == ["INSERT", "MODIFY"] for p in patterns)
+
+
+def test_the_expiry_guard_reads_only_the_ttl_deletions_of_fact_items(synth: Synthesis) -> None:
+    """Every write and every deletion by the application is filtered out before the
+    function: it is invoked for the items DynamoDB's TTL deleted, with their old image."""
+    table_id, _ = synth.only("UsageTable", "AWS::DynamoDB::Table")
+    function_id, function = synth.only("ExpiryFunction", "AWS::Lambda::Function")
+    assert function["Properties"]["Handler"] == "functions.expiry.handler.handler"
+    (mapping,) = [
+        m
+        for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    dlq_id, _ = synth.only("ExpiryDlq", "AWS::SQS::Queue")
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+    assert sorted(p["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"] for p in patterns) == ["E#", "F#"]
+    for pattern in patterns:
+        assert pattern["eventName"] == ["REMOVE"]
+        assert pattern["userIdentity"] == {
+            "type": ["Service"],
+            "principalId": ["dynamodb.amazonaws.com"],
+        }
+    role_id, _ = synth.only("ExpiryFunctionRole", "AWS::IAM::Role")
+    statements = [
+        s
+        for policy in synth.of_type("AWS::IAM::Policy").values()
+        if policy["Properties"]["Roles"] == [{"Ref": role_id}]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    table_actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        if a.startswith("dynamodb:") and not a.startswith("dynamodb:GetRecords")
+    }
+    # reads the stream (the mapping's grant), the frozen periods and zones; puts items back
+    assert table_actions <= {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    }
+    assert not any("Delete" in json.dumps(s["Action"]) for s in statements)
 
 
 def test_the_live_view_writes_only_its_own_items(synth: Synthesis) -> None:

@@ -74,7 +74,7 @@ def test_cdk_stack_deploys_with_the_real_handlers(aws: LocalAws) -> None:
 def test_cdk_stack_wiring_is_discovered(aws: LocalAws) -> None:
     stack = aws.stack
     by_function = {m.function_arn: m for m in stack.event_source_mappings}
-    assert len(by_function) == len(stack.event_source_mappings) == 2
+    assert len(by_function) == len(stack.event_source_mappings) == 3
     mapping = by_function[stack.function("IngestFunction").arn]
     assert mapping.event_source_arn.endswith(stack.queue_url("IntakeQueue").rsplit("/", 1)[-1])
     assert mapping.report_batch_item_failures
@@ -82,6 +82,15 @@ def test_cdk_stack_wiring_is_discovered(aws: LocalAws) -> None:
     assert "/stream/" in stream.event_source_arn
     assert stream.queue_url is None
     assert stream.report_batch_item_failures
+    assert stream.filter_event_names == ["INSERT", "MODIFY"]
+    # the expiry guard's TTL deletions: moto never expires an item, so nothing polls for them
+    # (the one reader of the stream hands each record to the live view)
+    expiry = by_function[stack.function("ExpiryFunction").arn]
+    assert expiry.event_source_arn == stream.event_source_arn
+    assert expiry.filter_event_names == ["REMOVE"]
+    assert expiry.filter_prefixes == ["F#", "E#"]
+    streams = [s.reader.stream_arn for group in aws.pollers for s in group.streams]
+    assert streams == [stream.event_source_arn]
     assert stack.state_machine_arn("MonthCloseStateMachine").startswith("arn:aws:states:")
     for function in stack.functions.values():
         missing = [name for name in SHARED_ENV if name not in function.env]

@@ -8,24 +8,43 @@ close and an adjustment of the archived period read the archive and give the sam
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
 from billing.adapters.archive import (
     ArchiveConflict,
     FactArchive,
+    Part,
     decode_part,
+    encode_part,
     part_key,
+    stored_item,
     unarchived,
 )
-from billing.adapters.store import HOT_MONTHS, fact_item
+from billing.adapters.store import (
+    HOT_MONTHS,
+    MARGIN_DAYS,
+    StoredFact,
+    fact_item,
+    item_expiry,
+    version_of_sk,
+)
 from billing.domain.events import Envelope
 from billing.domain.facts import Fact
 from billing.domain.periods import Period
-from billing.domain.retention import archive_needed, checked_hot_months, expires_at
+from billing.domain.retention import (
+    TTL_MARGIN_DAYS,
+    archive_needed,
+    checked_hot_months,
+    expires_at,
+    margin_days_from,
+)
 from tests.factories import mt, number
 from tests.pipeline.conftest import SHARDS, Env, sqs_event
 from tests.pipeline.test_close_reruns import (
@@ -180,13 +199,21 @@ def test_an_archive_part_is_never_overwritten_with_other_content(env: Env) -> No
 
 def test_items_expire_after_the_hot_months_and_archive_reads_start_before() -> None:
     october = Period.parse("2026-10")
-    assert HOT_MONTHS == 1  # the default: October's close and its re-runs in November
+    assert HOT_MONTHS == 0  # the default: until October's close, in the first days of November
+    assert MARGIN_DAYS == TTL_MARGIN_DAYS == 14
     ttl = expires_at(october, HOT_MONTHS)
-    assert ttl == datetime(2026, 12, 15, tzinfo=UTC).timestamp()  # November's end + 14 days
-    assert not archive_needed(october, int(datetime(2026, 11, 30, tzinfo=UTC).timestamp() * 1e3))
-    assert archive_needed(october, int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000))
-    with pytest.raises(ValueError, match="HOT_MONTHS=0"):
-        checked_hot_months(0)  # facts would expire before the close that bills them
+    assert ttl == datetime(2026, 11, 15, tzinfo=UTC).timestamp()  # October's end + 14 days
+    assert item_expiry(october) == ttl
+    assert not archive_needed(
+        october, int(datetime(2026, 11, 14, 23, tzinfo=UTC).timestamp() * 1e3)
+    )
+    assert archive_needed(october, int(datetime(2026, 11, 15, tzinfo=UTC).timestamp() * 1000))
+    with pytest.raises(ValueError, match="HOT_MONTHS=-1"):
+        checked_hot_months(-1)
+    # drafts kept 10 days: the final close runs on the 11th, the items wait for it
+    assert margin_days_from({"TTL_MARGIN_DAYS": "24"}) == 24
+    with pytest.raises(ValueError, match="TTL_MARGIN_DAYS=13"):
+        margin_days_from({"TTL_MARGIN_DAYS": "13"})  # readers would add the archive too late
 
 
 def test_a_late_fact_stays_hot_until_the_close_that_bills_it() -> None:
@@ -205,7 +232,7 @@ def test_a_period_not_archived_when_its_items_near_expiry_is_reported(env: Env) 
     with_archive(env)
     put_plan(env, "acme")
     send(env, "acme", 3, 2)
-    # October's close checks what it bills (those items expire mid-December, HOT_MONTHS 1)
+    # October's close checks what it bills (those items expire mid-November, HOT_MONTHS 0)
     assert unarchived(env.store, "2026-10", HOT_MONTHS) == ["2026-10/acme"]
     run(month_close(env), "2026-10")
     assert unarchived(env.store, "2026-10", HOT_MONTHS) == []
@@ -218,7 +245,7 @@ def test_a_period_not_archived_when_its_items_near_expiry_is_reported(env: Env) 
 
 
 def test_a_close_groups_check_of_its_own_period_is_limited_to_its_accounts(env: Env) -> None:
-    """With HOT_MONTHS 1 a close checks its own period, which other close groups (time
+    """With HOT_MONTHS 0 or 1 a close checks its own period, which other close groups (time
     zones) may not have closed yet: only the accounts ``among`` keeps are its own."""
     with_archive(env)
     put_plan(env, "acme")
@@ -275,3 +302,71 @@ def test_parts_read_by_threads_sharing_the_cache_never_miss_an_evicted_entry() -
     archive._cache = PausingCache(archive._cache)
     assert archive.part("one") == []
     assert paused.is_set()
+
+
+def _shard_of_october() -> tuple[list[StoredFact], list[StoredFact]]:
+    """Traffic (a fact whose id holds ``#``, a conflict marker) and a lifecycle fact of
+    October in shard ``00`` of account ``a``, as the close reads them."""
+    start = Period.parse("2026-10").start_ms
+    attrs = {"n": 3, "rate": Decimal("0.25"), "tags": ["x", 2]}
+    fact = Fact(id="f#1", type="message.outbound", at=start + 5, key="k", attrs=attrs)
+    marker = Fact(id="f3", type="id_conflict", at=start + 9, key="", attrs={})
+    entity = "num#+33100000001"
+    life = Fact(
+        id="f2", type="number.provisioned", at=start, key=entity, attrs={"n": 1}, entity=entity
+    )
+    traffic = [StoredFact(fact, None), StoredFact(marker, None, conflict=True)]
+    return traffic, [StoredFact(life, None)]
+
+
+def test_an_archive_part_holds_facts_without_id_and_time_and_reads_them_back(env: Env) -> None:
+    archive = with_archive(env)
+    traffic, lifecycle = _shard_of_october()
+    part = encode_part(traffic, lifecycle)
+    rows = decode_part(part.body, part.sha256)
+    facts = [item for _, item in rows if not str(item["sk"]).startswith("X#")]
+    assert len(facts) == 2
+    assert all("id" not in item and "at" not in item for item in facts)
+    (marker,) = [item for _, item in rows if str(item["sk"]).startswith("X#")]
+    assert (marker["id"], marker["sk"]) == ("f3", "X#f3")  # conflict markers are unchanged
+    assert [stored_item(s) for s in traffic + lifecycle] == [
+        dict(item) for _, item in sorted(rows, key=lambda r: r[0] != "F")
+    ]
+    october = Period.parse("2026-10")
+    assert archive.write_shard("2026-10", "a", october, "00", lifecycle, traffic)
+    # the items have left the table: the store reads the facts back from the part
+    assert env.store.read_period("a", october, "00", 0) == traffic
+    assert env.store.read_lifecycle("a", october, "00") == lifecycle
+
+
+def test_a_rerun_finds_a_part_archived_with_ids_and_times_holds_the_same_facts(
+    env: Env,
+) -> None:
+    """A part written while fact items still held ``id`` and ``at``: a re-run of its close
+    writes the same facts without them, which is not another content."""
+    archive = with_archive(env)
+    traffic, lifecycle = _shard_of_october()
+    october = Period.parse("2026-10")
+    new = encode_part(traffic, lifecycle)
+    old_rows = []
+    for kind, item in decode_part(new.body, new.sha256):
+        if not str(item["sk"]).startswith("X#"):
+            at, fact_id, _ = version_of_sk(str(item["sk"]))
+            item = {**item, "id": fact_id, "at": Decimal(at)}
+        old_rows.append(
+            {"k": kind, "i": {k: TypeSerializer().serialize(v) for k, v in item.items()}}
+        )
+    text = b"".join(
+        json.dumps(row, sort_keys=True, separators=(",", ":")).encode() + b"\n" for row in old_rows
+    )
+    old = Part(gzip.compress(text, mtime=0), 1, 1, 1, hashlib.sha256(text).hexdigest())
+    key = part_key("2026-10", "a", "00", "base")
+    assert archive.put_once(key, old.body, "application/gzip", old.metadata(), "2026-10")
+    assert env.store.read_period("a", october, "00", 0) == traffic
+    assert env.store.read_lifecycle("a", october, "00") == lifecycle
+
+    assert archive.write_shard("2026-10", "a", october, "00", lifecycle, traffic) == key
+    assert objects(env, key) == {key: old.body}  # kept as it is
+    changed = replace(traffic[0].fact, attrs={"n": 4})
+    with pytest.raises(ArchiveConflict):
+        archive.write_shard("2026-10", "a", october, "00", lifecycle, [StoredFact(changed, None)])

@@ -149,8 +149,8 @@ def test_lifecycle_facts_are_kept_per_period_and_expire(env: Env) -> None:
     (fact,) = [i for i in items if i["pk"].startswith("E#")]
     assert fact["pk"].startswith(f"E#{ACCOUNT}#2026-10#")
     assert fact["pk"] in {lifecycle_pk(ACCOUNT, "2026-10", s) for s in range(SHARDS)}
-    # kept in the table until November ends (HOT_MONTHS 1) + 14 days, then archived
-    assert int(fact["expires_at"]) == Period.parse("2026-11").end_ms // 1000 + 14 * 86_400
+    # kept in the table until October ends (HOT_MONTHS 0) + 14 days, then archived
+    assert int(fact["expires_at"]) == Period.parse("2026-10").end_ms // 1000 + 14 * 86_400
 
 
 def test_a_late_lifecycle_fact_adjusts_every_closed_month_it_changes(

@@ -14,9 +14,10 @@ import pytest
 
 from billing.adapters.ids import IdRow, mark_version
 from billing.adapters.invoices import DocumentStore
+from billing.adapters.store import fact_of_item
 from billing.close import MonthClose, close_groups
 from billing.domain.events import Envelope
-from billing.domain.facts import Fact, event_key
+from billing.domain.facts import event_key
 from billing.domain.plan import PricePlan
 from billing.domain.settings import ContractSettings
 from billing.live import LiveUsage
@@ -74,7 +75,7 @@ def stored_periods(env: Env) -> dict[str, str]:
         if item["pk"].startswith("F#"):
             period = item["pk"].split("#")[2]
             late = f"+{item['adj']}" if "adj" in item else ""
-            out[ids[str(item["id"])]] = period + late
+            out[ids[fact_of_item(item).id]] = period + late
     return out
 
 
@@ -199,7 +200,7 @@ def test_a_reused_ids_version_is_judged_in_its_own_accounts_calendar(
     frozen = env.store.frozen_periods()
     for item in env.table.scan()["Items"]:
         if str(item["pk"]).startswith("F#"):
-            row = IdRow.of(Fact.from_item(item), str(item["pk"]))
+            row = IdRow.of(fact_of_item(item), str(item["pk"]))
             assert row.sk == item["sk"]
             assert mark_version(env.store, row, frozen, close.zone_of, 6)
     markers = {
