@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from billing.adapters.archive import archive_shard, seal_account, unarchived
+from billing.adapters.archive import archive_shard, archiving, seal_account, unarchived
 from billing.adapters.ids import (
     AUDIT_PERIODS,
     ID_BUCKETS,
@@ -531,7 +531,9 @@ class MonthClose:
         """One unit: its storage shards, one after the other; their usages are merged (in
         shard order) into one partial per source period, named after the unit's first
         shard and listing the shards it covers, so that ``merged_partials`` reads exactly
-        the partials of this plan.
+        the partials of this plan. A final close's partial also holds the manifest entries
+        of the archive parts the unit wrote of its source period (``archive``): the seal
+        writes them without listing the parts (``rate_account``).
         """
         period, account = plain(work.period), work.account
         group = list(work.shards)
@@ -542,8 +544,14 @@ class MonthClose:
                 into = merged.setdefault(source, {})
                 for name, usage in known.items():
                     into[name] = into[name].merge(usage) if name in into else usage
+        archived = archiving(self.store) and not unit.drafting()
         for source, known in merged.items():
-            doc = {"shards": group, "usage": {name: u.to_json() for name, u in known.items()}}
+            doc: dict[str, Any] = {
+                "shards": group,
+                "usage": {name: u.to_json() for name, u in known.items()},
+            }
+            if archived:  # the manifest entries of the parts written, for the seal
+                doc["archive"] = unit.archived.get(source, [])
             key = partial_key(period, account, source, group[0])
             self.documents.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")
         for source, rows in unit.ids.items():  # for the id audit (none for a draft)
@@ -579,7 +587,9 @@ class MonthClose:
                 settings = unit.settings(str(q))
                 traffic = self.store.read_period(account, q, shard, settings.lookback_hours)
                 if not unit.drafting():  # a draft close reads a period still open
-                    archive_shard(self.store, period, account, q, shard, lifecycle, traffic)
+                    entry = archive_shard(self.store, period, account, q, shard, lifecycle, traffic)
+                    if entry is not None:
+                        unit.archived.setdefault(str(q), []).append(entry)
                     unit.read_ids(q, shard, lifecycle, traffic)
                 known = {"with": now} if q == current else {"with": now, "without": before}
                 yield (
@@ -602,10 +612,21 @@ class MonthClose:
         covered, and the next one is named after the first shard not yet covered. Every
         link was written by this run's plan (its units are contiguous and cover all
         shards), so a partial of another plan left by an earlier run is never read."""
+        return self.read_partials(period, account)[0]
+
+    def read_partials(
+        self, period: str, account: str
+    ) -> tuple[dict[str, dict[str, Usage]], dict[str, list[dict[str, Any]]]]:
+        """``merged_partials``, and source period -> the manifest entries of the archive
+        parts the units wrote of it (``archive_shard``), for ``seal_account``: a source is
+        left out when a partial has none (written by an older version, or without an
+        archive): the seal lists its parts."""
         labels = shard_labels(self.store.shards)
         merged: dict[str, dict[str, Usage]] = {}
+        archived: dict[str, list[dict[str, Any]]] = {}
         for source in self.sources(period, account):
             into = merged.setdefault(source, {})
+            entries: list[dict[str, Any]] | None = []
             at = 0
             while at < len(labels):
                 key = partial_key(period, account, source, labels[at])
@@ -620,7 +641,11 @@ class MonthClose:
                 for which, usage_doc in doc.get("usage", doc).items():
                     usage = Usage.from_json(usage_doc)
                     into[which] = into[which].merge(usage) if which in into else usage
-        return merged
+                parts = doc.get("archive") if "usage" in doc else None
+                entries = None if entries is None or parts is None else [*entries, *parts]
+            if entries is not None:
+                archived[source] = entries
+        return merged, archived
 
     def plan_for(self, account: str, period: str) -> PricePlan:
         doc = self.store.plan_document(account, period)
@@ -632,15 +657,17 @@ class MonthClose:
         return self.invoice_and_skipped(period, account)[0]
 
     def invoice_and_skipped(
-        self, period: str, account: str
+        self, period: str, account: str, merged: dict[str, dict[str, Usage]] | None = None
     ) -> tuple[Invoice, list[SkippedAdjustment]]:
         """The invoice, and the prior-period adjustments left out of it because they could
         not be rated: one prior period's failure never blocks the current invoice.
 
         What was billed for a prior period is what the previous close knew (the
         ``without`` usage), unless an earlier close carried the adjustment here: then it
-        is the usage that close recorded as billed."""
-        merged = self.merged_partials(period, account)
+        is the usage that close recorded as billed. ``merged``: the partials already read
+        (``merged_partials``)."""
+        if merged is None:
+            merged = self.merged_partials(period, account)
         carried = self.store.carried_adjustments(period, account)
         plan = self.plan_for(account, period)
         adjustments = []
@@ -672,11 +699,13 @@ class MonthClose:
         existing = self.store.result(period, account)
         if existing and existing.get("status") == "issued":
             return AccountClosed(account, "issued", str(existing["total"]))
-        invoice, skipped = self.invoice_and_skipped(period, account)
-        live = self.reconcile_live(period, account)
+        merged, archived = self.read_partials(period, account)  # read once
+        invoice, skipped = self.invoice_and_skipped(period, account, merged)
+        live = self.reconcile_live(period, account, merged)
         drafting = self.drafting(self.group_of(account, period))
         if not drafting:  # drafts: nothing archived
-            seal_account(self.store, period, account, self.sources(period, account))
+            # the sources are those of the partials; their parts' entries handed over
+            seal_account(self.store, period, account, sorted(merged), archived)
         issued = self.issue(invoice, drafting)
         if issued.status == "draft":
             self.store.put_result(period, account, {**issued.result(), "live_differences": live})
@@ -694,12 +723,17 @@ class MonthClose:
         self.store.put_result(period, account, result)
         return AccountClosed(account, "issued", str(invoice.total), len(live))
 
-    def reconcile_live(self, period: str, account: str) -> list[dict[str, Any]]:
+    def reconcile_live(
+        self, period: str, account: str, merged: dict[str, dict[str, Usage]] | None = None
+    ) -> list[dict[str, Any]]:
         """Where the live view of usage differs from what this close bills (the period's
         facts known at the close, late ones left out): reported in the result and the
         manifest, and as the ``LiveViewDifferences`` metric (alarm). None is expected:
-        a difference is a lagging or broken live view, never a change of the invoice."""
-        billed = self.merged_partials(period, account)[period]["with"]
+        a difference is a lagging or broken live view, never a change of the invoice.
+        ``merged``: the partials already read (``merged_partials``)."""
+        if merged is None:
+            merged = self.merged_partials(period, account)
+        billed = merged[period]["with"]
         return [d.to_json() for d in LiveUsage(self.store).reconcile(account, period, billed)]
 
     def issue(self, statement: Invoice, drafting: bool) -> Issued:
@@ -828,8 +862,8 @@ class MonthClose:
 
     def unarchived(self, group: str) -> list[str]:
         """What the close whose items expire next has not archived (``archive.unarchived``),
-        checked by the final close of ``group``: with ``HOT_MONTHS`` 1 that is this close
-        itself, for the accounts of its group."""
+        checked by the final close of ``group``: with ``HOT_MONTHS`` 0 or 1 that is this
+        close itself, for the accounts of its group."""
         return unarchived(
             self.store,
             plain(group),
@@ -1013,6 +1047,8 @@ class UnitContext:
     _drafting: bool | None = None
     # source period -> the ids of the facts the unit read of it (``billing.adapters.ids``)
     ids: dict[str, list[IdRow]] = field(default_factory=dict)
+    # source period -> the manifest entries of the archive parts the unit wrote of it
+    archived: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def period(self) -> str:
