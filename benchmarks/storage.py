@@ -11,9 +11,11 @@ Nothing runs against AWS or moto: sizes are exact, durations are the settings'.
 Printed per million events, over the whole retention (400 days after the period):
 
 - ingest: the figure ``benchmarks/ingest.py`` measured (docs/benchmarks.md, section 1a);
-- live view: not measured here;
+- live view: the figure ``benchmarks/live.py`` measured (docs/benchmarks.md, section 7:
+  its live items' writes, its refreshes' reads and its Lambda time at stream batch 500),
+  its DynamoDB requests priced in each design's table class;
 - close reads: the close's Query of every fact once (eventually consistent, 0.5 RRU per
-  4 KB), its archive requests (a HEAD and a PUT per part, a manifest per account);
+  4 KB), its archive requests (a conditional PUT per part and per account's manifest);
 - id audit: the close's id files (a PUT per unit and id bucket that has ids; one unit
   per account below ``UNIT_FACTS``), the audit's requests (each of the ``ID_BUCKETS``
   tasks lists and reads the bucket's objects of the period closed and of the
@@ -94,6 +96,12 @@ IT_MONITORING_PER_THOUSAND = 0.0025  # per object-month, objects >= 128 KB only
 IT_MIN_MONITORED = 128 * 1024
 S3_STANDARD_GB_MONTH = 0.023  # the id files (ids/ in the invoice bucket)
 S3_LIST_PAGE = 1000  # keys per ListObjectsV2 page
+
+# --- the live view measured by benchmarks/live.py (docs/benchmarks.md, 7), stream batch 500 --
+# per million lines of the mix (97,900 events per 100,000 lines): live items' writes
+# (0.3016 WRU), refreshes' reads (6.59 RRU), the live function's CPU (8.552 ms)
+LIVE_WRITES, LIVE_READS, LIVE_LAMBDA = 0.1885, 0.8239, 0.1425
+EVENTS_PER_LINE = 97_900 / 100_000
 
 # --- the ingest figure measured by benchmarks/ingest.py (docs/benchmarks.md, 1a) -----------
 INGEST_TOTAL = 0.7538  # per million events, of which DynamoDB writes:
@@ -348,17 +356,24 @@ def id_audit(m: Measured, periods: int) -> IdAuditCost:
     )
 
 
+def live_view(table_class: str) -> float:
+    """The live view per million events (section 7), its DynamoDB requests priced in the
+    table class."""
+    writes = LIVE_WRITES * DDB_WRITE_FACTOR[table_class]
+    reads = LIVE_READS * DDB_READ_PER_MILLION[table_class] / DDB_READ_PER_MILLION["Standard"]
+    return (writes + reads + LIVE_LAMBDA) / EVENTS_PER_LINE
+
+
 def costs(m: Measured, d: Design) -> dict[str, float]:
     ingest = INGEST_TOTAL + INGEST_WRITES * (DDB_WRITE_FACTOR[d.table_class] - 1)
     # A Query reads items back to back: 0.5 RRU per started 4 KB of the page (1 MB pages)
     read_units = m.fact_bytes / 4096 * 0.5
     close = read_units * DDB_READ_PER_MILLION[d.table_class] / 1e6
     if d.hot_months is not None:
-        puts = len(m.parts) + m.accounts  # parts + one manifest per account (conditional)
-        heads = len(m.parts)  # the seal reads each part's metadata
-        lists = m.accounts  # the seal's listing
-        close += puts * S3_PUT_PER_THOUSAND / 1000 + heads * S3_GET_PER_THOUSAND / 1000
-        close += lists * S3_LIST_PER_THOUSAND / 1000
+        # parts + one manifest per account, each one conditional PUT; the seal writes the
+        # manifest from the entries the units hand over (no listing, no HEAD)
+        puts = len(m.parts) + m.accounts
+        close += puts * S3_PUT_PER_THOUSAND / 1000
     hot_gb = m.fact_bytes / GB
     hot = hot_gb * DDB_GB_MONTH[d.table_class] * months_hot(d.hot_months)
     archive = sum(archive_part_cost(p) for p in m.parts) if d.hot_months is not None else 0.0
@@ -370,13 +385,15 @@ def costs(m: Measured, d: Design) -> dict[str, float]:
         guard += len(m.parts) * S3_GET_PER_THOUSAND / 1000  # each part read once
     out = {
         "ingest": ingest,
+        "live view": live_view(d.table_class),
         "close reads": close,
         "id audit": id_audit(m, d.audit_periods).usd,
         "hot storage": hot,
         "archive storage": archive,
         "expiry guard": guard,
     }
-    return {k: m.per_million(v) if k != "ingest" else v for k, v in out.items()}
+    measured = {"ingest", "live view"}  # already per million events
+    return {k: v if k in measured else m.per_million(v) for k, v in out.items()}
 
 
 def table(m: Measured, designs: Sequence[Design]) -> list[str]:
@@ -393,10 +410,7 @@ def table(m: Measured, designs: Sequence[Design]) -> list[str]:
     width = 22
     lines = ["".ljust(18) + "".join(d.name.rjust(width) for d in designs)]
     for row in rows:
-        cells = "".join(
-            ("n/a".rjust(width) if row == "live view" else f"${f[row]:.4f}".rjust(width))
-            for f in figures
-        )
+        cells = "".join(f"${f[row]:.4f}".rjust(width) for f in figures)
         lines.append(row.ljust(18) + cells)
     # storage: the items, the archive and the id files (the storage part of "id audit")
     storage = [
