@@ -163,3 +163,42 @@ def test_rejected_events_are_encrypted_with_their_own_key(aws: LocalAws) -> None
     assert default["SSEAlgorithm"] == "aws:kms"
     key_id = default["KMSMasterKeyID"]
     assert key_id.endswith(stack.physical_id("RejectsKey", "AWS::KMS::Key").rsplit("/", 1)[-1])
+
+
+def test_the_deployed_expiry_guard_puts_back_an_item_its_close_never_archived(
+    aws: LocalAws,
+) -> None:
+    """moto never expires an item: the TTL deletion's stream record is handed to the
+    deployed function as the event source mapping would (its handler, environment and
+    clients as deployed)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    stack = aws.stack
+    dynamodb = aws.client("dynamodb")
+    table_name = stack.physical_id("UsageTable", "AWS::DynamoDB::Table")
+    item = {
+        "pk": "F#acme#2026-10#03",
+        "sk": "1790816963564#expired-1#p9LV7jCZ",
+        "t": "message.outbound",
+        "k": "9bPPswcBcGCItir9wTsenw",
+        "a": {"channel": "sms", "status": "submitted"},
+        "expires_at": 1794700800,
+    }
+    serialize = TypeSerializer().serialize
+    record = {
+        "eventName": "REMOVE",
+        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+        "dynamodb": {
+            "Keys": {"pk": serialize(item["pk"]), "sk": serialize(item["sk"])},
+            "OldImage": {k: serialize(v) for k, v in item.items()},
+            "SequenceNumber": "7",
+        },
+    }
+    arn = stack.function("ExpiryFunction").arn
+    payload, errored = aws.dispatcher.invoke_payload(arn, json.dumps({"Records": [record]}))
+    assert not errored, payload[:500]
+    assert json.loads(payload) == {"batchItemFailures": []}
+    key = {"pk": serialize(item["pk"]), "sk": serialize(item["sk"])}
+    back = dynamodb.get_item(TableName=table_name, Key=key)["Item"]
+    assert back["t"] == {"S": "message.outbound"}
+    assert int(back["expires_at"]["N"]) > 1794700800  # hot again for the margin from now
