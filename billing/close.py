@@ -40,7 +40,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from billing.adapters.archive import archive_shard, archiving, seal_account, unarchived
+from billing.adapters.archive import (
+    archive_shard,
+    archiving,
+    listing_scope,
+    seal_account,
+    unarchived,
+)
 from billing.adapters.ids import (
     AUDIT_PERIODS,
     ID_BUCKETS,
@@ -539,11 +545,12 @@ class MonthClose:
         group = list(work.shards)
         unit = UnitContext(self, account, self.sources(period, account), tuple(group))
         merged: dict[str, dict[str, Usage]] = {}
-        for s in group:
-            for source, known in self.shard_usage(period, account, s, unit):
-                into = merged.setdefault(source, {})
-                for name, usage in known.items():
-                    into[name] = into[name].merge(usage) if name in into else usage
+        with listing_scope(self.store):  # an archived period's parts listed once per unit
+            for s in group:
+                for source, known in self.shard_usage(period, account, s, unit):
+                    into = merged.setdefault(source, {})
+                    for name, usage in known.items():
+                        into[name] = into[name].merge(usage) if name in into else usage
         archived = archiving(self.store) and not unit.drafting()
         for source, known in merged.items():
             doc: dict[str, Any] = {

@@ -32,7 +32,8 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -220,6 +221,7 @@ class FactArchive:
         self.cached_parts = cached_parts
         self._cache: OrderedDict[str, list[tuple[str, dict[str, Any]]]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._scope = threading.local()  # listings of this thread's ``listing_scope``
         self.requests: dict[str, int] = {}  # S3 requests by kind (benchmarks)
 
     @classmethod
@@ -340,6 +342,7 @@ class FactArchive:
             args["ObjectLockRetainUntilDate"] = self.lock.retain_until(period)
         self._count("PUT")
         self.s3.put_object(**args)
+        self._note_written(key)
 
     def head(self, key: str) -> dict[str, str] | None:
         """The metadata of an object (with ``bytes``), ``None`` if there is none."""
@@ -429,12 +432,41 @@ class FactArchive:
                 self._cache.popitem(last=False)
         return rows
 
+    @contextmanager
+    def listing_scope(self) -> Iterator[None]:
+        """Within it, this thread lists the parts of an account's period once (one LIST
+        instead of one per storage shard; a close unit reads every shard of its account).
+        Safe because no one else writes parts of the shards the scope reads meanwhile: a
+        shard's parts are written by the closes that read it, one close of a period at a
+        time, and a part this thread writes is added to its period's listing."""
+        outer = getattr(self._scope, "listings", None)
+        if outer is None:
+            self._scope.listings = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._scope.listings = None
+
     def shard_parts(self, account: str, period: str, shard: str) -> list[str]:
-        return [
-            k
-            for k in self.list_keys(shard_prefix(period, account, shard))
-            if k.endswith(".jsonl.gz")
-        ]
+        prefix = shard_prefix(period, account, shard)
+        listings: dict[tuple[str, str], list[str]] | None = getattr(self._scope, "listings", None)
+        if listings is None:
+            return [k for k in self.list_keys(prefix) if k.endswith(".jsonl.gz")]
+        key = (period, account)
+        if key not in listings:
+            listed = self.list_keys(f"{ARCHIVE}{period}/{account}/")
+            listings[key] = [k for k in listed if k.endswith(".jsonl.gz")]
+        return [k for k in listings[key] if k.startswith(prefix)]
+
+    def _note_written(self, key: str) -> None:
+        """A part written under ``key`` by this thread: in its scope's listing from now."""
+        listings = getattr(self._scope, "listings", None)
+        if listings and key.startswith(ARCHIVE) and not key.startswith(MANIFESTS):
+            _, period, account, _rest = key.split("/", 3)
+            listed = listings.get((period, account))
+            if listed is not None and key not in listed:
+                listings[(period, account)] = sorted([*listed, key])
 
     def archived(
         self, account: str, period: Period, shard: str, kind: str
@@ -488,6 +520,16 @@ def unarchived(
     return sorted(f"{period}/{a}" for a in due - sealed)
 
 
+@contextmanager
+def listing_scope(store: UsageStore) -> Iterator[None]:
+    """``FactArchive.listing_scope`` of the store's archive (nothing without one)."""
+    if isinstance(store.archive, FactArchive):
+        with store.archive.listing_scope():
+            yield
+    else:
+        yield
+
+
 def archive_shard(
     store: UsageStore,
     closing: str,
@@ -533,6 +575,7 @@ __all__ = [
     "archiving",
     "decode_part",
     "encode_part",
+    "listing_scope",
     "manifest_key",
     "part_entry",
     "part_key",

@@ -24,6 +24,9 @@ WORK = "work/"
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "pdf": "application/pdf"}
 
 
+WRITE_ATTEMPTS = 3  # conditional puts of one key racing (409): asked again this often
+
+
 class InvoiceConflict(Exception):
     """An issued invoice would change: invoices are never overwritten silently."""
 
@@ -88,30 +91,38 @@ class DocumentStore:
     def write_once(
         self, key: str, body: bytes, content_type: str, retain_until: datetime | None = None
     ) -> bool:
-        """Write an immutable document. False if the identical bytes are already there
-        (nothing is written, so a re-run adds no version); ``InvoiceConflict`` if different
-        bytes are. The object is locked until ``retain_until`` (default: the store's
-        ``InvoiceLock`` for the key's period), so it cannot be deleted before then."""
-        existing = self.read(key)
-        if existing is not None:
-            if existing == body:
-                return False
-            raise InvoiceConflict(f"{key} was issued with different content; not overwritten")
+        """Write an immutable document: one conditional put (``If-None-Match``), refused if
+        an object is there. False if the identical bytes are already there (nothing is
+        written, so a re-run adds no version); ``InvoiceConflict`` if different bytes are.
+        The object is locked until ``retain_until`` (default: the store's ``InvoiceLock``
+        for the key's period), so it cannot be deleted before then."""
         if retain_until is None and self.lock is not None:
             retain_until = self.lock.retain_until(key)
-        if retain_until is None:
-            self.write(key, body, content_type)
-            return True
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType=content_type,
-            ObjectLockMode=self.lock.mode if self.lock else "GOVERNANCE",
-            ObjectLockRetainUntilDate=retain_until,
-            ChecksumAlgorithm="SHA256",
-        )
-        return True
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": body,
+            "ContentType": content_type,
+            "IfNoneMatch": "*",
+        }
+        if retain_until is not None:
+            args["ObjectLockMode"] = self.lock.mode if self.lock else "GOVERNANCE"
+            args["ObjectLockRetainUntilDate"] = retain_until
+            args["ChecksumAlgorithm"] = "SHA256"
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                self.s3.put_object(**args)
+                return True
+            except ClientError as err:
+                code = err.response["Error"]["Code"]
+                if code == "ConditionalRequestConflict":  # a concurrent write: ask again
+                    continue
+                if code not in {"PreconditionFailed", "412"}:
+                    raise
+            if self.read(key) == body:
+                return False
+            raise InvoiceConflict(f"{key} was issued with different content; not overwritten")
+        raise InvoiceConflict(f"{key}: concurrent writes did not settle")
 
     def write_json(self, key: str, doc: Any) -> None:
         self.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")

@@ -127,7 +127,7 @@ def test_issued_invoices_are_locked_against_deletion(aws: LocalAws) -> None:
     deleted, a re-run writes no new version, and scratch work stays deletable."""
     from botocore.exceptions import ClientError
 
-    from billing.adapters.invoices import DocumentStore, InvoiceLock
+    from billing.adapters.invoices import DocumentStore, InvoiceConflict, InvoiceLock
 
     stack = aws.stack
     s3 = aws.client("s3")
@@ -139,6 +139,8 @@ def test_issued_invoices_are_locked_against_deletion(aws: LocalAws) -> None:
     key = "invoices/2026-10/acme/INV-LOCK-1.json"
     assert documents.write_once(key, b'{"total": "1.00"}', "application/json")
     assert not documents.write_once(key, b'{"total": "1.00"}', "application/json")
+    with pytest.raises(InvoiceConflict):  # one conditional put, refused: nothing replaced
+        documents.write_once(key, b'{"total": "2.00"}', "application/json")
     (version,) = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
     head = s3.head_object(Bucket=bucket, Key=key)
     assert head["ObjectLockMode"] == "GOVERNANCE"

@@ -370,3 +370,36 @@ def test_a_rerun_finds_a_part_archived_with_ids_and_times_holds_the_same_facts(
     changed = replace(traffic[0].fact, attrs={"n": 4})
     with pytest.raises(ArchiveConflict):
         archive.write_shard("2026-10", "a", october, "00", lifecycle, [StoredFact(changed, None)])
+
+
+def test_a_close_unit_lists_an_archived_periods_parts_once_and_sees_what_it_writes(
+    env: Env,
+) -> None:
+    """Reading every shard of an account whose period is archived: one LIST per period
+    and thread inside ``listing_scope`` (one per shard outside it); a part the thread
+    writes meanwhile is in it."""
+    archive = with_archive(env)
+    put_plan(env, "acme")
+    send(env, "acme", 3, 6)
+    run(month_close(env), "2026-10")
+    october = Period.parse("2026-10")
+    shards = [f"{s:02d}" for s in range(SHARDS)]
+    archive.requests.clear()
+    outside = [archive.shard_parts("acme", "2026-10", s) for s in shards]
+    assert archive.requests == {"LIST": SHARDS}
+    archive.requests.clear()
+    with archive.listing_scope():
+        inside = [archive.shard_parts("acme", "2026-10", s) for s in shards]
+        assert inside == outside
+        assert archive.requests == {"LIST": 1}
+        late = Fact(id="late-1", type="message", at=october.start_ms + 5, key="k", attrs={})
+        assert archive.write_shard(
+            "2026-11", "acme", october, "00", [], [StoredFact(late, "2026-11")]
+        )
+        assert archive.shard_parts("acme", "2026-10", "00") == sorted(
+            [*outside[0], part_key("2026-10", "acme", "00", "adj-2026-11")]
+        )
+        assert archive.requests["LIST"] == 1  # what it wrote is added to the listing
+    archive.requests.clear()  # the scope is over: a listing per shard again
+    archive.shard_parts("acme", "2026-10", "01")
+    assert archive.requests == {"LIST": 1}
