@@ -136,6 +136,8 @@ class LiveUsage:
         self.budget = budget or RefreshBudget.from_env()
         self._plans: dict[tuple[str, str], dict[str, Any] | None] | None = None
         self._plan_zones: dict[str, list[tuple[str, str]]] | None = None  # per stream batch
+        # the shards refreshed (or deferred) in this stream batch, with their origin
+        self._batch_done: set[tuple[ShardKey, Period | None]] | None = None
         self._zones: dict[str, tuple[ZoneOf, float]] = {}
 
     # --- refresh ----------------------------------------------------------------------
@@ -145,7 +147,10 @@ class LiveUsage:
 
         A large shard is not re-read more often than its refresh budget allows (see
         ``RefreshBudget``): it is noted as deferred and the sweep refreshes it later;
-        ``forced`` (the sweep) refreshes regardless and clears the deferral."""
+        ``forced`` (the sweep) refreshes regardless and clears the deferral. Within a
+        stream batch a shard is refreshed once: every item its records name was stored
+        before the batch was delivered, so the first refresh read them all (an item stored
+        since has a record of its own, in a later batch)."""
         todo: dict[tuple[str, str], set[str]] = defaultdict(set)
         origins: dict[tuple[str, str, str], Period] = {}  # a refresh following an earlier one
         self._markers, self._open = {}, set()
@@ -167,11 +172,16 @@ class LiveUsage:
             meta = self.store.live_meta(account, period) if not forced else {}
             for shard in sorted(shards):
                 key = ShardKey(account, period, shard)
+                origin = origins.get((account, period, shard))
+                done_in_batch = self._batch_done
+                if done_in_batch is not None and (key, origin) in done_in_batch:
+                    continue  # refreshed (or deferred) earlier in this stream batch
                 read_from = int(self.clock() * 1000)
                 if shard in meta and self.budget.defers(*meta[shard], read_from):
                     self.store.defer_live(key, read_from)
+                    if done_in_batch is not None:
+                        done_in_batch.add((key, origin))
                     continue
-                origin = origins.get((account, period, shard))
                 start: Period | Start | None = self._saved_start(key, zones, origin)
                 if start is None:  # never closed: the stored history
                     if stored_history is None:
@@ -190,6 +200,8 @@ class LiveUsage:
                         nxt = (account, str(p.next()), shard)
                         origins[nxt] = min(origins.get(nxt, p), origin or p, p)
                 if now.read == 0 and not now.carries and not now.usage.figures():
+                    if done_in_batch is not None:
+                        done_in_batch.add((key, origin))
                     continue
                 body: dict[str, Any] = {"usage": now.usage.to_json(), "plan": plan_digest(doc)}
                 if now.on_time is not now.usage:
@@ -199,6 +211,8 @@ class LiveUsage:
                 )
                 if forced:
                     self.store.clear_deferred_live(key, read_from)
+                if done_in_batch is not None:
+                    done_in_batch.add((key, origin))
         return sorted(set(done))
 
     def _saved_start(
@@ -300,11 +314,11 @@ class LiveUsage:
 
     def handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """One batch of the table's stream (see ``_handle_stream``)."""
-        self._plans, self._plan_zones = {}, {}
+        self._plans, self._plan_zones, self._batch_done = {}, {}, set()
         try:
             return self._handle_stream(records)
         finally:
-            self._plans, self._plan_zones = None, None
+            self._plans, self._plan_zones, self._batch_done = None, None, None
 
     def _handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """One batch of the table's stream: refresh the shards the records name (a plan

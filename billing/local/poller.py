@@ -30,12 +30,14 @@ LOG = logging.getLogger(__name__)
 # sees them. Looked at every STREAM_POLL_SECONDS; delivered once none arrived for
 # STREAM_QUIET_SECONDS, STREAM_GATHER_SECONDS after the first (longer if the last
 # delivery took more than STREAM_MAX_SHARE of its window), or STREAM_INVOCATION_SIZE
-# are waiting.
+# are waiting; while the SQS pollers have messages left (ingest is busy), up to
+# STREAM_BUSY_SECONDS after the first.
 STREAM_POLL_SECONDS = 0.2
 STREAM_QUIET_SECONDS = 1.0
 STREAM_GATHER_SECONDS = 30.0
+STREAM_BUSY_SECONDS = 180.0
 STREAM_MAX_SHARE = 0.25
-STREAM_INVOCATION_SIZE = 10_000
+STREAM_INVOCATION_SIZE = 100_000
 
 _SYSTEM_ATTRIBUTES = (
     "ApproximateReceiveCount",
@@ -325,10 +327,18 @@ class PollerGroup:
                 )
         self.endpoint_url = endpoint_url
         self.region = region
+        for stream in self.streams:
+            stream.backlog = self.backlog
 
     @property
     def queue_urls(self) -> list[str]:
         return sorted({poller.queue_url for poller in self.pollers})
+
+    def backlog(self) -> int:
+        """Messages the SQS pollers have yet to handle (visible, in flight, delayed): while
+        there are, ingest keeps writing and the stream's records keep coming."""
+        sqs = aws_client("sqs", endpoint_url=self.endpoint_url, region=self.region)
+        return sum(queue_depth(sqs, url) for url in self.queue_urls)
 
     def busy(self) -> bool:
         return any(poller.busy for poller in self.pollers) or any(
@@ -374,9 +384,11 @@ def _stream_poller(
 
     reader = MotoStreamReader(mapping.event_source_arn, prefixes)
     # The handler shares this interpreter with ingest, and a refresh re-reads its shard:
-    # records gather while they keep arriving, up to STREAM_GATHER_SECONDS, and go to the
-    # function in invocations of up to STREAM_INVOCATION_SIZE records (the largest
-    # BatchSize AWS allows for a stream), so one refresh of a shard covers a whole window.
+    # records gather while they keep arriving, up to STREAM_GATHER_SECONDS (while ingest
+    # has messages left, up to STREAM_BUSY_SECONDS), and go to the function in
+    # invocations of up to STREAM_INVOCATION_SIZE records (ten times the largest BatchSize
+    # AWS allows for a stream: the live view's result does not depend on the batching), so
+    # one refresh of a shard covers a whole window.
     return StreamPoller(
         reader,
         invoke,
@@ -387,4 +399,5 @@ def _stream_poller(
         quiet_seconds=STREAM_QUIET_SECONDS,
         invocation_size=max(STREAM_INVOCATION_SIZE, mapping.batch_size),
         max_share=STREAM_MAX_SHARE,
+        busy_seconds=STREAM_BUSY_SECONDS,
     )

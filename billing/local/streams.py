@@ -15,7 +15,10 @@ window: deliveries then take at most that share of the time while records keep c
 or ``invocation_size`` records, then delivers all of them in invocations of up to
 ``invocation_size`` records. A handler whose work follows the keys its records name (the
 live view refreshes each named shard once per invocation) then does that work once per
-window rather than once per ``BatchSize`` records.
+window rather than once per ``BatchSize`` records. While the runtime's other pollers still
+have messages to handle (``backlog``: ingest is busy and its writes will keep coming), a
+window does not end at its quiet or time limit, up to ``busy_seconds`` from its start: a
+bulk load is then refreshed once per long window, not once per few seconds of it.
 """
 
 from __future__ import annotations
@@ -197,6 +200,8 @@ class StreamPoller(PollingThread):
         quiet_seconds: float = 1.0,
         invocation_size: int | None = None,
         max_share: float = 1.0,
+        backlog: Callable[[], int] | None = None,
+        busy_seconds: float = 0.0,
     ) -> None:
         super().__init__("stream-poller")
         self.reader = reader
@@ -209,6 +214,9 @@ class StreamPoller(PollingThread):
         self.invocation_size = max(invocation_size or batch_size, 1)
         self.max_share = min(max(max_share, 0.01), 1.0)
         self.last_delivery = 0.0  # seconds the last delivery of a window took
+        self.backlog = backlog  # messages the runtime's other pollers have yet to handle
+        self.busy_seconds = busy_seconds
+        self._busy_seen = (-1.0, False)  # (when, whether) the backlog was last looked at
 
     def poll_once(self, limit: int | None = None) -> int:
         """Read up to ``limit`` records (at least a batch) and deliver them: the number
@@ -234,11 +242,28 @@ class StreamPoller(PollingThread):
         while self.poll_once():
             pass
 
+    def ingest_busy(self) -> bool:
+        """Whether the other pollers have messages left (looked at once a second at most:
+        each look is a request the runtime answers)."""
+        if self.backlog is None:
+            return False
+        now = time.monotonic()
+        when, busy = self._busy_seen
+        if now - when >= 1.0:
+            try:
+                busy = self.backlog() > 0
+            except Exception:  # the window ends as without a backlog
+                LOG.debug("backlog unknown", exc_info=True)
+                busy = False
+            self._busy_seen = (now, busy)
+        return busy
+
     def gather(self) -> int:
         """Wait while records keep arriving (one within ``quiet_seconds``), at most
         ``gather_seconds`` (or long enough for the last delivery to have taken at most
         ``max_share`` of the window) and until ``invocation_size`` are waiting: how many
-        are."""
+        are. While the other pollers have a backlog, the quiet and time limits wait too,
+        up to ``busy_seconds`` from the window's start."""
         waiting = self.reader.pending()
         if not waiting:
             return 0
@@ -247,12 +272,11 @@ class StreamPoller(PollingThread):
         step = min(0.1, self.quiet_seconds / 4)
         while not self._stop.is_set():
             now = time.monotonic()
-            if (
-                waiting >= self.invocation_size
-                or now - started >= limit
-                or now - changed >= self.quiet_seconds
-            ):
+            if waiting >= self.invocation_size:
                 break
+            ended = now - started >= limit or now - changed >= self.quiet_seconds
+            if ended and (now - started >= self.busy_seconds or not self.ingest_busy()):
+                break  # (ingest still busy: more records are coming, the window goes on)
             self._stop.wait(step)
             count = self.reader.pending()
             if count != waiting:
