@@ -33,6 +33,7 @@ from billing.adapters.store import (
     StoredFact,
     fact_item,
     item_expiry,
+    shard_of_item,
     version_of_sk,
 )
 from billing.domain.events import Envelope
@@ -403,3 +404,32 @@ def test_a_close_unit_lists_an_archived_periods_parts_once_and_sees_what_it_writ
     archive.requests.clear()  # the scope is over: a listing per shard again
     archive.shard_parts("acme", "2026-10", "01")
     assert archive.requests == {"LIST": 1}
+
+
+def test_a_live_batch_lists_an_archived_periods_parts_once_per_account(env: Env) -> None:
+    """A stream batch naming every shard of an archived period: its parts are listed once
+    for the account (and once for the previous period's look-back tail), not per shard;
+    the view is what it is without the scope."""
+    from billing.live import LiveUsage
+
+    archive = with_archive(env)
+    put_plan(env, "acme")
+    for day in (3, 17, 29):
+        send(env, "acme", day, 4)
+    run(month_close(env), "2026-10")
+    shards = {f"F#acme#2026-10#{s:02d}" for s in range(SHARDS)}  # every shard named
+    records = [
+        {"eventName": "INSERT", "dynamodb": {"Keys": {"pk": {"S": pk}}, "SequenceNumber": str(n)}}
+        for n, pk in enumerate(sorted(shards), start=1)
+    ]
+    live = LiveUsage(env.store, clock=LATER.timestamp)
+    archive.requests.clear()
+    assert live.handle_stream(records)["batchItemFailures"] == []
+    listed = archive.requests["LIST"]
+    assert listed <= 3  # October, September's tail, (the lifecycle partitions: the same)
+    assert live.view("acme", "2026-10").usage.figures()
+    in_scope = live.view("acme", "2026-10").usage.to_json()
+    archive.requests.clear()
+    live.refresh([key for pk in sorted(shards) if (key := shard_of_item(pk)) is not None])
+    assert archive.requests["LIST"] > listed  # outside a batch: per shard
+    assert live.view("acme", "2026-10").usage.to_json() == in_scope
