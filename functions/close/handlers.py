@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from functools import cache
 from typing import Any
 
@@ -19,6 +20,16 @@ from billing.config import Config, client, resource
 logger = Logger(service="billing-close")
 tracer = Tracer(service="billing-close")
 metrics = Metrics(namespace="Billing", service="billing-close")
+# One task's metric is added and flushed together: the local runtime runs tasks in threads
+# of one process, sharing ``metrics`` (on AWS a container runs one task at a time).
+_METRICS = threading.Lock()
+
+
+def publish(name: str, value: int) -> None:
+    """Add one count metric and flush it (with the task's cold start, if any)."""
+    with _METRICS:
+        metrics.add_metric(name, MetricUnit.Count, value)
+        metrics.flush_metrics()
 
 
 @cache
@@ -91,10 +102,7 @@ def rate_account(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     result = month_close().rate_account(event["period"], event["account"]).payload()
     if result.get("live_differences"):
         logger.warning("live view differs from the close", extra=result)
-    metrics.add_metric(
-        "LiveViewDifferences", MetricUnit.Count, int(result.get("live_differences", 0))
-    )
-    metrics.flush_metrics()
+    publish("LiveViewDifferences", int(result.get("live_differences", 0)))
     return result
 
 
@@ -113,8 +121,7 @@ def audit_ids(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     audit = month_close().audit_ids(event["period"], int(event["bucket"]))
     if audit.conflicts:
         logger.warning("event ids stored with two contents", extra=audit.payload())
-    metrics.add_metric("IdConflicts", MetricUnit.Count, audit.conflicts)
-    metrics.flush_metrics()
+    publish("IdConflicts", audit.conflicts)
     return audit.payload()
 
 
@@ -128,6 +135,5 @@ def finish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     missing = [] if summary.drafts is not None else month_close().unarchived(event["period"])
     if missing:
         logger.error("facts not archived before their items expire", extra={"missing": missing})
-    metrics.add_metric("ArchiveMissing", MetricUnit.Count, len(missing))
-    metrics.flush_metrics()
+    publish("ArchiveMissing", len(missing))
     return {**done, "archive_missing": len(missing)}
