@@ -659,9 +659,22 @@ class UsageStore(DocumentsLock):
         first) of at most ``PROBE_PAGE`` items. A shard with fewer is counted exactly; for a
         fuller one, the rate over the counted items' time span (its newest fact: one more
         Query of one item) is extrapolated back to the period's start (the newest facts of
-        a growing account are its densest: the estimate errs high)."""
+        a growing account are its densest: the estimate errs high).
+
+        A shard the live view refreshed after the period ended, having read fewer than
+        ``PROBE_PAGE`` items, is not probed: its live item's count (``live_meta``: one Query
+        for every shard) is the estimate. Sizing only groups shards into units: the invoice
+        is the same whatever the estimate."""
         total = 0
+        live = {
+            shard: items
+            for shard, (items, refreshed_at) in self.live_meta(account, str(period)).items()
+            if refreshed_at >= period.end_ms and items < PROBE_PAGE
+        }
         for shard in shards:
+            if shard in live:
+                total += live[shard]
+                continue
             facts = Key("pk").eq(fact_pk(account, period, shard)) & Key("sk").lt(":")
             page = self.table.query(
                 KeyConditionExpression=facts,

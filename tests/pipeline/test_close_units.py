@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from billing.adapters.invoices import DocumentStore
-from billing.adapters.store import UsageStore, shard_groups, shard_labels
+from billing.adapters.store import ShardKey, UsageStore, shard_groups, shard_labels
 from billing.close import MonthClose, Unit
 from billing.documents.render import invoice_csv, invoice_json, invoice_pdf
 from billing.domain.periods import Period
@@ -110,6 +110,38 @@ def test_the_estimate_counts_a_small_period_exactly(env: Env) -> None:
     labels = shard_labels(SHARDS)
     estimate = env.store.estimate_period_facts("acme", Period.parse(PERIOD), labels)
     assert estimate == facts_stored(env.store, "acme") > 120
+
+
+def test_the_estimate_takes_a_shards_count_from_its_live_item_once_the_period_ended(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One Query of the live items instead of a probe per shard; a live item refreshed
+    before the period's end (it may miss facts) is not taken."""
+    setup_month(env)
+    sms(env, "acme", 120)
+    labels = shard_labels(SHARDS)
+    period = Period.parse(PERIOD)
+    exact = env.store.estimate_period_facts("acme", period, labels)
+    queries: list[dict[str, Any]] = []
+    query = env.store.table.query
+
+    def counting(**kw: Any) -> Any:
+        queries.append(kw)
+        return query(**kw)
+
+    monkeypatch.setattr(env.store.table, "query", counting)
+    before_end, after_end = period.end_ms - 1, period.end_ms + 60_000
+    for shard in labels:
+        env.store.put_live_shard(ShardKey("acme", PERIOD, shard), {}, 1000, before_end)
+    queries.clear()
+    assert env.store.estimate_period_facts("acme", period, labels) == exact  # all probed
+    assert len(queries) == 1 + len(labels)
+    for shard in labels[1:]:
+        env.store.put_live_shard(ShardKey("acme", PERIOD, shard), {}, 1001, after_end)
+    queries.clear()
+    estimate = env.store.estimate_period_facts("acme", period, labels)
+    assert len(queries) == 2  # the live items, and the probe of the one shard without
+    assert estimate >= 1001 * (len(labels) - 1)
 
 
 def test_the_estimate_extrapolates_a_full_page_over_the_period(
