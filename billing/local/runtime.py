@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -290,6 +291,12 @@ class LocalAws:
 
         self._patches.install()
         fastpaths.install()
+        # Powertools' Metrics instances share one set of metrics per process: functions run
+        # as threads here, so one may flush what another added, and the other's flush finds
+        # nothing (a warning that cannot happen on AWS, one invocation per container).
+        warnings.filterwarnings(
+            "ignore", message="No application metrics to publish", category=UserWarning
+        )
         if self.log_file is not None:
             self._capture_handler_output(self.log_file)
         for name in ("werkzeug", "moto.stepfunctions.parser"):

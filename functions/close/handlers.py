@@ -21,7 +21,8 @@ logger = Logger(service="billing-close")
 tracer = Tracer(service="billing-close")
 metrics = Metrics(namespace="Billing", service="billing-close")
 # One task's metric is added and flushed together: the local runtime runs tasks in threads
-# of one process, sharing ``metrics`` (on AWS a container runs one task at a time).
+# of one process, sharing ``metrics`` (on AWS a container runs one task at a time); the
+# runtime also silences the empty-flush warning another function's flush can still cause.
 _METRICS = threading.Lock()
 
 
