@@ -39,6 +39,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,10 +322,14 @@ class LiveUsage:
         conditional put replaces nothing."""
         self._plans, self._plan_zones, self._batch_done = {}, {}, set()
         try:
-            with listing_scope(self.store):
+            with listing_scope(self.store), self._states_scope():
                 return self._handle_stream(records)
         finally:
             self._plans, self._plan_zones, self._batch_done = None, None, None
+
+    def _states_scope(self) -> AbstractContextManager[None]:
+        """The saved states listed once per account in a batch (``StateStore``)."""
+        return self.states.listing_scope() if self.states is not None else nullcontext()
 
     def _handle_stream(self, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """One batch of the table's stream: refresh the shards the records name (a plan

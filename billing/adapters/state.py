@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -64,23 +66,49 @@ class StateStore:
         # state never changes, so up to ``cache`` of them are kept (0: none, the close)
         self.cache_size = cache
         self._cache: dict[tuple[str, str, str, str], Snapshot] = {}
+        self._scope = threading.local()  # listings of this thread's ``listing_scope``
+
+    @contextmanager
+    def listing_scope(self) -> Iterator[None]:
+        """Within it, this thread lists an account's saved states once (one listing of the
+        account's prefix instead of one per shard: a live stream batch refreshes many
+        shards of an account). A state a close saves meanwhile is missed: the refresh then
+        starts from an earlier state or the stored history, whose live item never
+        replaces one computed from a later close's state (``UsageStore.put_live_shard``:
+        its epoch)."""
+        outer = getattr(self._scope, "listings", None)
+        if outer is None:
+            self._scope.listings = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._scope.listings = None
 
     def versions(self, account: str, shard: str) -> list[tuple[str, str]]:
-        """Every saved (period, as of) of one shard (one listing of its prefix)."""
-        return self.account_versions(account, [shard]).get(shard, [])
+        """Every saved (period, as of) of one shard (one listing of its prefix; of the
+        account's, once per ``listing_scope``)."""
+        listings: dict[str, dict[str, list[tuple[str, str]]]] | None = getattr(
+            self._scope, "listings", None
+        )
+        if listings is None:
+            return self.account_versions(account, [shard]).get(shard, [])
+        if account not in listings:
+            listings[account] = self.account_versions(account, None)
+        return listings[account].get(shard, [])
 
     def account_versions(
-        self, account: str, shards: Sequence[str]
+        self, account: str, shards: Sequence[str] | None
     ) -> dict[str, list[tuple[str, str]]]:
-        """shard -> every saved (period, as of), for ``shards`` of the account: one listing
-        of the account's prefix (of the shard's, for one shard)."""
+        """shard -> every saved (period, as of), for ``shards`` of the account (``None``:
+        every shard): one listing of the account's prefix (of the shard's, for one)."""
         prefix = f"{STATE}{account}/"
-        listed = f"{prefix}{shards[0]}/" if len(shards) == 1 else prefix
-        wanted = set(shards)
+        listed = f"{prefix}{shards[0]}/" if shards is not None and len(shards) == 1 else prefix
+        wanted = set(shards) if shards is not None else None
         out: dict[str, list[tuple[str, str]]] = {}
         for key in self.documents.list_keys(listed):
             shard, of, name = key[len(prefix) :].split("/", 2)
-            if shard in wanted:
+            if wanted is None or shard in wanted:
                 out.setdefault(shard, []).append((of, name.removesuffix(".json.gz")))
         return out
 

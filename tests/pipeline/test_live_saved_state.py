@@ -334,3 +334,41 @@ def test_a_refresh_of_every_shard_reads_an_open_periods_status_once(
     refresh_all(live, "2026-11")
     assert asked.count("2026-10") == 1
     assert_live_is_recomputed(env, live, ["2026-11"])
+
+
+def test_a_stream_batch_lists_an_accounts_saved_states_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside ``listing_scope`` (a live stream batch) the account's saved states are
+    listed once for all its shards; outside it, once per shard; the versions are the
+    same."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="invoices")
+        documents = DocumentStore(s3, "invoices")
+        states = StateStore(documents)
+        shards = shard_labels(4)
+        for shard in shards:
+            states.put("acme", shard, "2026-11", "2026-10", [])
+        states.put("acme", "01", "2026-12", "2026-11", [])
+        states.put("globex", "00", "2026-11", "2026-10", [])
+        listed: list[str] = []
+        list_keys = documents.list_keys
+
+        def counting(prefix: str) -> Iterator[str]:
+            listed.append(prefix)
+            return list_keys(prefix)
+
+        monkeypatch.setattr(documents, "list_keys", counting)
+        outside = {s: states.versions("acme", s) for s in shards}
+        assert len(listed) == len(shards)
+        listed.clear()
+        with states.listing_scope():
+            inside = {s: states.versions("acme", s) for s in shards}
+            assert states.versions("globex", "00") == [("2026-11", "2026-10")]
+        assert inside == outside
+        assert outside["01"] == [("2026-11", "2026-10"), ("2026-12", "2026-11")]
+        assert listed == ["state/acme/", "state/globex/"]
