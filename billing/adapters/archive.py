@@ -41,6 +41,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from billing.adapters.scopes import Listings
 from billing.adapters.store import (
     StoredFact,
     UsageStore,
@@ -221,7 +222,7 @@ class FactArchive:
         self.cached_parts = cached_parts
         self._cache: OrderedDict[str, list[tuple[str, dict[str, Any]]]] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._scope = threading.local()  # listings of this thread's ``listing_scope``
+        self._listings = Listings()  # this thread's, in a ``listing_scope``
         self.requests: dict[str, int] = {}  # S3 requests by kind (benchmarks)
 
     @classmethod
@@ -439,18 +440,12 @@ class FactArchive:
         Safe because no one else writes parts of the shards the scope reads meanwhile: a
         shard's parts are written by the closes that read it, one close of a period at a
         time, and a part this thread writes is added to its period's listing."""
-        outer = getattr(self._scope, "listings", None)
-        if outer is None:
-            self._scope.listings = {}
-        try:
+        with self._listings.scope():
             yield
-        finally:
-            if outer is None:
-                self._scope.listings = None
 
     def shard_parts(self, account: str, period: str, shard: str) -> list[str]:
         prefix = shard_prefix(period, account, shard)
-        listings: dict[tuple[str, str], list[str]] | None = getattr(self._scope, "listings", None)
+        listings = self._listings.current()
         if listings is None:
             return [k for k in self.list_keys(prefix) if k.endswith(".jsonl.gz")]
         key = (period, account)
@@ -461,7 +456,7 @@ class FactArchive:
 
     def _note_written(self, key: str) -> None:
         """A part written under ``key`` by this thread: in its scope's listing from now."""
-        listings = getattr(self._scope, "listings", None)
+        listings = self._listings.current()
         if listings and key.startswith(ARCHIVE) and not key.startswith(MANIFESTS):
             _, period, account, _rest = key.split("/", 3)
             listed = listings.get((period, account))

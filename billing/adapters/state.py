@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from billing.adapters.invoices import DocumentStore
+from billing.adapters.scopes import Listings
 from billing.domain.facts import Fact
 
 STATE = "state/"
@@ -66,7 +66,7 @@ class StateStore:
         # state never changes, so up to ``cache`` of them are kept (0: none, the close)
         self.cache_size = cache
         self._cache: dict[tuple[str, str, str, str], Snapshot] = {}
-        self._scope = threading.local()  # listings of this thread's ``listing_scope``
+        self._listings = Listings()  # this thread's, in a ``listing_scope``
 
     @contextmanager
     def listing_scope(self) -> Iterator[None]:
@@ -76,26 +76,19 @@ class StateStore:
         starts from an earlier state or the stored history, whose live item never
         replaces one computed from a later close's state (``UsageStore.put_live_shard``:
         its epoch)."""
-        outer = getattr(self._scope, "listings", None)
-        if outer is None:
-            self._scope.listings = {}
-        try:
+        with self._listings.scope():
             yield
-        finally:
-            if outer is None:
-                self._scope.listings = None
 
     def versions(self, account: str, shard: str) -> list[tuple[str, str]]:
         """Every saved (period, as of) of one shard (one listing of its prefix; of the
         account's, once per ``listing_scope``)."""
-        listings: dict[str, dict[str, list[tuple[str, str]]]] | None = getattr(
-            self._scope, "listings", None
-        )
+        listings = self._listings.current()
         if listings is None:
             return self.account_versions(account, [shard]).get(shard, [])
         if account not in listings:
             listings[account] = self.account_versions(account, None)
-        return listings[account].get(shard, [])
+        by_shard: dict[str, list[tuple[str, str]]] = listings[account]
+        return by_shard.get(shard, [])
 
     def account_versions(
         self, account: str, shards: Sequence[str] | None
