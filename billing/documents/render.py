@@ -25,8 +25,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,10 +33,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import fpdf.fpdf
-from fpdf import FPDF, FPDF_VERSION
-from fpdf.fonts import FontFace, TTFFont
-from fpdf.line_break import CurrentLine, Fragment, MultiLineBreak, TextLine
+from fpdf import FPDF
+from fpdf.fonts import FontFace
 
 from billing.documents.localize import (
     COMMITMENTS,
@@ -436,130 +433,6 @@ def group_rows(inv: Invoice) -> list[_GroupRow]:
     ]
 
 
-# fpdf2 breaks a cell's text into lines one character at a time and, before adding each
-# character, measures the line so far again from its first character (``CurrentLine.width``:
-# quadratic in the line's length; the lines of an invoice's cells are short, so it is ~5 %
-# of the rendering of 60 to 400 lines, not more). ``_line_width`` measures the same: it keeps,
-# per fragment of the line, the sum of the glyph widths of the characters measured so far
-# (fpdf2 only appends to a fragment's character list, or replaces the list: a new list is
-# measured again) and applies fpdf2's own formula to it, so every width, and the PDF, is
-# the same to the bit. Whatever that formula does not cover (text shaping, a symbol font,
-# character spacing or stretching, a glyph width that is not an integer, a page-count
-# placeholder) is measured by fpdf2 itself. Checked against fpdf2 2.8.9 (pinned).
-
-
-def _fragment_width(
-    fragment: Fragment, initial_cs: bool, known: dict[int, tuple[Any, ...]]
-) -> float:
-    """``fragment.get_width(initial_cs=initial_cs)``, from the sum kept in ``known``."""
-    font = fragment.font
-    if (
-        type(fragment) is not Fragment
-        or type(font) is not TTFFont
-        or font.is_symbol
-        or fragment.text_shaping_parameters
-        or fragment.font_stretching != 100
-        or fragment.char_spacing != 0
-    ):
-        return float(fragment.get_width(initial_cs=initial_cs))
-    chars = fragment.characters
-    kept = known.get(id(fragment))
-    if kept is not None and kept[0] is fragment and kept[1] is chars and kept[2] <= len(chars):
-        counted, total = kept[2], kept[3]
-    else:
-        counted, total = 0, 0
-    cw = font.cw
-    for ch in chars[counted:]:
-        total += cw[ord(ch)]
-    if type(total) is not int:  # fpdf2 sums such widths in its own order
-        return float(fragment.get_width(initial_cs=initial_cs))
-    known[id(fragment)] = (fragment, chars, len(chars), total)
-    size = fragment.font_size_pt
-    if size > font.biggest_size_pt:  # as ``TTFFont.get_text_width`` does
-        font.biggest_size_pt = size
-    return float(total * size * 0.001 / fragment.k)
-
-
-def _line_width(line: CurrentLine) -> float:
-    """``CurrentLine.width``: each fragment measured from the characters it gained since
-    the last time (``_fragment_width``), added up as fpdf2 adds them."""
-    known = line.__dict__.setdefault("_glyph_widths", {})
-    width: float = 0
-    for i, fragment in enumerate(line.fragments):
-        width += _fragment_width(fragment, i > 0, known)
-    return width
-
-
-# A table measures each row first (its height: ``multi_cell`` in a dry run) and then draws
-# it: the text of every cell is broken into lines twice, and the same texts recur (units,
-# prices, zeros). While ``invoice_pdf`` renders (``_BREAKS``: the lines of the document so
-# far), ``multi_cell`` breaks a text once: asked again with equal fragments (characters,
-# graphics state, scale), width, margins and options, it gets the same lines back
-# (``_Replay``), which is what breaking them again would give: the line breaking reads
-# nothing else, and drawing a line does not change it. Not for a page-count placeholder
-# (drawn per fragment), nor for a width that depends on the line's height.
-
-_Broken = dict[tuple[Any, ...], list[tuple[tuple[Any, ...], list[TextLine]]]]
-_BREAKS: ContextVar[_Broken | None] = ContextVar("_BREAKS", default=None)
-
-
-class _Replay:
-    def __init__(self, lines: list[TextLine]) -> None:
-        self._lines: Iterator[TextLine] = iter(lines)
-
-    def get_line(self) -> TextLine | None:
-        return next(self._lines, None)
-
-
-class _Record:
-    """``MultiLineBreak`` keeping its lines; once it has given them all, they are kept."""
-
-    def __init__(
-        self,
-        breaker: MultiLineBreak,
-        kept: list[tuple[tuple[Any, ...], list[TextLine]]],
-        inputs: tuple[Any, ...],
-    ) -> None:
-        self._breaker, self._kept, self._inputs = breaker, kept, inputs
-        self._lines: list[TextLine] = []
-
-    def get_line(self) -> TextLine | None:
-        line: TextLine | None = self._breaker.get_line()
-        if line is None:
-            self._kept.append((self._inputs, self._lines))
-        else:
-            self._lines.append(line)
-        return line
-
-
-def _line_breaks(
-    fragments: list[Fragment], max_width: Any, margins: list[float], **options: Any
-) -> MultiLineBreak | _Replay | _Record:
-    """``MultiLineBreak(...)`` as ``FPDF.multi_cell`` calls it (``_BREAKS``)."""
-    breaker = MultiLineBreak(fragments, max_width, margins, **options)
-    broken = _BREAKS.get()
-    if broken is None or callable(max_width) or any(type(f) is not Fragment for f in fragments):
-        return breaker
-    key = (
-        tuple("".join(f.characters) for f in fragments),
-        max_width,
-        tuple(margins),
-        tuple(sorted(options.items())),
-    )
-    inputs = tuple((f.graphics_state, f.k, f.link) for f in fragments)
-    kept = broken.setdefault(key, [])
-    for seen, lines in kept:
-        if seen == inputs:
-            return _Replay(lines)
-    snapshot = tuple((f.graphics_state.copy(), f.k, f.link) for f in fragments)
-    return _Record(breaker, kept, snapshot)
-
-
-if FPDF_VERSION == "2.8.9":  # another version measures and breaks lines as it does
-    CurrentLine.width = property(_line_width)  # type: ignore[method-assign,assignment]
-    fpdf.fpdf.MultiLineBreak = _line_breaks  # type: ignore[attr-defined,assignment]
-
-
 class _InvoicePDF(FPDF):
     footer_text = ""
     page_label = "{page}/{pages}"
@@ -910,14 +783,10 @@ def invoice_pdf(inv: Invoice) -> bytes:
     pdf.set_producer("CPaaS billing")
     pdf.set_auto_page_break(auto=True, margin=16)
     pdf.set_margins(_LEFT, 15, _LEFT)
-    broken = _BREAKS.set({})  # the lines of this document's texts (``_line_breaks``)
-    try:
-        pdf.add_page()
-        _first_page(pdf, inv, doc, loc)
-        pdf.add_page()
-        _details(pdf, inv, loc)
-    finally:
-        _BREAKS.reset(broken)
+    pdf.add_page()
+    _first_page(pdf, inv, doc, loc)
+    pdf.add_page()
+    _details(pdf, inv, loc)
     return bytes(pdf.output())
 
 
