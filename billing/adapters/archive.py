@@ -36,11 +36,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from billing.adapters.invoices import put_new
 from billing.adapters.scopes import Listings
 from billing.adapters.store import (
     StoredFact,
@@ -63,7 +65,6 @@ BASE = "base"
 FORMAT = "1"
 _SERIALIZE = TypeSerializer().serialize
 _DESERIALIZE = TypeDeserializer().deserialize
-PUT_ATTEMPTS = 3  # conditional puts of one key racing (409): asked again this often
 
 
 class ArchiveConflict(Exception):
@@ -247,27 +248,14 @@ class FactArchive:
         shard: str,
         lifecycle: Sequence[StoredFact],
         traffic: Sequence[StoredFact],
-    ) -> str | None:
+    ) -> dict[str, Any] | None:
         """Archive what the close of ``closing`` read of one shard of ``period``: the
         on-time facts if ``period`` is the one closed (always a part, even empty), else
         the late facts tagged for ``closing`` (a part only if there are some). ``traffic``
-        is ``read_period``'s answer (its look-back tail is left out). The key written, or
-        ``None`` (``write_shard_entry``: the part's manifest entry)."""
-        entry = self.write_shard_entry(closing, account, period, shard, lifecycle, traffic)
-        return None if entry is None else str(entry["key"])
-
-    def write_shard_entry(
-        self,
-        closing: str,
-        account: str,
-        period: Period,
-        shard: str,
-        lifecycle: Sequence[StoredFact],
-        traffic: Sequence[StoredFact],
-    ) -> dict[str, Any] | None:
-        """``write_shard``, answering the part's manifest entry (``part_entry``; that of
-        the part already there when a re-run finds it, as ``seal`` would read it with a
-        HEAD), or ``None``: what the close's unit hands over to the seal."""
+        is ``read_period``'s answer (its look-back tail is left out). The part's manifest
+        entry (``part_entry``; that of the part already there when a re-run finds it, as
+        ``seal`` would read it with a HEAD), or ``None``: what the close's unit hands over
+        to the seal."""
         own = str(period)
         tag = None if closing == own else closing
         start = period.start_ms
@@ -309,21 +297,13 @@ class FactArchive:
     ) -> dict[str, str] | None:
         """``put_once``: ``None`` if written, else the metadata (with ``bytes``: ``head``)
         of the same content found there."""
-        for _ in range(PUT_ATTEMPTS):
-            try:
-                self._put(key, body, content_type, metadata, period)
-                return None
-            except ClientError as err:
-                code = err.response["Error"]["Code"]
-                if code == "ConditionalRequestConflict":  # a concurrent write: ask again
-                    continue
-                if code not in {"PreconditionFailed", "412"}:
-                    raise
-            existing = self.head(key)
-            if existing is not None and existing.get("sha256") == metadata["sha256"]:
-                return existing
-            raise ArchiveConflict(f"{key} was archived with other content; not overwritten")
-        raise ArchiveConflict(f"{key}: concurrent writes did not settle")
+        put = partial(self._put, key, body, content_type, metadata, period)
+        if put_new(put, key, ArchiveConflict):
+            return None
+        existing = self.head(key)
+        if existing is not None and existing.get("sha256") == metadata["sha256"]:
+            return existing
+        raise ArchiveConflict(f"{key} was archived with other content; not overwritten")
 
     def _put(
         self, key: str, body: bytes, content_type: str, metadata: dict[str, str], period: str
@@ -367,7 +347,7 @@ class FactArchive:
         (its period's base parts, the ``adj-{closing}`` parts of the prior periods it
         adjusted): key, counts, checksum and size of each. Written once.
 
-        ``entries``: source period -> the entries (``write_shard_entry``) of every part
+        ``entries``: source period -> the entries (``write_shard``) of every part
         the close's units wrote of it, handed over in their partials: the manifest is
         written from them (no request). A source without entries (partials of an older
         version) is listed and each of its parts read with a HEAD: the same manifest."""
@@ -535,10 +515,10 @@ def archive_shard(
     traffic: Sequence[StoredFact],
 ) -> dict[str, Any] | None:
     """The close's call (``MonthClose.shard_usage``): archive what it read of a source
-    period's shard, if the store has an archive (``FactArchive.write_shard_entry``); the part's
+    period's shard, if the store has an archive (``FactArchive.write_shard``); the part's
     manifest entry, which the unit hands over to ``seal_account`` in its partial."""
     if isinstance(store.archive, FactArchive):
-        return store.archive.write_shard_entry(closing, account, period, shard, lifecycle, traffic)
+        return store.archive.write_shard(closing, account, period, shard, lifecycle, traffic)
     return None
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +26,24 @@ CONTENT_TYPES = {"json": "application/json", "csv": "text/csv", "pdf": "applicat
 
 
 WRITE_ATTEMPTS = 3  # conditional puts of one key racing (409): asked again this often
+
+
+def put_new(put: Callable[[], object], key: str, conflict: type[Exception]) -> bool:
+    """Run ``put``, a conditional put (``If-None-Match: *``) of ``key``: True if it wrote,
+    False if an object is there (the caller compares it); asked again while concurrent
+    writes of the key race (409), then ``conflict``."""
+    for _ in range(WRITE_ATTEMPTS):
+        try:
+            put()
+            return True
+        except ClientError as err:
+            code = err.response["Error"]["Code"]
+            if code == "ConditionalRequestConflict":
+                continue
+            if code in {"PreconditionFailed", "412"}:
+                return False
+            raise
+    raise conflict(f"{key}: concurrent writes did not settle")
 
 
 class InvoiceConflict(Exception):
@@ -109,20 +128,11 @@ class DocumentStore:
             args["ObjectLockMode"] = self.lock.mode if self.lock else "GOVERNANCE"
             args["ObjectLockRetainUntilDate"] = retain_until
             args["ChecksumAlgorithm"] = "SHA256"
-        for _ in range(WRITE_ATTEMPTS):
-            try:
-                self.s3.put_object(**args)
-                return True
-            except ClientError as err:
-                code = err.response["Error"]["Code"]
-                if code == "ConditionalRequestConflict":  # a concurrent write: ask again
-                    continue
-                if code not in {"PreconditionFailed", "412"}:
-                    raise
-            if self.read(key) == body:
-                return False
-            raise InvoiceConflict(f"{key} was issued with different content; not overwritten")
-        raise InvoiceConflict(f"{key}: concurrent writes did not settle")
+        if put_new(partial(self.s3.put_object, **args), key, InvoiceConflict):
+            return True
+        if self.read(key) == body:
+            return False
+        raise InvoiceConflict(f"{key} was issued with different content; not overwritten")
 
     def write_json(self, key: str, doc: Any) -> None:
         self.write(key, json.dumps(doc, sort_keys=True).encode(), "application/json")

@@ -1,5 +1,5 @@
 """The archive's manifest is written from the entries the close's units hand over in their
-partials (``FactArchive.write_shard_entry`` -> the partial's ``archive`` -> ``seal``): no LIST
+partials (``FactArchive.write_shard`` -> the partial's ``archive`` -> ``seal``): no LIST
 and no HEAD per part, and the same bytes as the manifest written by listing the parts and
 reading each one's metadata (what the seal does for partials without entries)."""
 
@@ -127,7 +127,7 @@ def test_partials_without_entries_are_sealed_by_listing_the_parts(env: Env) -> N
 
 
 def test_seal_from_entries_equals_seal_from_listing(env: Env) -> None:
-    """``write_shard_entry``'s answers (parts written, a part found there on a re-run, a late
+    """``write_shard``'s answers (parts written, a part found there on a re-run, a late
     part, an empty base part) sealed directly and sealed by listing: the same bytes."""
     archive = archiving(env)
     october, november = Period.parse("2026-10"), Period.parse("2026-11")
@@ -142,11 +142,11 @@ def test_seal_from_entries_equals_seal_from_listing(env: Env) -> None:
     for shard in shard_labels(SHARDS):
         traffic = env.store.read_period("a", october, shard, 0)
         for _ in range(2):  # the second: the part is there (a re-run)
-            entry = archive.write_shard_entry("2026-10", "a", october, shard, [], traffic)
+            entry = archive.write_shard("2026-10", "a", october, shard, [], traffic)
             assert entry is not None
         entries["2026-10"].append(entry)
         late = [StoredFact(s.fact, "2026-11") for s in traffic[:1]]
-        entry = archive.write_shard_entry("2026-11", "a", october, shard, [], late)
+        entry = archive.write_shard("2026-11", "a", october, shard, [], late)
         if not late:  # no late fact of this shard: no part
             assert entry is None
             continue
@@ -155,9 +155,7 @@ def test_seal_from_entries_equals_seal_from_listing(env: Env) -> None:
         entries["2026-11"].append(entry)
         late_facts += 1
     assert late_facts
-    base = [
-        archive.write_shard_entry("2026-11", "a", november, s, [], []) for s in shard_labels(SHARDS)
-    ]
+    base = [archive.write_shard("2026-11", "a", november, s, [], []) for s in shard_labels(SHARDS)]
     assert all(e is not None and e["facts"] == 0 for e in base)
     adjusting = {"2026-10": entries["2026-11"], "2026-11": [e for e in base if e is not None]}
     for closing, handed in (("2026-10", {"2026-10": entries["2026-10"]}), ("2026-11", adjusting)):
