@@ -37,7 +37,7 @@ from billing.adapters.store import (
     CONFLICT_PREFIX,
     MARGIN_DAYS,
     UsageStore,
-    _stored,
+    fact_of_item,
     item_expiry,
     late_change,
     shard_of_item,
@@ -171,7 +171,7 @@ class ExpiryGuard:
             entity = "marker" if str(item["pk"]).startswith("E#") else None
             marker = Fact(str(item["id"]), "id_conflict", int(item["at"]), "", {}, entity)
             return replace(marker, local=local)
-        return replace(_stored(item).fact, local=local)
+        return replace(fact_of_item(item), local=local)
 
 
 __all__ = ["ARCHIVED", "LATE", "RESTORED", "ExpiryGuard", "GuardOutcome", "expired_item"]

@@ -14,9 +14,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+from billing import expiry  # noqa: E402
 from billing.adapters.ids import IDS  # noqa: E402
 from billing.domain.retention import HOT_MONTHS_FLOOR, TTL_MARGIN_DAYS  # noqa: E402
 from infra import config as infra_config  # noqa: E402
+from infra import expiry as infra_expiry  # noqa: E402
 from infra.bundling import (  # noqa: E402
     build_asset,
     pip_install_command,
@@ -32,6 +34,7 @@ def test_the_app_and_the_functions_agree_on_shared_constants() -> None:
     """The CDK app does not import the functions' code: what both need is written twice."""
     assert infra_config.HOT_MONTHS_FLOOR == HOT_MONTHS_FLOOR
     assert infra_config.TTL_MARGIN_DAYS == TTL_MARGIN_DAYS
+    assert infra_expiry.TTL_PRINCIPAL == expiry.TTL_PRINCIPAL
     assert IDS_PREFIX == IDS
 
 

@@ -607,19 +607,38 @@ def test_only_finish_and_the_live_view_may_put_events(synth: Synthesis) -> None:
     assert sorted(map(json.dumps, putting)) == sorted(map(json.dumps, allowed))
 
 
-def test_the_live_view_follows_the_fact_partitions_of_the_stream(synth: Synthesis) -> None:
-    table_id, table = synth.only("UsageTable", "AWS::DynamoDB::Table")
-    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "OLD_IMAGE"}
-    function_id, function = synth.only("LiveFunction", "AWS::Lambda::Function")
-    assert function["Properties"]["Handler"] == "functions.live.handler.handler"
+def stream_mapping(synth: Synthesis, function: str, handler: str) -> dict[str, Any]:
+    """The properties of the event source mapping of ``function`` (whose handler is
+    ``handler``) on the usage table's stream, reporting partial batch failures."""
+    table_id, _ = synth.only("UsageTable", "AWS::DynamoDB::Table")
+    function_id, found = synth.only(function, "AWS::Lambda::Function")
+    assert found["Properties"]["Handler"] == handler
     (mapping,) = [
         m
         for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
         if m["Properties"]["FunctionName"] == {"Ref": function_id}
     ]
-    props = mapping["Properties"]
+    props: dict[str, Any] = mapping["Properties"]
     assert props["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    return props
+
+
+def role_statements(synth: Synthesis, role: str) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to ``role``."""
+    role_id, _ = synth.only(role, "AWS::IAM::Role")
+    return [
+        s
+        for policy in synth.of_type("AWS::IAM::Policy").values()
+        if policy["Properties"]["Roles"] == [{"Ref": role_id}]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_the_live_view_follows_the_fact_partitions_of_the_stream(synth: Synthesis) -> None:
+    _, table = synth.only("UsageTable", "AWS::DynamoDB::Table")
+    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "OLD_IMAGE"}
+    props = stream_mapping(synth, "LiveFunction", "functions.live.handler.handler")
     assert props["BisectBatchOnFunctionError"] is True
     assert props["MaximumRetryAttempts"] == 10
     dlq_id, _ = synth.only("LiveDlq", "AWS::SQS::Queue")
@@ -633,17 +652,7 @@ def test_the_live_view_follows_the_fact_partitions_of_the_stream(synth: Synthesi
 def test_the_expiry_guard_reads_only_the_ttl_deletions_of_fact_items(synth: Synthesis) -> None:
     """Every write and every deletion by the application is filtered out before the
     function: it is invoked for the items DynamoDB's TTL deleted, with their old image."""
-    table_id, _ = synth.only("UsageTable", "AWS::DynamoDB::Table")
-    function_id, function = synth.only("ExpiryFunction", "AWS::Lambda::Function")
-    assert function["Properties"]["Handler"] == "functions.expiry.handler.handler"
-    (mapping,) = [
-        m
-        for m in synth.of_type("AWS::Lambda::EventSourceMapping").values()
-        if m["Properties"]["FunctionName"] == {"Ref": function_id}
-    ]
-    props = mapping["Properties"]
-    assert props["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
-    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    props = stream_mapping(synth, "ExpiryFunction", "functions.expiry.handler.handler")
     dlq_id, _ = synth.only("ExpiryDlq", "AWS::SQS::Queue")
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
     patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
@@ -654,13 +663,7 @@ def test_the_expiry_guard_reads_only_the_ttl_deletions_of_fact_items(synth: Synt
             "type": ["Service"],
             "principalId": ["dynamodb.amazonaws.com"],
         }
-    role_id, _ = synth.only("ExpiryFunctionRole", "AWS::IAM::Role")
-    statements = [
-        s
-        for policy in synth.of_type("AWS::IAM::Policy").values()
-        if policy["Properties"]["Roles"] == [{"Ref": role_id}]
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    statements = role_statements(synth, "ExpiryFunctionRole")
     table_actions = {
         a
         for s in statements
@@ -680,13 +683,7 @@ def test_the_expiry_guard_reads_only_the_ttl_deletions_of_fact_items(synth: Synt
 
 
 def test_the_live_view_writes_only_its_own_items(synth: Synthesis) -> None:
-    role_id, _ = synth.only("LiveFunctionRole", "AWS::IAM::Role")
-    statements = [
-        s
-        for policy in synth.of_type("AWS::IAM::Policy").values()
-        if policy["Properties"]["Roles"] == [{"Ref": role_id}]
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    statements = role_statements(synth, "LiveFunctionRole")
     writes = [s for s in statements if "dynamodb:PutItem" in json.dumps(s["Action"])]
     assert len(writes) == 1
     assert sorted(writes[0]["Action"]) == [
