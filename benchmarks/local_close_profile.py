@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     dispatch.LambdaDispatcher.invoke = timed_invoke  # type: ignore[method-assign,assignment]
 
     assembly = synth(ROOT)
-    with LocalAws(max_batching_window_seconds=0) as aws:
+    # what the handlers print (log lines, metrics) goes to the runtime's log file
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / "local-close-profile.log"
+    with LocalAws(max_batching_window_seconds=0, log_file=log) as aws:
         aws.deploy(assembly)
         d = deployed()
         store = UsageStore(boto3.resource("dynamodb").Table(d.table), d.shards)

@@ -78,12 +78,17 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
             rate = SendRate(100_000, progress.console.print)
             sent = send_lines(d.queue_url, lines, progress, total=events, rate=rate)
         console.print(rate.summary())
-        with console.status("ingesting"):
-            aws.drain(timeout=max(600.0, events / 10))
+        timeout = max(600.0, events / 10)
+        with console.status("ingesting"):  # through SQS and the ingest handler
+            aws.drain(timeout=timeout, streams=False)
         ingest_seconds = time.monotonic() - ingest_started
         console.print(
             f"ingested in {ingest_seconds:.1f} s ({sent / ingest_seconds:,.0f} events/s end to end)"
         )
+        live_started = time.monotonic()
+        with console.status("live view catching up"):  # the table's stream, every shard
+            aws.drain(timeout=timeout)
+        console.print(f"live view caught up in {time.monotonic() - live_started:.1f} s")
         rejected = sum(
             1
             for _ in boto3.client("s3").list_objects_v2(Bucket=d.rejects_bucket).get("Contents", [])

@@ -1305,11 +1305,12 @@ def _stored(item: Mapping[str, Any]) -> StoredFact:
 def fact_of_item(item: Mapping[str, Any]) -> Fact:
     """The fact of a stored fact or lifecycle fact item (``fact_item``): its ``id`` and
     ``at`` are read from its sort key; an item written with them as attributes (before
-    they were left out) is read as it is."""
+    they were left out) is read as it is. Its content digest is the one its sort key holds
+    (``Fact.digest`` does not hash it again)."""
+    at, fact_id, digest = version_of_sk(str(item["sk"]))
     if "id" in item and "at" in item:
-        return Fact.from_item(item)
-    at, fact_id, _ = version_of_sk(str(item["sk"]))
-    return Fact.from_item({**item, "id": fact_id, "at": at})
+        return Fact.from_item(item, digest)
+    return Fact.from_item({**item, "id": fact_id, "at": at}, digest)
 
 
 def _stored_first(item: Mapping[str, Any], other: Mapping[str, Any]) -> bool:

@@ -74,6 +74,9 @@ class Fact:
     #: the period in the account's local calendar, when ingest assigned one (not stored:
     #: the fact's partition names it); ``None``: the UTC month
     local: Period | None = field(default=None, compare=False, repr=False)
+    #: the content digest of the stored version the fact was read from (its sort key
+    #: holds it): ``digest`` answers it without hashing the content again
+    stored_digest: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def period(self) -> Period:
@@ -86,6 +89,8 @@ class Fact:
         """A short digest of the fact's content (48 bits, base64url), the same before and
         after a round trip through the table: it tells two contents sent under one ``id``
         apart (``billing.adapters.store.fact_sk``)."""
+        if self.stored_digest is not None:
+            return self.stored_digest
         canonical = repr(_canonical(self.to_item())).encode()
         raw = hashlib.blake2b(canonical, digest_size=6).digest()
         return base64.urlsafe_b64encode(raw).decode()
@@ -99,7 +104,9 @@ class Fact:
         return item
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> Fact:
+    def from_item(cls, item: Mapping[str, Any], digest: str | None = None) -> Fact:
+        """The fact of its stored form (``to_item``); ``digest``: its content's, when the
+        item's key holds it."""
         attrs = {k: _from_store(v) for k, v in item["a"].items()}
         return cls(
             id=str(item["id"]),
@@ -108,6 +115,7 @@ class Fact:
             key=str(item["k"]),
             attrs=attrs,
             entity=item.get("e"),
+            stored_digest=digest,
         )
 
 

@@ -34,11 +34,28 @@ Two more that every request pays, locally only:
 * **moto sizes every item it returns value by value** (the 1 MB page of a Query),
   building a new ``DynamoType`` for every member of every map on the way, about 0.5 ms
   per fact item: the same sum is computed over the values as they are.
+* **moto sizes a new item again at each of its attributes** (its 400 KB check sums
+  every attribute already set each time one is added: quadratic in the attributes, about
+  two thirds of a fact's PutItem): an item built from a request's attributes is sized
+  once, with the same sum and limit (the sizes are not negative, so the check of the
+  whole is the check of every prefix).
+* **moto looks every member of a response up under all its aliases, every time**: for
+  each member of each structure it serializes (a received message's ten members, a
+  table's description...) its attribute picker asks six alias providers, which look at
+  the shape, its parent and the object's class, for the names to try on the object.
+  Those names depend on nothing else: they are worked out once per object class, shape,
+  parent shape and member (pickers with response transformers, which also look at the
+  member's path, or with alias providers of their own are left to moto).
 * **botocore parses every attribute value of a response member by member** (the
   ``AttributeValue`` shape's ten members looked up for each value), the client-side twin
   of the serializer's cost: a value of the wire form (one member set) is converted
   directly, binary values decoded by the parser's own blob parser; any other value is
   left to botocore.
+* **moto parses every attribute value of a request member by member** (its request
+  parser walks the same ten members for each value of each item a handler writes: a
+  batch of 25 facts is about 250 values): a value of the wire form is taken as it is, as
+  moto's parser would leave it (binary values through moto's blob parser); any other
+  value is left to moto's parser.
 
 ``install()`` / ``uninstall()`` are idempotent and process wide, like the runtime's other
 patches (``billing.local.patches``).
@@ -68,7 +85,10 @@ def install() -> None:
     _fast_request_ids()
     _serialize_attribute_values()
     _size_attribute_values()
+    _size_items_once()
+    _remember_attribute_names()
     _parse_attribute_values()
+    _parse_request_attribute_values()
 
 
 def uninstall() -> None:
@@ -474,6 +494,68 @@ def _size_attribute_values() -> None:
     _replace(DynamoType, "size", size)
 
 
+def _size_items_once() -> None:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        values = {key: DynamoType(value) for key, value in attrs.items()}
+        if sum(_bytesize(key) + value.size() for key, value in values.items()) > ITEM_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = LimitedSizeDict(values)  # dict.update: no per-attribute check
+
+    _replace(Item, "__init__", item_init)
+
+
+def _remember_attribute_names() -> None:
+    from moto.core.serialize import (
+        DEFAULT_ALIAS_PROVIDERS,
+        AttributePicker,
+        AttributePickerContext,
+        ResponseSerializer,
+    )
+    from moto.core.utils import get_value as value_of
+
+    original = ResponseSerializer.get_value
+    names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    missing = object()
+
+    def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
+        picker = self._value_picker
+        if (
+            not isinstance(picker, AttributePicker)
+            or picker.response_transformers
+            or picker.alias_providers is not DEFAULT_ALIAS_PROVIDERS
+        ):
+            return original(self, value, key, shape)
+        # the shapes are held by the key, so their ids are never reused while cached
+        known = (type(picker), type(value), shape, getattr(shape, "parent", None), key)
+        tried = names.get(known)
+        if tried is None:
+            context = AttributePickerContext(
+                obj=value,
+                key=key,
+                shape=shape,
+                operation_model=self.operation_model,
+                service_model=self.operation_model.service_model,
+                key_path=".".join(self.path),
+            )
+            tried = names[known] = tuple(picker.get_possible_keys(context))
+        for name in tried:
+            found = value_of(value, name, missing)
+            if found is not missing:
+                return found
+        return None
+
+    _replace(ResponseSerializer, "get_value", get_value)
+
+
+#: moto 5.2's item size limit (``LimitedSizeDict``: between DynamoDB's measured 409 and
+#: 410 KB).
+ITEM_LIMIT = 405_000
+
 _ATTRIBUTE_MEMBERS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
 _STRINGS = frozenset({"S", "N", "NULL", "BOOL"})
 
@@ -537,3 +619,23 @@ def _parse_attribute_values() -> None:
         return structure(self, shape, value)
 
     _replace(BaseJSONParser, "_handle_structure", handle_structure)
+
+
+def _parse_request_attribute_values() -> None:
+    from moto.core.parse import BaseJSONParser
+
+    structure: Callable[[Any, Any, Any], Any] = BaseJSONParser._parse_structure
+
+    def parse_structure(self: Any, shape: Any, value: Any) -> Any:
+        if (
+            shape.name == "AttributeValue"
+            and value is not None
+            and shape.members.keys() == _ATTRIBUTE_MEMBERS  # the members this knows
+        ):
+            try:
+                return parsed_attribute_value(value, self._blob_parser)
+            except _NotWireForm:
+                pass
+        return structure(self, shape, value)
+
+    _replace(BaseJSONParser, "_parse_structure", parse_structure)

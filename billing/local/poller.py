@@ -340,9 +340,11 @@ class PollerGroup:
         sqs = aws_client("sqs", endpoint_url=self.endpoint_url, region=self.region)
         return sum(queue_depth(sqs, url) for url in self.queue_urls)
 
-    def busy(self) -> bool:
-        return any(poller.busy for poller in self.pollers) or any(
-            stream.busy or stream.reader.pending() for stream in self.streams
+    def busy(self, streams: bool = True) -> bool:
+        """Whether a batch is being handled, or (``streams``) a stream's records are
+        waiting or being handled."""
+        return any(poller.busy for poller in self.pollers) or (
+            streams and any(stream.busy or stream.reader.pending() for stream in self.streams)
         )
 
     def start(self) -> None:

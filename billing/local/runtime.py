@@ -564,14 +564,15 @@ class LocalAws:
         self.pollers.append(group)
         return group
 
-    def drain(self, timeout: float = 30.0) -> None:
+    def drain(self, timeout: float = 30.0, *, streams: bool = True) -> None:
         """Waits until every polled queue is empty (visible + in flight) and no batch is
-        being handled."""
+        being handled, and (``streams``) every stream record has been handled too (the
+        live view caught up)."""
         urls = sorted({url for group in self.pollers for url in group.queue_urls})
         drain_queues(
             urls,
             timeout=timeout,
-            busy=lambda: any(group.busy() for group in self.pollers),
+            busy=lambda: any(group.busy(streams) for group in self.pollers),
             endpoint_url=self.endpoint_url,
             region=self.region,
         )

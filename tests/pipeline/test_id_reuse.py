@@ -8,8 +8,10 @@ close credits what was billed. An identical redelivery stays harmless."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import suppress
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -333,7 +335,34 @@ def test_a_facts_digest_is_the_same_after_a_round_trip_through_the_table(
     fact = Fact(id="f1", type="message.outbound", at=1, key="k", attrs=attrs)
     back = fact_of_item(_to_dynamo(fact_item("acme", fact, SHARDS)))
     assert back.digest() == fact.digest()
+    # the content read back hashes to the digest its sort key holds
+    assert replace(back, stored_digest=None).digest() == fact.digest()
     assert fact_item("acme", back, SHARDS)["sk"] == fact_item("acme", fact, SHARDS)["sk"]
+
+
+def test_a_fact_read_from_the_table_takes_its_digest_from_its_sort_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fact = Fact(id="a#b", type="message.outbound", at=5, key="k", attrs={"n": 2})
+    item = _to_dynamo(fact_item("acme", fact, SHARDS))
+    digest = fact.digest()
+    hashed: list[bytes] = []
+    blake2b = hashlib.blake2b
+
+    def counted(data: bytes, **kwargs: Any) -> Any:
+        hashed.append(data)
+        return blake2b(data, **kwargs)
+
+    monkeypatch.setattr("billing.domain.facts.hashlib.blake2b", counted)
+    back = fact_of_item(item)
+    assert (back.id, back.at, back.digest()) == ("a#b", 5, digest)
+    assert hashed == []  # read, not hashed again
+    assert back == fact  # the digest is no part of the fact's value
+    old_form = fact_of_item({**item, "id": "a#b", "at": 5})  # attributes before the sk held them
+    assert old_form.digest() == digest
+    assert hashed == []
+    assert replace(back, stored_digest=None).digest() == digest
+    assert len(hashed) == 1
 
 
 def through_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
