@@ -559,6 +559,7 @@ class LocalAws:
             endpoint_url=self.endpoint_url,
             poll_wait_seconds=self.poll_wait_seconds,
             max_batching_window_seconds=self.max_batching_window_seconds,
+            gate=self.gate,
         )
         group.start()
         self.pollers.append(group)

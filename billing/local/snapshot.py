@@ -159,6 +159,16 @@ class MutationGate:
             self.changes += 1
 
     @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """A change made in this process without a request (the runtime's SQS pollers'
+        deletes), held back by a snapshot and counted as a gated request's."""
+        self._enter()
+        try:
+            yield
+        finally:
+            self._leave(True)
+
+    @contextlib.contextmanager
     def quiesced(self) -> Iterator[int]:
         """Holds new data requests back and waits for the running ones; yields the change
         count the captured state corresponds to."""
