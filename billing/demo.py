@@ -98,11 +98,17 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
         # the close at the period's end writes drafts; finalizing numbers them. Each time
         # zone's group closes on its own (Seoul's accounts first: its month ends first).
         groups = close_groups(store, period)
+        closing = time.monotonic()
         drafts = sum(run_close(d, g, settle=0, draft=True).get("drafts", 0) for g in groups)
-        console.print(f"{counted(drafts, 'draft')} written (drafts/{period}/)")
+        console.print(
+            f"{counted(drafts, 'draft')} written (drafts/{period}/)"
+            f" in {time.monotonic() - closing:.1f} s"
+        )
+        closing = time.monotonic()
         failed: list[str] = []
         for group in groups:  # each close reports its own group's accounts
             failed += run_close(d, group, settle=0).get("failed", [])
+        console.print(f"{period} closed in {time.monotonic() - closing:.1f} s")
         files = download_period(d, period, out_dir)
         show(store, period, failed)
     console.print(f"\n{len(files)} files written under {out_dir / 'invoices' / period}/")

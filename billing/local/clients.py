@@ -98,7 +98,7 @@ class InProcessTransport:
     that endpoint's WSGI application in the calling thread (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._dynamodb_lock = threading.RLock()
+        self.dynamodb_lock = threading.RLock()
         self._apps: dict[str, Any] = {}
         self.calls = 0  # every thread's
         self._thread = threading.local()
@@ -164,7 +164,7 @@ class InProcessTransport:
         self.calls += 1
         self._thread.calls = self.thread_calls + 1
         if service == "dynamodb":  # moto's tables are not thread-safe: one call at a time
-            with self._dynamodb_lock:
+            with self.dynamodb_lock:
                 return self._call(app, request, parts)
         return self._call(app, request, parts)
 
@@ -219,6 +219,21 @@ class InProcessTransport:
         for name, value in headers:
             response_headers[name] = value
         return AWSResponse(request.url, int(status.split()[0]), response_headers, _Body(content))
+
+
+def serialized_dynamodb(app: Any) -> Any:
+    """``app`` (moto's WSGI application) answering DynamoDB and DynamoDB Streams requests
+    one at a time, whichever thread sends them: moto's tables are not thread-safe, and
+    requests arrive from the socket's threads (the CLI, function workers) as well as in
+    process (``InProcessTransport``, which holds the same lock)."""
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
+            with IN_PROCESS.dynamodb_lock:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    return application
 
 
 #: The process's transport; inert until an endpoint is registered.

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from billing.local import fastpaths, offload
-from billing.local.clients import IN_PROCESS, aws_client
+from billing.local.clients import IN_PROCESS, aws_client, serialized_dynamodb
 from billing.local.deploy import deploy
 from billing.local.dispatch import LambdaDispatcher
 from billing.local.patches import MotoPatches
@@ -354,7 +354,7 @@ class LocalAws:
         raise AssertionError("unreachable")
 
     def _gate_app(self, app: Any) -> Any:
-        self.gate = MutationGate(app)
+        self.gate = MutationGate(serialized_dynamodb(app))
         self.gate.control["flush"] = lambda: self._control_status(self.snapshot())
         self.gate.control["status"] = lambda: self._control_status(self.last_snapshot)
         return self.gate
