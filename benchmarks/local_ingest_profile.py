@@ -7,10 +7,14 @@ Runs ``LocalAws`` in this process with the synthesized template (``cdk.out``), q
 ``--events`` lines of the reference mix (``billing.gen``) on the intake queue with the
 pollers paused, then lets them ingest and waits until the queue is drained: the figure is
 the ingest alone (SQS receive, the ingest handler with its id claims and fact writes,
-the deletes), without the send competing for the interpreter. It prints the rate, the
-requests moto's application answered by API, and with ``--yappi`` (yappi importable, not
-a dependency of the project) the CPU time of all threads grouped by package and the
-functions that cost the most in themselves.
+the deletes), without the send competing for the interpreter. It prints the rate and
+the CPU per event of the send and of the ingest, the requests moto's application
+answered by API (wall time, and the CPU of the thread each ran in: moto's side of an
+in-process call), and with ``--yappi`` (yappi importable, not a dependency of the
+project) the CPU time of all threads grouped by package and the functions that cost the
+most in themselves. ``--no-live``: the live view's stream poller is not started (the
+ingest alone; by default the live view takes in the month at the end, as in ``billing
+demo``).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--yappi", action="store_true", help="profile all threads (CPU)")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--no-live", action="store_true", help="no live view (stream poller)")
     args = parser.parse_args(argv)
     os.environ.update(POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
 
@@ -73,13 +78,25 @@ def main(argv: list[str] | None = None) -> int:
     from billing.local.deploy import synth
     from billing.local.runtime import LocalAws
 
-    requests = Timings()
+    requests, request_cpu = Timings(), Timings(time.thread_time)
 
     def request_key(environ: dict[str, Any]) -> str:
         target = str(environ.get("HTTP_X_AMZ_TARGET", "")).rsplit(".", 1)[-1]
-        return target or f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO')}"
+        if target:
+            return target
+        return f"S3 {environ.get('REQUEST_METHOD', '')}"  # (S3 paths name objects)
 
-    time_moto_requests(requests, request_key)
+    time_moto_requests(requests, request_key, request_cpu)
+    if args.no_live:
+        from billing.local import poller
+
+        group = poller.PollerGroup.__init__
+
+        def without_streams(self: Any, *a: Any, **k: Any) -> None:
+            group(self, *a, **k)
+            self.streams = []
+
+        poller.PollerGroup.__init__ = without_streams  # type: ignore[method-assign]
 
     assembly = synth(ROOT)
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "local-ingest-profile.log"
@@ -89,10 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         lines = generate(
             seed=args.seed, size=args.events, period=args.period, accounts=args.accounts
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         sent = send_lines(d.queue_url, lines)
-        print(f"queued        {sent:,} events in {time.perf_counter() - started:.1f} s")
+        cpu = time.process_time() - cpu
+        print(
+            f"queued        {sent:,} events in {time.perf_counter() - started:.1f} s"
+            f" (CPU {1000 * cpu / sent:.3f} ms per event, sender and moto)"
+        )
         requests.clear()
+        request_cpu.clear()
         if args.yappi:
             import yappi  # type: ignore[import-not-found]
 
@@ -108,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             yappi.stop()
         print(
             f"ingested      {sent:,} events in {wall:.2f} s = {sent / wall:,.0f}/s"
-            f" (CPU {cpu:.2f} s, {1000 * cpu / sent:.2f} ms per event)"
+            f" (CPU {cpu:.2f} s, {1000 * cpu / sent:.3f} ms per event)"
         )
         items = boto3.client("dynamodb").describe_table(TableName=d.table)["Table"]["ItemCount"]
         print(f"table         {items:,} items")
-        requests.print("moto requests (nested time included)", width=32)
+        requests.print("moto requests (wall time, nested time included)", width=32)
+        request_cpu.print("moto requests (CPU of the thread they ran in)", width=32)
         if args.yappi:
             stats = yappi.get_func_stats()
             total = sum(s.tsub for s in stats)

@@ -16,17 +16,20 @@ from typing import Any
 
 
 class Timings:
-    """Calls and seconds by key, from any thread."""
+    """Calls and seconds by key, from any thread, on ``clock`` (wall time by default;
+    ``time.thread_time``: the CPU of the thread that made each call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self._lock = threading.Lock()
+        self.clock = clock
         self.table: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0])
 
     def count(self, key: str, started: float) -> None:
-        """One call of ``key`` that began at ``started`` (``time.perf_counter()``)."""
+        """One call of ``key`` that began at ``started`` (a reading of ``clock``)."""
+        spent = self.clock() - started
         with self._lock:
             self.table[key][0] += 1
-            self.table[key][1] += time.perf_counter() - started
+            self.table[key][1] += spent
 
     def clear(self) -> None:
         with self._lock:
@@ -39,19 +42,24 @@ class Timings:
             print(f"  {key:{width}s} {int(n):7,} {spent:9.2f} s {1000 * spent / n:9.2f} ms/call")
 
 
-def time_moto_requests(timings: Timings, key_of: Callable[[dict[str, Any]], str]) -> None:
-    """Count every request moto's server answers under ``key_of(environ)`` (for the rest
-    of the process)."""
+def time_moto_requests(
+    timings: Timings, key_of: Callable[[dict[str, Any]], str], *more: Timings
+) -> None:
+    """Count every request moto's server answers under ``key_of(environ)`` in ``timings``
+    and ``more`` (each on its own clock), for the rest of the process."""
     from moto.moto_server import werkzeug_app
 
     serve: Callable[..., Any] = werkzeug_app.DomainDispatcherApplication.__call__
+    every = (timings, *more)
 
     def timed_request(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
-        started = time.perf_counter()
+        started = [t.clock() for t in every]
         try:
             return serve(self, environ, start_response)
         finally:
-            timings.count(key_of(environ), started)
+            key = key_of(environ)
+            for t, began in zip(every, started, strict=True):
+                t.count(key, began)
 
     werkzeug_app.DomainDispatcherApplication.__call__ = timed_request  # type: ignore[method-assign]
 
