@@ -18,11 +18,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# A month of 6,000 events for 12 accounts: 116 s measured on two cores (load average 1-2;
-# 10,000 events for 20 accounts: 217 s), docs/benchmarks.md, section 4.
-# Other sizes: make demo DEMO_EVENTS=10000 DEMO_ACCOUNTS=20
-DEMO_EVENTS ?= 6000
-DEMO_ACCOUNTS ?= 12
+# A month of 20,000 events for 20 accounts: 69 s measured on two cores (load average ~1;
+# 100,000 events for 100 accounts: 239 s), docs/benchmarks.md, section 4.
+# Other sizes: make demo DEMO_EVENTS=100000 DEMO_ACCOUNTS=100
+DEMO_EVENTS ?= 20000
+DEMO_ACCOUNTS ?= 20
 
 demo: $(STAMP)
 	$(BIN)/billing demo --events $(DEMO_EVENTS) --accounts $(DEMO_ACCOUNTS)

@@ -768,8 +768,8 @@ def _money(value: Any) -> str:
 
 @app.command()
 def demo(
-    events: Annotated[int, typer.Option(help="events to generate")] = 6_000,
-    accounts: Annotated[int, typer.Option(help="accounts to spread them over")] = 12,
+    events: Annotated[int, typer.Option(help="events to generate")] = 20_000,
+    accounts: Annotated[int, typer.Option(help="accounts to spread them over")] = 20,
     period: Annotated[str, typer.Option(help="the month to generate and close")] = "2026-10",
     seed: Annotated[int, typer.Option(help="generator seed")] = 7,
     out_dir: Annotated[Path, typer.Option("--out", help="where to copy the invoices")] = Path(
