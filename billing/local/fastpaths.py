@@ -600,16 +600,19 @@ def parsed_attribute_value(value: Any, blob: Callable[[Any], Any]) -> dict[str, 
     return {kind: list(member)}  # SS, NS
 
 
-def _parse_attribute_values() -> None:
-    from botocore.parsers import BaseJSONParser
+def _parsing_wire_form(
+    structure: Callable[[Any, Any, Any], Any], *, typed: bool
+) -> Callable[[Any, Any, Any], Any]:
+    """A parser's structure handler that takes an ``AttributeValue`` in its wire form as
+    ``parsed_attribute_value`` gives it (binary values through the parser's own blob
+    parser), and leaves every other structure and value to ``structure``. ``typed``: the
+    parser reads responses, where an error document (``__type``) is never a value."""
 
-    structure = BaseJSONParser._handle_structure
-
-    def handle_structure(self: Any, shape: Any, value: Any) -> Any:
+    def parse(self: Any, shape: Any, value: Any) -> Any:
         if (
             shape.name == "AttributeValue"
             and value is not None
-            and "__type" not in value
+            and not (typed and "__type" in value)
             and shape.members.keys() == _ATTRIBUTE_MEMBERS  # the members this knows
         ):
             try:
@@ -618,24 +621,18 @@ def _parse_attribute_values() -> None:
                 pass
         return structure(self, shape, value)
 
-    _replace(BaseJSONParser, "_handle_structure", handle_structure)
+    return parse
+
+
+def _parse_attribute_values() -> None:
+    from botocore.parsers import BaseJSONParser
+
+    handle = _parsing_wire_form(BaseJSONParser._handle_structure, typed=True)
+    _replace(BaseJSONParser, "_handle_structure", handle)
 
 
 def _parse_request_attribute_values() -> None:
     from moto.core.parse import BaseJSONParser
 
-    structure: Callable[[Any, Any, Any], Any] = BaseJSONParser._parse_structure
-
-    def parse_structure(self: Any, shape: Any, value: Any) -> Any:
-        if (
-            shape.name == "AttributeValue"
-            and value is not None
-            and shape.members.keys() == _ATTRIBUTE_MEMBERS  # the members this knows
-        ):
-            try:
-                return parsed_attribute_value(value, self._blob_parser)
-            except _NotWireForm:
-                pass
-        return structure(self, shape, value)
-
-    _replace(BaseJSONParser, "_parse_structure", parse_structure)
+    parse = _parsing_wire_form(BaseJSONParser._parse_structure, typed=False)
+    _replace(BaseJSONParser, "_parse_structure", parse)

@@ -10,15 +10,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from billing.local.dispatch import LambdaDispatcher
-from billing.local.patches import MotoPatches
 from billing.local.poller import QueueApi, QueueBackend, sqs_record
 from billing.local.snapshot import MutationGate
-from tests.local.test_sqs_depth import REGION, Clock
+from tests.local.test_sqs_depth import REGION, Clock, patched_sqs
 
 ATTRIBUTES: list[dict[str, Any]] = [
     {},
@@ -33,24 +29,16 @@ ATTRIBUTES: list[dict[str, Any]] = [
 
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's SQS with the runtime's patches, on a clock that stands still: the two queues'
+    messages get the same times."""
     import moto.core.utils
     import moto.sqs.models
 
-    clock = Clock()  # the same times for both queues
+    clock = Clock()
     for module in (moto.core.utils, moto.sqs.models):
         monkeypatch.setattr(module, "unix_time_millis", clock.millis)
         monkeypatch.setattr(module, "unix_time", clock.seconds)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        patches = MotoPatches(LambdaDispatcher())
-        patches.install()
-        try:
-            yield boto3.client("sqs", region_name=REGION)
-        finally:
-            patches.uninstall()
+    yield from patched_sqs(monkeypatch)
 
 
 def _queues(sqs: Any, name: str, **attributes: str) -> tuple[str, str]:

@@ -90,6 +90,11 @@ def examined(monkeypatch: pytest.MonkeyPatch) -> Examined:
 
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch, clock: Clock, examined: Examined) -> Iterator[Any]:
+    yield from patched_sqs(monkeypatch)
+
+
+def patched_sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An SQS client of moto (``mock_aws``) with the runtime's patches installed."""
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
