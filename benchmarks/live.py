@@ -239,7 +239,10 @@ class Meters:
         self._count(params["Item"])
 
     def _read_params(self, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["bench_consistent"] = bool(params.get("ConsistentRead"))
+        # a BatchGetItem says it per table (the only one read here: the usage table)
+        tables = params.get("RequestItems", {}).values()
+        consistent = params.get("ConsistentRead") or any(t.get("ConsistentRead") for t in tables)
+        context["bench_consistent"] = bool(consistent)
 
     def _read(
         self, parsed: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any

@@ -99,8 +99,8 @@ S3_LIST_PAGE = 1000  # keys per ListObjectsV2 page
 
 # --- the live view measured by benchmarks/live.py (docs/benchmarks.md, 7), stream batch 500 --
 # per million lines of the mix (97,900 events per 100,000 lines): live items' writes
-# (0.3016 WRU), refreshes' reads (6.59 RRU), the live function's CPU (8.552 ms)
-LIVE_WRITES, LIVE_READS, LIVE_LAMBDA = 0.1885, 0.8239, 0.1425
+# (0.3016 WRU), refreshes' reads (6.12 RRU), the live function's CPU (6.426 ms)
+LIVE_WRITES, LIVE_READS, LIVE_LAMBDA = 0.1885, 0.7646, 0.1071
 EVENTS_PER_LINE = 97_900 / 100_000
 
 # --- the ingest figure measured by benchmarks/ingest.py (docs/benchmarks.md, 1a) -----------
