@@ -28,10 +28,10 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from billing.local.clients import aws_client
-from billing.local.dispatch import LambdaDispatcher
 from billing.local.polling import PollingThread
 from billing.local.stack import EventSourceMapping
 from billing.local.streams import MotoStreamReader, StreamPoller
+from billing.local.workers import Invoker
 
 LOG = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ class SqsPoller(PollingThread):
     def __init__(
         self,
         mapping: EventSourceMapping,
-        dispatcher: LambdaDispatcher,
+        dispatcher: Invoker,
         *,
         region: str,
         endpoint_url: str | None = None,
@@ -414,7 +414,7 @@ class PollerGroup:
     def __init__(
         self,
         mappings: Iterable[EventSourceMapping],
-        dispatcher: LambdaDispatcher,
+        dispatcher: Invoker,
         *,
         region: str,
         endpoint_url: str | None = None,
@@ -502,9 +502,7 @@ class PollerGroup:
         )
 
 
-def _stream_poller(
-    mapping: EventSourceMapping, dispatcher: LambdaDispatcher, region: str
-) -> StreamPoller:
+def _stream_poller(mapping: EventSourceMapping, dispatcher: Invoker, region: str) -> StreamPoller:
     """A DynamoDB stream source: records read from the in-process moto table, delivered to
     the function in batches with the stream's retry-from-the-failed-record semantics."""
     prefixes = tuple(mapping.filter_prefixes) if mapping.filter_prefixes else None

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from billing.local import fastpaths, offload
+from billing.local import fastpaths, offload, workers
 from billing.local.clients import IN_PROCESS, aws_client, serialized_dynamodb
 from billing.local.deploy import deploy
 from billing.local.dispatch import LambdaDispatcher
@@ -202,6 +202,7 @@ class LocalAws:
         state_dir: str | os.PathLike[str] | None = None,
         snapshot_interval: float = 2.0,
         log_file: str | os.PathLike[str] | None = None,
+        function_workers: bool = False,
     ) -> None:
         """``port`` 0 picks a free port (the one used last in this process if free).
         ``max_batching_window_seconds`` caps the mappings' ``MaximumBatchingWindowInSeconds``
@@ -211,7 +212,10 @@ class LocalAws:
         the snapshot there, if any, and snapshotted there every ``snapshot_interval``
         seconds when something changed, and at :meth:`stop` (see
         :mod:`billing.local.snapshot`). ``log_file``: what handlers write to stdout/stderr
-        (log lines, metrics) is appended there instead of the process's output."""
+        (log lines, metrics) is appended there instead of the process's output.
+        ``function_workers``: the functions of the SQS and stream event source mappings run
+        in worker processes (:mod:`billing.local.workers`; ``BILLING_LOCAL_FUNCTION_WORKERS``
+        overrides it)."""
         self.host = host
         self.requested_port = port
         self.region = region
@@ -243,6 +247,8 @@ class LocalAws:
         self.log_file = Path(log_file) if log_file is not None else None
         self._log_stream: IO[str] | None = None
         self._dispatch_invoke: Any = None
+        self.function_workers = workers.enabled(function_workers)
+        self.workers: workers.FunctionWorkers | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -388,6 +394,9 @@ class LocalAws:
         for group in self.pollers:
             group.stop()
         self.pollers.clear()
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
         self._stop_snapshots()
         if self._server is not None:
             if self._port is not None:
@@ -552,12 +561,36 @@ class LocalAws:
         }
 
     def start_pollers(self, stack: DeployedStack | None = None) -> PollerGroup:
+        mappings = (stack or self.stack).event_source_mappings
+        invoker: workers.Invoker = self.dispatcher
+        if self.function_workers:
+            if self.workers is None:
+                # The SQS mappings' functions: their pollers keep a worker each busy while
+                # this process answers the other's requests. A stream's batches are handed
+                # over one at a time: in a worker, the runtime would wait for it (and it
+                # for the runtime), so the live view stays here.
+                polled = {
+                    m.function_name: workers.POLLERS_PER_MAPPING
+                    for m in mappings
+                    if m.enabled and m.queue_url
+                }
+                self.workers = workers.FunctionWorkers(
+                    self.dispatcher,
+                    polled,
+                    app=self._server._server.app,
+                    code_root=self.dispatcher.code_root,
+                    endpoint_url=self.endpoint_url,
+                    log_file=self.log_file,
+                )
+                self.workers.warm()
+            invoker = self.workers
         group = PollerGroup(
-            (stack or self.stack).event_source_mappings,
-            self.dispatcher,
+            mappings,
+            invoker,
             region=self.region,
             endpoint_url=self.endpoint_url,
             poll_wait_seconds=self.poll_wait_seconds,
+            pollers_per_mapping=workers.POLLERS_PER_MAPPING if self.function_workers else 1,
             max_batching_window_seconds=self.max_batching_window_seconds,
             gate=self.gate,
         )

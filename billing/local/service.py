@@ -396,6 +396,7 @@ def serve(
         max_batching_window_seconds=max_batching_window_seconds,
         state_dir=state_path if durable else None,
         snapshot_interval=snapshot_interval,
+        function_workers=True,
     ) as aws:
         stack = aws.deploy(templates, stack_name=stack_name, start_pollers=pollers)
         state = ServiceState(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import boto3
@@ -42,11 +43,15 @@ def sqs_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if body.get("crash"):
             _record(body["id"])
             raise RuntimeError(f"crash requested by {body['id']}")
+        if body.get("die") and sys.argv[0].endswith("function_worker.py"):
+            _record(body["id"])
+            os._exit(3)  # the worker process dies in the invocation (never the runtime)
         _record(
             body["id"],
             source=record["eventSource"],
             receive_count=record["attributes"]["ApproximateReceiveCount"],
             function=context.function_name,
+            pid=str(os.getpid()),
         )
         if body.get("fail"):
             failures.append({"itemIdentifier": record["messageId"]})

@@ -1,0 +1,213 @@
+"""SQS-triggered functions run in worker processes, locally.
+
+On AWS the ingest and live view functions run in sandboxes of their own, beside the
+services they call. The embedded runtime runs every handler in its interpreter, which also
+answers every request (moto): ingest kept one core busy with the handler's own work
+(validation, classification, botocore's serializing and parsing) and moto's answers
+together, while the other core idled. With function workers the SQS pollers hand their
+batches to worker processes (``billing/local/function_worker.py``: the same
+handler, context and error payloads); a worker's AWS requests come back over its pipe and
+are answered here by the runtime's own application, as an in-process call is (no HTTP, no
+signing: over the socket, answering a worker cost the runtime more than the worker saved
+it). The handlers' own work then runs on another core, and two pollers per SQS mapping
+keep both busy: while one worker computes a batch, the runtime answers the other's
+requests.
+
+The workers start with the pollers, their handlers imported (a cold start takes about a
+second), and are kept for the runtime; a worker exits when its stdin closes (the runtime
+ended, even by ``kill -9``). A worker found ended while idle is replaced; one that dies
+during an invocation makes it a function error, as a crashed sandbox does (the batch comes
+back after its visibility timeout). The live view's stream batches are handed over one at
+a time, so in a worker the runtime would only wait for it: it stays in the runtime's
+process, as do the close's tasks (invoked by Step Functions) and ``LocalAws.invoke``.
+``billing demo`` and ``billing local start`` use workers; ``LocalAws`` does not unless
+asked (tests patch handlers in process); ``BILLING_LOCAL_FUNCTION_WORKERS`` (``1``/``0``)
+overrides both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+from billing.local.dispatch import RegisteredFunction, function_name_of
+from billing.local.function_worker import read_message, serve, write_message
+
+_SCRIPT = Path(__file__).with_name("function_worker.py")
+
+#: SQS pollers per mapping when its function runs in workers (one worker each)
+POLLERS_PER_MAPPING = 2
+
+
+class Invoker(Protocol):
+    """What the pollers invoke functions through (``LambdaDispatcher``,
+    ``FunctionWorkers``)."""
+
+    def lookup(self, name_or_arn: str) -> RegisteredFunction | None: ...
+
+    def invoke_payload(
+        self, name_or_arn: str, payload: bytes | str | None
+    ) -> tuple[bytes, bool]: ...
+
+
+def enabled(default: bool) -> bool:
+    """Whether event-source functions run in workers: ``BILLING_LOCAL_FUNCTION_WORKERS``
+    (``1`` or ``0``) when set, else ``default``."""
+    value = os.environ.get("BILLING_LOCAL_FUNCTION_WORKERS")
+    return default if value is None else value != "0"
+
+
+class WorkerEnded(Exception):
+    pass
+
+
+class _Worker:
+    def __init__(self, code_root: Path, endpoint_url: str, log_file: Path | None) -> None:
+        log = "-" if log_file is None else str(log_file)  # -: the runtime's stderr
+        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
+            [sys.executable, str(_SCRIPT), str(code_root), endpoint_url, log],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=str(code_root),
+        )
+
+    def invoke(
+        self, app: Any, function: Any, payload: bytes | str | None, kind: str = "invoke"
+    ) -> tuple[bytes, bool]:
+        """Invokes ``function`` in the worker (``register``: imports it only), answering
+        its requests with ``app``."""
+        to_worker, from_worker = self.process.stdin, self.process.stdout
+        assert to_worker is not None
+        assert from_worker is not None
+        try:
+            write_message(to_worker, (kind, function, payload))
+            while (message := read_message(from_worker)) is not None:
+                if message[0] == "result":
+                    return bytes(message[1]), bool(message[2])
+                _, environ, body = message
+                status, headers, content = serve(app, environ, body)
+                write_message(to_worker, ("response", status, headers, content))
+        except (OSError, ValueError) as error:
+            raise WorkerEnded(str(error)) from error
+        raise WorkerEnded(f"exit code {self.process.poll()}")
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class FunctionWorkers:
+    """Invokes the functions of ``workers`` in worker processes (up to that many at once
+    each) whose requests ``app`` answers, and every other function through
+    ``dispatcher``."""
+
+    def __init__(
+        self,
+        dispatcher: Invoker,
+        workers: dict[str, int],
+        *,
+        app: Any,
+        code_root: Path,
+        endpoint_url: str,
+        log_file: Path | None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.names = set(workers)
+        self.app = app
+        self.code_root = code_root
+        self.endpoint_url = endpoint_url
+        self.log_file = log_file
+        self._idle: dict[str, queue.LifoQueue[_Worker]] = {n: queue.LifoQueue() for n in workers}
+        self._slots = {name: threading.BoundedSemaphore(n) for name, n in workers.items()}
+        self._counts = dict(workers)
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self.started = 0  # workers started (a replaced one counts again)
+
+    def warm(self) -> None:
+        """Starts every function's workers and imports its handler in them (a cold start
+        takes about a second: not in the first batches, whose visibility timeout runs)."""
+        started = []
+        for name, count in self._counts.items():
+            entry = self.dispatcher.lookup(name)
+            if entry is None:
+                continue
+            for _ in range(count):
+                worker = self._start()
+                started.append((name, worker, entry.function))
+        for name, worker, function in started:
+            try:
+                worker.invoke(self.app, function, None, kind="register")
+            except WorkerEnded:
+                self._drop(worker)
+                continue
+            self._idle[name].put(worker)
+
+    def lookup(self, name_or_arn: str) -> RegisteredFunction | None:
+        return self.dispatcher.lookup(name_or_arn)
+
+    def invoke_payload(self, name_or_arn: str, payload: bytes | str | None) -> tuple[bytes, bool]:
+        name = function_name_of(name_or_arn)
+        entry = self.dispatcher.lookup(name_or_arn)
+        if entry is None or name not in self.names:
+            return self.dispatcher.invoke_payload(name_or_arn, payload)
+        with self._slots[name]:
+            worker = self._take(name)
+            try:
+                result = worker.invoke(self.app, entry.function, payload)
+            except WorkerEnded as error:
+                self._drop(worker)
+                document = {
+                    "errorMessage": f"{name}: its worker process ended ({error})",
+                    "errorType": "Runtime.ExitError",
+                    "requestId": str(uuid.uuid4()),
+                    "stackTrace": [],
+                }
+                return json.dumps(document).encode(), True
+            self._idle[name].put(worker)
+            return result
+
+    def _take(self, name: str) -> _Worker:
+        """An idle worker of ``name`` that is still alive, or a new one."""
+        while True:
+            try:
+                worker = self._idle[name].get_nowait()
+            except queue.Empty:
+                break
+            if worker.process.poll() is None:
+                return worker
+            self._drop(worker)  # ended while idle: no invocation lost
+        return self._start()
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self.code_root, self.endpoint_url, self.log_file)
+        with self._lock:
+            self._all.append(worker)
+            self.started += 1
+        return worker
+
+    def _drop(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+        worker.close()
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all = self._all, []
+        for worker in workers:
+            worker.close()
