@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# A month of 20,000 events for 20 accounts: 69 s measured on two cores (load average ~1;
-# 100,000 events for 100 accounts: 239 s), docs/benchmarks.md, section 4.
+# A month of 20,000 events for 20 accounts: 67 s measured on two cores (load average ~1;
+# 100,000 events for 100 accounts: 237 s), docs/benchmarks.md, section 4.
 # Other sizes: make demo DEMO_EVENTS=100000 DEMO_ACCOUNTS=100
 DEMO_EVENTS ?= 20000
 DEMO_ACCOUNTS ?= 20
