@@ -59,7 +59,7 @@ class Invoker(Protocol):
 
 
 def enabled(default: bool) -> bool:
-    """Whether event-source functions run in workers: ``BILLING_LOCAL_FUNCTION_WORKERS``
+    """Whether SQS-triggered functions run in workers: ``BILLING_LOCAL_FUNCTION_WORKERS``
     (``1`` or ``0``) when set, else ``default``."""
     value = os.environ.get("BILLING_LOCAL_FUNCTION_WORKERS")
     return default if value is None else value != "0"
@@ -169,8 +169,10 @@ class FunctionWorkers:
             worker = self._take(name)
             try:
                 result = worker.invoke(self.app, entry.function, payload)
-            except WorkerEnded as error:
-                self._drop(worker)
+            except Exception as error:
+                self._drop(worker)  # its exchange is broken off: never reused
+                if not isinstance(error, WorkerEnded):
+                    raise
                 document = {
                     "errorMessage": f"{name}: its worker process ended ({error})",
                     "errorType": "Runtime.ExitError",
