@@ -185,13 +185,7 @@ class InProcessTransport:
             "REMOTE_ADDR": "127.0.0.1",
             "REMOTE_PORT": 0,
             "CONTENT_LENGTH": str(len(body)),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": parts.scheme or "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
+            **wsgi_streams(body, parts.scheme or "http"),
         }
         for name, value in request.headers.items():
             text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
@@ -201,24 +195,42 @@ class InProcessTransport:
             else:
                 environ[f"HTTP_{key}"] = text
         environ.setdefault("HTTP_HOST", parts.netloc)
-        started: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> Any:
-            started[:] = [status, headers]
-            return lambda data: None
-
-        result = app(environ, start_response)
-        try:
-            content = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        status, headers = started
+        status, headers, content = call_wsgi(app, environ)
         response_headers = HeadersDict()
         for name, value in headers:
             response_headers[name] = value
         return AWSResponse(request.url, int(status.split()[0]), response_headers, _Body(content))
+
+
+def wsgi_streams(body: bytes, scheme: str = "http") -> dict[str, Any]:
+    """The WSGI keys of a request's environ besides its HTTP ones (its body's stream)."""
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+def call_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """``app``'s answer to ``environ``: status line, headers, body."""
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> Any:
+        started[:] = [status, headers]
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        content = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return str(started[0]), list(started[1]), content
 
 
 def serialized_dynamodb(app: Any) -> Any:

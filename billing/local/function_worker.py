@@ -25,7 +25,6 @@ even by ``kill -9``).
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import struct
@@ -116,23 +115,9 @@ def main(argv: list[str]) -> int:
 
 def serve(app: Any, environ: dict[str, Any], body: bytes) -> tuple[str, list[Any], bytes]:
     """A worker's request answered by ``app`` (the runtime's side)."""
-    started: list[Any] = []
+    from billing.local.clients import call_wsgi, wsgi_streams
 
-    def start_response(status: str, headers: list[Any], exc: Any = None) -> Any:
-        started[:] = [status, headers]
-        return lambda data: None
-
-    full = {**environ, "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr}
-    full.update({"wsgi.version": (1, 0), "wsgi.url_scheme": "http"})
-    full.update({"wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False})
-    result = app(full, start_response)
-    try:
-        content = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return started[0], list(started[1]), content
+    return call_wsgi(app, {**environ, **wsgi_streams(body)})
 
 
 if __name__ == "__main__":
