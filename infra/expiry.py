@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 
 from infra.config import BillingConfig
-from infra.functions import billing_function, function_name
+from infra.functions import billing_function, function_name, table_stream_source
 from infra.nag import acknowledge_findings, arn_ref
 from infra.queues import dead_letter_queue
 from infra.storage import ARCHIVE_PREFIX, Storage
@@ -78,15 +77,11 @@ def build_expiry(
         memory_mb=512,
     )
     function.add_event_source(
-        sources.DynamoEventSource(
+        table_stream_source(
             storage.table,
-            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            dlq=dlq,
             batch_size=1000,
             max_batching_window=Duration.seconds(30),
-            bisect_batch_on_error=True,
-            retry_attempts=10,
-            report_batch_item_failures=True,
-            on_failure=sources.SqsDlq(dlq),
             filters=[{"pattern": json.dumps(ttl_filter(prefix))} for prefix in EXPIRY_PREFIXES],
         )
     )

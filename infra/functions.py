@@ -7,12 +7,16 @@ environments, so a variable name must mean the same thing in every function.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import BillingConfig
@@ -178,3 +182,28 @@ def billing_function(
 
 def function_name(config: BillingConfig, suffix: str) -> str:
     return f"billing-{config.stage}-{suffix}"
+
+
+def table_stream_source(
+    table: dynamodb.ITable,
+    *,
+    dlq: sqs.IQueue,
+    batch_size: int,
+    max_batching_window: Duration,
+    filters: Sequence[Mapping[str, Any]],
+) -> sources.DynamoEventSource:
+    """A table's stream as a function's event source, with the project's failure policy:
+    read from the oldest record; a failing batch is bisected and retried up to 10 times,
+    the function reports the records that failed (retried from the first of them), and
+    what still fails goes to ``dlq``."""
+    return sources.DynamoEventSource(
+        table,
+        starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+        batch_size=batch_size,
+        max_batching_window=max_batching_window,
+        bisect_batch_on_error=True,
+        retry_attempts=10,
+        report_batch_item_failures=True,
+        on_failure=sources.SqsDlq(dlq),
+        filters=filters,
+    )

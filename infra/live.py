@@ -18,11 +18,10 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 
 from infra.config import BillingConfig
-from infra.functions import billing_function, function_name
+from infra.functions import billing_function, function_name, table_stream_source
 from infra.nag import acknowledge_findings, arn_ref
 from infra.queues import dead_letter_queue
 from infra.storage import ARCHIVE_PREFIX, STATE_PREFIX, Storage
@@ -71,15 +70,11 @@ def build_live(
         memory_mb=1024,
     )
     function.add_event_source(
-        sources.DynamoEventSource(
+        table_stream_source(
             storage.table,
-            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            dlq=dlq,
             batch_size=config.live_batch_size,
             max_batching_window=Duration.seconds(config.live_max_batching_window_seconds),
-            bisect_batch_on_error=True,
-            retry_attempts=10,
-            report_batch_item_failures=True,
-            on_failure=sources.SqsDlq(dlq),
             filters=[
                 lambda_.FilterCriteria.filter(
                     {
