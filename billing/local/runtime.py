@@ -574,7 +574,7 @@ class LocalAws:
                     for m in mappings
                     if m.enabled and m.queue_url
                 }
-                self.workers = workers.FunctionWorkers(
+                pool = workers.FunctionWorkers(
                     self.dispatcher,
                     polled,
                     app=self._server._server.app,
@@ -582,7 +582,8 @@ class LocalAws:
                     endpoint_url=self.endpoint_url,
                     log_file=self.log_file,
                 )
-                self.workers.warm()
+                pool.warm()  # WorkerStartError: no pollers start
+                self.workers = pool
             invoker = self.workers
         group = PollerGroup(
             mappings,

@@ -15,7 +15,8 @@ requests.
 
 The workers start with the pollers, their handlers imported (a cold start takes about a
 second), and are kept for the runtime; a worker exits when its stdin closes (the runtime
-ended, even by ``kill -9``). A worker found ended while idle is replaced; one that dies
+ended, even by ``kill -9``). A worker that cannot import its handler at the start stops the
+runtime's start (``WorkerStartError``). A worker found ended while idle is replaced; one that dies
 during an invocation makes it a function error, as a crashed sandbox does (the batch comes
 back after its visibility timeout). The live view's stream batches are handed over one at
 a time, so in a worker the runtime would only wait for it: it stays in the runtime's
@@ -69,9 +70,15 @@ class WorkerEnded(Exception):
     pass
 
 
+class WorkerStartError(RuntimeError):
+    """A function's worker could not import its handler: the runtime does not start (its
+    batches would only fail until they reached the dead-letter queue)."""
+
+
 class _Worker:
     def __init__(self, code_root: Path, endpoint_url: str, log_file: Path | None) -> None:
-        log = "-" if log_file is None else str(log_file)  # -: the runtime's stderr
+        # -: the runtime's stderr; a path resolved here, as the worker runs in code_root
+        log = "-" if log_file is None else str(Path(log_file).resolve())
         self.process = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
             [sys.executable, str(_SCRIPT), str(code_root), endpoint_url, log],
             stdin=subprocess.PIPE,
@@ -152,9 +159,12 @@ class FunctionWorkers:
         for name, worker, function in started:
             try:
                 worker.invoke(self.app, function, None, kind="register")
-            except WorkerEnded:
-                self._drop(worker)
-                continue
+            except WorkerEnded as error:
+                self.close()
+                raise WorkerStartError(
+                    f"{name}: its worker process could not start ({error}); its traceback "
+                    "is on the runtime's standard error or in its log file"
+                ) from error
             self._idle[name].put(worker)
 
     def lookup(self, name_or_arn: str) -> RegisteredFunction | None:

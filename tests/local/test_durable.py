@@ -285,7 +285,7 @@ def test_the_demo_prints_no_metrics_or_log_lines_on_stdout(tmp_path: Path) -> No
         env={**env, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

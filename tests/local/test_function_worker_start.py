@@ -1,0 +1,56 @@
+"""The start of the function workers (``billing.local.workers``): a log file named relative
+to the runtime's directory stays the runtime's, and a worker that cannot start stops the
+runtime's start instead of failing every batch."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from billing.local import LocalAws, workers
+
+from . import template
+from .test_runtime import _attempts
+
+pytestmark = pytest.mark.e2e
+
+
+def _send(aws: LocalAws, body: dict[str, object]) -> None:
+    aws.client("sqs").send_message(
+        QueueUrl=aws.stack.queue_url("WorkQueue"), MessageBody=json.dumps(body)
+    )
+
+
+def test_a_relative_log_file_is_the_runtimes_not_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers run in the code root: a log path relative to the runtime's directory
+    # (as `billing demo` gives, `.billing-local/demo.log`) must still be the runtime's file.
+    monkeypatch.chdir(tmp_path)
+    assembly = template.write_assembly(tmp_path / "assembly")
+    relative = Path("state") / "handlers.log"
+    with LocalAws(function_workers=True, log_file=relative) as runtime:
+        runtime.deploy(assembly)
+        prefix = f"rel-{uuid.uuid4().hex[:8]}"
+        _send(runtime, {"id": f"{prefix}-0", "crash": True})
+        runtime.drain(timeout=30)
+        assert _attempts(runtime, runtime.stack, f"{prefix}-0") == 2
+    assert f"crash requested by {prefix}-0" in (tmp_path / relative).read_text()
+
+
+def test_a_worker_that_cannot_start_stops_the_runtimes_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its batches would only fail until the dead-letter queue: the start says why instead.
+    broken = tmp_path / "broken_worker.py"
+    broken.write_text("raise SystemExit('no handler here')\n")
+    monkeypatch.setattr(workers, "_SCRIPT", broken)
+    assembly = template.write_assembly(tmp_path / "assembly")
+    with LocalAws(function_workers=True, log_file=tmp_path / "log") as runtime:
+        with pytest.raises(workers.WorkerStartError, match="could not start"):
+            runtime.deploy(assembly)
+        assert runtime.workers is None
+        assert runtime.pollers == []
