@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=20)
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--period", default="2026-10")
+    parser.add_argument(
+        "--drafts",
+        action="store_true",
+        help="a draft close first, as billing demo runs (timed apart)",
+    )
     args = parser.parse_args(argv)
     os.environ.update(POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
 
@@ -106,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         aws.drain(timeout=3600)
         print(f"live view     caught up in {time.perf_counter() - started:.1f} s")
+        if args.drafts:  # as `billing demo` and the draft schedule: drafts, then the close
+            started = time.perf_counter()
+            for group in close_groups(store, args.period):
+                aws.run_state_machine(
+                    "MonthCloseStateMachine",
+                    {"period": group, "settle_seconds": 0, "draft": True},
+                    timeout=3600,
+                )
+            print(f"drafts        {time.perf_counter() - started:.2f} s wall")
         requests.clear()
         handlers.clear()
         started = time.perf_counter()
@@ -128,6 +142,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"              {workers:.2f} s CPU of PDF workers")
         handlers.print("handlers")
         requests.print("moto requests")
+        history = aws.client("stepfunctions").get_execution_history(
+            executionArn=desc["executionArn"], maxResults=1000
+        )["events"]
+        phases: dict[str, list[float]] = {}
+        origin = history[0]["timestamp"]
+        for e in history:
+            name = e.get("stateEnteredEventDetails", e.get("stateExitedEventDetails", {})).get(
+                "name", ""
+            )
+            if name:
+                at = (e["timestamp"] - origin).total_seconds()
+                span = phases.setdefault(name, [at, at])
+                span[0], span[1] = min(span[0], at), max(span[1], at)
+        print(f"states of the last execution ({group}), first entered - last exited:")
+        for name, (first, last) in sorted(phases.items(), key=lambda kv: kv[1][0]):
+            print(f"  {first:8.2f} - {last:8.2f} s  {name}")
         if args.accounts == 1:
             history = aws.client("stepfunctions").get_execution_history(
                 executionArn=desc["executionArn"], maxResults=1000
