@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -117,6 +118,23 @@ class LiveView:
         return self.plans <= {digest}
 
 
+class _CallState(threading.local):
+    """What one stream batch or one refresh call of a ``LiveUsage`` keeps, apart for each
+    thread: the live function caches its ``LiveUsage``, and where invocations run
+    concurrently in one process (the embedded runtime: a stream batch beside the sweep)
+    one call's end must not clear another's caches."""
+
+    def __init__(self) -> None:
+        # per stream batch (None outside one): plans and zones read once, and the shards
+        # refreshed (or deferred) with their origin
+        self.plans: dict[tuple[str, str], dict[str, Any] | None] | None = None
+        self.plan_zones: dict[str, list[tuple[str, str]]] | None = None
+        self.batch_done: set[tuple[ShardKey, Period | None]] | None = None
+        # per refresh call: the markers read once, the close groups read not closed
+        self.markers: dict[tuple[str, str], list[str]] = {}
+        self.open: set[str] = set()
+
+
 class LiveUsage:
     def __init__(
         self,
@@ -130,16 +148,12 @@ class LiveUsage:
         self.store = store
         self.states = states  # the closes' saved entity state (None: the stored history)
         self._closed: set[str] = set()  # close groups known closed (they stay closed)
-        self._markers: dict[tuple[str, str], list[str]] = {}  # read once per refresh call
-        self._open: set[str] = set()  # close groups read not closed, in this refresh call
         self.events = events
         self.bus_name = bus_name
         self.clock = clock
         self.budget = budget or RefreshBudget.from_env()
-        self._plans: dict[tuple[str, str], dict[str, Any] | None] | None = None
-        self._plan_zones: dict[str, list[tuple[str, str]]] | None = None  # per stream batch
-        # the shards refreshed (or deferred) in this stream batch, with their origin
-        self._batch_done: set[tuple[ShardKey, Period | None]] | None = None
+        # what one stream batch or refresh call keeps, apart for each thread
+        self._call = _CallState()
         self._zones: dict[str, tuple[ZoneOf, float]] = {}
 
     # --- refresh ----------------------------------------------------------------------
@@ -155,7 +169,7 @@ class LiveUsage:
         since has a record of its own, in a later batch)."""
         todo: dict[tuple[str, str], set[str]] = defaultdict(set)
         origins: dict[tuple[str, str, str], Period] = {}  # a refresh following an earlier one
-        self._markers, self._open = {}, set()
+        self._call.markers, self._call.open = {}, set()
         for key in keys:
             todo[(key.account, key.period)].add(key.shard)
         done: list[tuple[str, str]] = []
@@ -175,7 +189,7 @@ class LiveUsage:
             for shard in sorted(shards):
                 key = ShardKey(account, period, shard)
                 origin = origins.get((account, period, shard))
-                done_in_batch = self._batch_done
+                done_in_batch = self._call.batch_done
                 if done_in_batch is not None and (key, origin) in done_in_batch:
                     continue  # refreshed (or deferred) earlier in this stream batch
                 read_from = int(self.clock() * 1000)
@@ -233,20 +247,20 @@ class LiveUsage:
             label = p.in_zone(zone_of(p)).label
             if label in self._closed:
                 return True
-            if label in self._open:  # every shard of the call asks: read once per call
+            if label in self._call.open:  # every shard of the call asks: read once per call
                 return False
             if (self.store.period_status(label) or {}).get("state") != "closed":
-                self._open.add(label)
+                self._call.open.add(label)
                 return False
             self._closed.add(label)
             return True
 
         def markers(period: str) -> list[str]:
             """The account's ``ADJ#`` markers under a period (every shard shares them)."""
-            if (key.account, period) not in self._markers:
+            if (key.account, period) not in self._call.markers:
                 found = self.store.adjustment_periods(period, key.account)
-                self._markers[(key.account, period)] = found
-            return self._markers[(key.account, period)]
+                self._call.markers[(key.account, period)] = found
+            return self._call.markers[(key.account, period)]
 
         p = Period.parse(key.period)
         last = max(p, self.current_period(key.account))
@@ -320,12 +334,12 @@ class LiveUsage:
         writes meanwhile is missed only if its items also leave the table during the
         batch: that refresh then reads fewer items than the live item counts, and its
         conditional put replaces nothing."""
-        self._plans, self._plan_zones, self._batch_done = {}, {}, set()
+        self._call.plans, self._call.plan_zones, self._call.batch_done = {}, {}, set()
         try:
             with listing_scope(self.store), self._states_scope():
                 return self._handle_stream(records)
         finally:
-            self._plans, self._plan_zones, self._batch_done = None, None, None
+            self._call.plans, self._call.plan_zones, self._call.batch_done = None, None, None
 
     def _states_scope(self) -> AbstractContextManager[None]:
         """The saved states listed once per account in a batch (``StateStore``)."""
@@ -415,20 +429,20 @@ class LiveUsage:
     def _plan_document(self, account: str, period: str) -> dict[str, Any] | None:
         """The plan in force, read once per stream batch (refresh, thresholds and estimate
         all need it); outside a batch (the CLI) read each time."""
-        if self._plans is None:
+        if self._call.plans is None:
             return self.store.plan_document(account, period)
-        if (account, period) not in self._plans:
-            self._plans[(account, period)] = self.store.plan_document(account, period)
-        return self._plans[(account, period)]
+        if (account, period) not in self._call.plans:
+            self._call.plans[(account, period)] = self.store.plan_document(account, period)
+        return self._call.plans[(account, period)]
 
     def _zones_of(self, account: str) -> list[tuple[str, str]] | None:
         """The account's zones, read once per stream batch (every shard refresh needs
         them); outside a batch ``None``: each refresh reads them."""
-        if self._plan_zones is None:
+        if self._call.plan_zones is None:
             return None
-        if account not in self._plan_zones:
-            self._plan_zones[account] = self.store.plan_zones(account)
-        return self._plan_zones[account]
+        if account not in self._call.plan_zones:
+            self._call.plan_zones[account] = self.store.plan_zones(account)
+        return self._call.plan_zones[account]
 
     def estimate(self, account: str, period: str, usage: Usage) -> Invoice | None:
         """The period so far rated with the plan in force, by the close's rating code:
