@@ -27,8 +27,9 @@ A close started with ``draft`` does not freeze the period: ``rate_account`` writ
 The tasks pass typed results (``Frozen``, ``AccountsPage``, ``AccountPlan`` and its
 ``Unit``s, ``AccountClosed``, ``IdAudit``, ``CloseSummary``); the handlers turn them into
 the JSON the state machine carries (``payload``) and back (``Unit.from_payload``).
-``close_account`` runs one account's branch of the state machine in process (the CLI's
-single-account finalization and the tests).
+``close_account`` runs one account's branch of the state machine in process (the tests);
+``finalize_account`` closes one account as the state machine would, the id audit included
+(the CLI's single-account finalization).
 """
 
 from __future__ import annotations
@@ -788,6 +789,15 @@ class MonthClose:
             cause = json.dumps({"errorType": type(err).__name__, "errorMessage": str(err)})
             self.record_failure(group, account, {"Error": type(err).__name__, "Cause": cause})
             return None
+
+    def finalize_account(self, group: str, account: str, execution: str | None = None) -> None:
+        """One account closed in process, as the state machine closes it (``billing invoices
+        finalize --account``, the period frozen first): its branch, then the id audit the
+        state machine runs after every account (the period's ids, this account's among
+        them: a reused id is marked now, not at a later close), then ``finish``."""
+        self.close_account(group, account)
+        self.audit_all(group)
+        self.finish(group, execution=execution)
 
     # --- 7. the id audit ------------------------------------------------------------
 

@@ -721,8 +721,7 @@ def finalize_account(
     frozen = close.freeze(group, settle, force=force, execution=execution)
     try:
         time.sleep(frozen.settle_seconds)
-        close.close_account(group, account)
-        close.finish(group, execution=execution)
+        close.finalize_account(group, account, execution)
     finally:
         store.release_close_lock(group, execution)
     return store.result(period, account) or {}

@@ -135,8 +135,8 @@ def test_a_version_sent_after_the_freeze_is_a_late_removal(env: Env) -> None:
 # --- the close: its id audit -----------------------------------------------------------
 
 
-def run_close(env: Env, period: str, accounts: tuple[str, ...] = ("acme",)) -> dict[str, Any]:
-    """The state machine's tasks in process, the id audit included; acme's document."""
+def month_close(env: Env, period: str, accounts: tuple[str, ...] = ("acme",)) -> MonthClose:
+    """The close of ``period`` in process, its accounts with the retail plan."""
     with suppress(ClientError):  # a re-run of the close
         boto3.client("events").create_event_bus(Name=f"bus-{period}")
     plan = load_plan("examples/plans/retail-eu.yaml")
@@ -144,9 +144,15 @@ def run_close(env: Env, period: str, accounts: tuple[str, ...] = ("acme",)) -> d
     for account in accounts:
         mine = plan.model_copy(update={"account": account})
         store.put_plan(account, mine.effective_from, mine.model_dump(mode="json"))
-    mc = MonthClose(
+    return MonthClose(
         store, DocumentStore(env.s3, "invoices"), boto3.client("events"), f"bus-{period}", 0
     )
+
+
+def run_close(env: Env, period: str, accounts: tuple[str, ...] = ("acme",)) -> dict[str, Any]:
+    """The state machine's tasks in process, the id audit included; acme's document."""
+    mc = month_close(env, period, accounts)
+    store = mc.store
     frozen = mc.freeze(period, settle=0, force=True)
     for account in accounts:
         mc.close_account(period, account)
@@ -211,6 +217,22 @@ def test_reused_id_across_shards_is_billed_once_then_credited_by_the_next_close(
     november = run_close(env, "2026-11")
     assert credited(november, PERIOD) < 0
     assert run_close(env, PERIOD) == october  # October's re-run: what it invoiced
+
+
+def test_one_account_finalized_alone_has_its_reused_ids_marked(env: Env) -> None:
+    # `billing invoices finalize --account`: the id audit runs as after the state
+    # machine's accounts, not only at a later close
+    events = [sms("dup", 1, f"+336000001{n:02d}") for n in range(8)]
+    deliver(env, dumps(BASE + events), batch=3)
+    shards = {str(v["pk"]) for v in versions(env, "dup")}
+    assert len(shards) > 1
+    mc = month_close(env, PERIOD)
+    mc.freeze(PERIOD, settle=0, force=True)
+    mc.finalize_account(PERIOD, "acme")
+    assert {str(m["pk"]) for m in stored(env, "X#")} == shards
+    (reused,) = manifest(env, PERIOD)["id_conflicts"]
+    assert len(reused["versions"]) == 8
+    assert mc.store.result(PERIOD, "acme")["status"] == "issued"
 
 
 def test_reused_id_across_months_is_credited_for_both_months(env: Env) -> None:
