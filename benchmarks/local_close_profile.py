@@ -12,7 +12,9 @@ it closes), then runs the month-close state machine (settle 0) and prints: the w
 the CPU of this process and of the PDF workers (``billing.local.offload``), each Lambda
 handler's calls and time, and the requests moto's server answered by API with their time
 (nested: a Lambda Invoke includes the requests its handler makes; summed over concurrent
-threads). For one account it also prints the execution history's timeline.
+threads), and the span of each state in the last execution (first entered to last
+exited). For one account it also prints the execution history's timeline. ``--drafts``
+runs a draft close of every group first (timed apart), as ``billing demo`` does.
 """
 
 from __future__ import annotations
