@@ -54,6 +54,8 @@ from billing.adapters.ids import (
     IdFiles,
     IdRow,
     audit_passes,
+    audit_tasks,
+    bucket_of,
     conflicts,
     mark_version,
 )
@@ -320,6 +322,15 @@ def close_groups(store: UsageStore, period: str) -> list[str]:
 def plain(label: str) -> str:
     """The period ``YYYY-MM`` of a close group label (``2026-10@+09:00``)."""
     return label.partition("@")[0]
+
+
+def audit_window(period: str) -> list[Period]:
+    """The periods whose ids the audit of a close of ``period`` (a group label too)
+    compares: it, then the ``AUDIT_PERIODS`` before it."""
+    window = [Period.parse(plain(period))]
+    for _ in range(AUDIT_PERIODS):
+        window.append(window[-1].prev())
+    return window
 
 
 def group_members(store: UsageStore, group: str, accounts: Sequence[str]) -> list[str]:
@@ -802,42 +813,60 @@ class MonthClose:
     # --- 7. the id audit ------------------------------------------------------------
 
     def audit_ids(self, period: str, bucket: int) -> IdAudit:
-        """Compare the ids of one bucket that the closes of ``period`` and of the
-        ``AUDIT_PERIODS`` periods before it read (``billing.adapters.ids``); mark every version
-        of an id stored with two contents. Nothing for a draft close."""
+        """The audit of one id bucket (``audit_buckets``)."""
+        return self.audit_buckets(period, [bucket])[0]
+
+    def audit_buckets(self, period: str, buckets: Sequence[int]) -> list[IdAudit]:
+        """Compare the ids of ``buckets`` that the closes of ``period`` and of the
+        ``AUDIT_PERIODS`` periods before it read (``billing.adapters.ids``), each file read
+        once for all of them (in as many passes as the rows need); mark every version of an
+        id stored with two contents. One outcome per bucket (its conflicts recorded under
+        its own key, whichever task audited it). Nothing for a draft close."""
+        chosen = sorted(set(buckets))
         if self.drafting(period):
-            return IdAudit(bucket, 0, 0, 0)
-        last = Period.parse(plain(period))
-        window = [last]
-        for _ in range(AUDIT_PERIODS):
-            window.append(window[-1].prev())
-        files = [f for q in window for f in self.ids.files(str(q), bucket)]
+            return [IdAudit(bucket, 0, 0, 0) for bucket in chosen]
+        window = audit_window(period)
+        files = [f for q in window for f in self.ids.files(str(q), chosen)]
         passes = audit_passes(files)
         found: dict[str, list[IdRow]] = {}
         for part in range(passes):  # each pass holds one slice of the ids: all its versions
-            found.update(conflicts(self.ids.rows(files, bucket, part, passes)))
-        if not found:
-            return IdAudit(bucket, 0, 0, passes)
-        frozen = self.store.frozen_periods()
-        marked = 0
-        for versions in found.values():
-            if len({v.pk for v in versions}) == 1:
-                continue  # every read of that partition holds all versions: none billed
-            for version in versions:
-                account = version.account
-                lookback = self.settings_for(account, str(window[0])).lookback_hours
-                marked += mark_version(self.store, version, frozen, self.zone_of, lookback)
-        self.store.put_id_conflicts(
-            str(last),
-            bucket,
-            [{"id": i, "versions": [v.where() for v in vs]} for i, vs in found.items()],
-        )
-        return IdAudit(bucket, len(found), marked, passes)
+            found.update(conflicts(self.ids.rows(files, chosen, part, passes)))
+        per_bucket: dict[int, dict[str, list[IdRow]]] = {bucket: {} for bucket in chosen}
+        for fact_id, versions in found.items():
+            per_bucket[bucket_of(fact_id, self.ids.buckets)][fact_id] = versions
+        frozen = self.store.frozen_periods() if found else set()
+        out = []
+        for bucket, mine in per_bucket.items():
+            marked = 0
+            for versions in mine.values():
+                if len({v.pk for v in versions}) == 1:
+                    continue  # every read of that partition holds all versions: none billed
+                for version in versions:
+                    account = version.account
+                    lookback = self.settings_for(account, str(window[0])).lookback_hours
+                    marked += mark_version(self.store, version, frozen, self.zone_of, lookback)
+            self.store.put_id_conflicts(
+                str(window[0]),
+                bucket,
+                [{"id": i, "versions": [v.where() for v in vs]} for i, vs in mine.items()],
+            )
+            out.append(IdAudit(bucket, len(mine), marked, passes))
+        return out
+
+    def plan_audit(self, period: str, buckets: Sequence[int]) -> list[list[int]]:
+        """The AuditIds tasks of a close: its id buckets (none for a draft close) in as few
+        tasks as hold the rows of its window in one pass each (``audit_tasks``), sized from
+        one listing of each period of the window. Decided once, before the tasks start:
+        every bucket is in exactly one task, whatever is written meanwhile."""
+        if not buckets or self.drafting(period):
+            return []
+        size = sum(self.ids.period_size(str(q)) for q in audit_window(period))
+        return audit_tasks(buckets, size)
 
     def audit_all(self, period: str) -> list[IdAudit]:
-        """Every id bucket of ``period``'s audit, in process (the state machine runs one
-        task per bucket)."""
-        return [self.audit_ids(period, bucket) for bucket in range(ID_BUCKETS)]
+        """Every id bucket of ``period``'s audit, in process, each file read once (the
+        state machine runs the tasks ``plan_audit`` gives)."""
+        return self.audit_buckets(period, range(ID_BUCKETS))
 
     # --- 8. finish ------------------------------------------------------------------
 

@@ -13,8 +13,10 @@ Flow (``MonthCloseStateMachine``)::
                 any failure of those three -> RecordFailure (the account is recorded, the
                 close goes on with the other accounts)
          -> MorePages? (cursor present and not null: NextPage -> ListAccounts)
-         -> AuditIds (Map over $.buckets: AuditIdBucket, the close's id audit; none for a
-                      draft close)
+         -> PlanAudit (the close's $.buckets, none for a draft close, grouped in as few
+                       tasks as hold their ids in one pass each; ResultPath $.audit)
+         -> AuditIds (Map over $.audit.tasks: AuditIdBucket, the close's id audit of a
+                      task's buckets, each id file read once for all of them)
          -> Finish (writes the period's documents under its documents lock, retried on
                     PeriodDocumentsBusy; announces each invoice once, releases the lock)
 
@@ -438,23 +440,36 @@ def build_definition(
         backoff_rate=2,
         jitter_strategy=sfn.JitterType.FULL,
     )
+    # The audit's tasks are decided once, before any starts (every bucket in exactly one
+    # task): a period whose ids fit one pass is audited by one task reading each file once.
+    plan_audit = _invoke(
+        stack,
+        "PlanAudit",
+        functions["audit_ids"],
+        payload={
+            "period": sfn.JsonPath.string_at("$.period"),
+            "buckets": sfn.JsonPath.list_at("$.buckets"),
+            "plan": True,
+        },
+        result_path="$.audit",
+    )
     audit_bucket = _invoke(
         stack,
         "AuditIdBucket",
         functions["audit_ids"],
         payload={
             "period": sfn.JsonPath.string_at("$.period"),
-            "bucket": sfn.JsonPath.number_at("$.bucket"),
+            "buckets": sfn.JsonPath.list_at("$.buckets"),
         },
     )
     audit_ids = sfn.Map(
         stack,
         "AuditIds",
-        items_path="$.buckets",
+        items_path="$.audit.tasks",
         max_concurrency=config.close_account_concurrency,
         item_selector={
             "period": sfn.JsonPath.string_at("$.period"),
-            "bucket": sfn.JsonPath.number_at("$$.Map.Item.Value"),
+            "buckets": sfn.JsonPath.list_at("$$.Map.Item.Value"),
         },
         result_path=sfn.JsonPath.DISCARD,
     )
@@ -468,7 +483,7 @@ def build_definition(
             ),
             next_page.next(list_accounts),
         )
-        .otherwise(audit_ids.next(finish))
+        .otherwise(plan_audit.next(audit_ids).next(finish))
     )
 
     # Everything after Freeze runs inside Close: any failure releases this execution's

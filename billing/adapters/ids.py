@@ -121,6 +121,17 @@ class IdFile:
     shared: bool = False  # ids of every bucket (a small unit's)
 
 
+def audit_tasks(buckets: Sequence[int], size: int) -> list[list[int]]:
+    """The id buckets to audit, in as few tasks as hold their rows in one pass each (``size``:
+    the bytes of their window's id files, compressed): every bucket in exactly one task, at
+    most one task per bucket. A task reads each shared file once for all its buckets, so a
+    period whose ids fit one pass is audited by one task reading every file once."""
+    rows = size // ROW_GZIP_BYTES
+    count = min(len(buckets), max(1, -(-rows // ROWS_PER_PASS)))
+    ordered = sorted(buckets)
+    return [ordered[i::count] for i in range(count)] if ordered else []
+
+
 def audit_passes(files: Sequence[IdFile]) -> int:
     """How many passes the audit of ``files`` needs so that none holds more than
     ``ROWS_PER_PASS`` rows (their count estimated from the files' sizes, high)."""
@@ -179,31 +190,42 @@ class IdFiles:
             )
         return len(per_bucket)
 
-    def files(self, period: str, bucket: int) -> list[IdFile]:
-        """The id files one bucket's audit reads of ``period``: the bucket's, the shared."""
+    def files(self, period: str, buckets: Iterable[int]) -> list[IdFile]:
+        """The id files the audit of ``buckets`` reads of ``period``: theirs, the shared."""
         paginator = self.s3.get_paginator("list_objects_v2")
         return [
             IdFile(str(entry["Key"]), int(entry["Size"]), shared=prefix_bucket is None)
-            for prefix_bucket in (bucket, None)
+            for prefix_bucket in (*sorted(set(buckets)), None)
             for page in paginator.paginate(
                 Bucket=self.bucket, Prefix=ids_prefix(period, prefix_bucket)
             )
             for entry in page.get("Contents", [])
         ]
 
+    def period_size(self, period: str) -> int:
+        """The bytes of every id file of ``period`` (one listing), to size its audit."""
+        paginator = self.s3.get_paginator("list_objects_v2")
+        return sum(
+            int(entry["Size"])
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{IDS}{period}/")
+            for entry in page.get("Contents", [])
+        )
+
     def rows(
-        self, files: Sequence[IdFile], bucket: int, part: int = 0, parts: int = 1
+        self, files: Sequence[IdFile], buckets: Iterable[int], part: int = 0, parts: int = 1
     ) -> Iterator[IdRow]:
-        """The id rows of ``bucket`` in ``files`` whose id is in slice ``part`` of
+        """The id rows of ``buckets`` in ``files`` whose id is in slice ``part`` of
         ``parts``."""
+        wanted = frozenset(buckets)
+        every = wanted >= frozenset(range(self.buckets))  # a shared file's rows all count
         for file in files:
             body = self.s3.get_object(Bucket=self.bucket, Key=file.key)["Body"].read()
             for line in gzip.decompress(body).decode().splitlines():
                 # the id is the first field (``to_json``): a row of another bucket or
                 # slice is skipped without parsing it
-                if file.shared or parts > 1:
+                if (file.shared and not every) or parts > 1:
                     fact_id = line[2 : line.index('"', 2)]
-                    if file.shared and bucket_of(fact_id, self.buckets) != bucket:
+                    if file.shared and not every and bucket_of(fact_id, self.buckets) not in wanted:
                         continue
                     if parts > 1 and slice_of(fact_id, parts) != part:
                         continue

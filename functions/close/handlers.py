@@ -118,12 +118,19 @@ def record_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def audit_ids(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """One id bucket of the close's id audit (``billing.adapters.ids``)."""
-    audit = month_close().audit_ids(event["period"], int(event["bucket"]))
-    if audit.conflicts:
-        logger.warning("event ids stored with two contents", extra=audit.payload())
-    publish("IdConflicts", audit.conflicts)
-    return audit.payload()
+    """The close's id audit (``billing.adapters.ids``): with ``plan``, its tasks (PlanAudit:
+    the close's ``buckets`` grouped so that each task holds its rows in one pass); else one
+    task's ``buckets`` (``bucket``: one, as before), each file read once for all of them."""
+    close = month_close()
+    if event.get("plan"):
+        return {"tasks": close.plan_audit(event["period"], [int(b) for b in event["buckets"]])}
+    buckets = event["buckets"] if "buckets" in event else [event["bucket"]]
+    audits = close.audit_buckets(event["period"], [int(b) for b in buckets])
+    for audit in audits:
+        if audit.conflicts:
+            logger.warning("event ids stored with two contents", extra=audit.payload())
+    publish("IdConflicts", sum(audit.conflicts for audit in audits))
+    return {"audits": [audit.payload() for audit in audits]}
 
 
 @logger.inject_lambda_context

@@ -459,23 +459,29 @@ def test_state_machine_definition(synth: Synthesis) -> None:
         {"Variable": "$.page.cursor", "IsNull": False},
     ]
     assert when["Next"] == "NextPage"
-    assert choice["Default"] == "AuditIds"
+    assert choice["Default"] == "PlanAudit"
     assert states["NextPage"] == {
         "Type": "Pass",
         "InputPath": "$.page.cursor",
         "ResultPath": "$.cursor",
         "Next": "ListAccounts",
     }
-    # after every account, the id audit: one task per id bucket
+    # after every account, the id audit: its tasks decided once (the close's buckets
+    # grouped), then one task per group
+    plan = states["PlanAudit"]
+    resource(plan, "CloseAuditIdsFunction")
+    assert plan["Parameters"] == {"period.$": "$.period", "buckets.$": "$.buckets", "plan": True}
+    assert plan["ResultPath"] == "$.audit"
+    assert plan["Next"] == "AuditIds"
     audit = states["AuditIds"]
     assert audit["Type"] == "Map"
-    assert audit["ItemsPath"] == "$.buckets"
-    assert audit["ItemSelector"] == {"period.$": "$.period", "bucket.$": "$$.Map.Item.Value"}
+    assert audit["ItemsPath"] == "$.audit.tasks"
+    assert audit["ItemSelector"] == {"period.$": "$.period", "buckets.$": "$$.Map.Item.Value"}
     assert audit["ResultPath"] is None
     assert audit["Next"] == "Finish"
     bucket = audit["ItemProcessor"]["States"]["AuditIdBucket"]
     resource(bucket, "CloseAuditIdsFunction")
-    assert bucket["Parameters"] == {"period.$": "$.period", "bucket.$": "$.bucket"}
+    assert bucket["Parameters"] == {"period.$": "$.period", "buckets.$": "$.buckets"}
     finish = states["Finish"]
     resource(finish, "CloseFinishFunction")
     assert finish["Parameters"] == {"period.$": "$.period", "execution.$": "$.execution"}
@@ -496,7 +502,7 @@ def test_every_lambda_task_retries_service_errors(synth: Synthesis) -> None:
                     collect(branch["States"])
 
     collect(_definition(synth)["States"])
-    assert len(tasks) == 9
+    assert len(tasks) == 10  # PlanAudit and AuditIdBucket invoke the audit function
     for task in tasks:
         (retry,) = [r for r in task["Retry"] if "Lambda.ServiceException" in r["ErrorEquals"]]
         # + Finish: another close group of the period writing the period's documents

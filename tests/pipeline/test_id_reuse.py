@@ -22,7 +22,14 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.adapters.ids import IdRow, conflicts
+from billing.adapters.ids import (
+    ID_BUCKETS,
+    ROW_GZIP_BYTES,
+    ROWS_PER_PASS,
+    IdRow,
+    audit_tasks,
+    conflicts,
+)
 from billing.adapters.invoices import DocumentStore
 from billing.adapters.store import UsageStore, _to_dynamo, fact_item, fact_of_item
 from billing.close import MonthClose
@@ -484,3 +491,72 @@ def test_billed_state_is_the_same_for_every_arrival_order(
     # shards, billed until the close's audit
     assert parts_billed(env) == 3 + 3 + 2 + 2
     assert len(env.table.scan()["Items"]) == len(EVENTS) + 1  # every version, the registry
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    buckets=st.sets(st.integers(min_value=0, max_value=ID_BUCKETS - 1)),
+    rows=st.integers(min_value=0, max_value=40 * ROWS_PER_PASS),
+)
+def test_the_audits_tasks_hold_every_bucket_once_in_as_few_as_one_pass_each_needs(
+    buckets: set[int], rows: int
+) -> None:
+    tasks = audit_tasks(sorted(buckets), rows * ROW_GZIP_BYTES)
+    assert sorted(b for task in tasks for b in task) == sorted(buckets)  # each once
+    if not buckets:
+        assert tasks == []
+        return
+    needed = max(1, -(-rows // ROWS_PER_PASS))
+    assert len(tasks) == min(len(buckets), needed)
+
+
+def test_one_audit_of_every_bucket_finds_and_marks_what_one_audit_per_bucket_does(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [sms("dup", 1, f"+336000001{n:02d}") for n in range(8)]
+    events += [sms("twin", 1, "+33600000077", account=a) for a in ("acme", "globex")]
+    deliver(env, dumps(BASE + events), batch=3)
+    mc = month_close(env, PERIOD, ("acme", "globex"))
+    frozen = mc.freeze(PERIOD, settle=0, force=True)
+    for account in ("acme", "globex"):
+        mc.close_account(PERIOD, account)
+    # a period this small: one task for every bucket
+    assert mc.plan_audit(PERIOD, list(frozen.buckets)) == [list(range(ID_BUCKETS))]
+
+    def written() -> list[tuple[Any, ...]]:
+        items = env.table.scan()["Items"]
+        marks = [(i["pk"], i["sk"], i.get("adj")) for i in items if str(i["sk"]).startswith("X#")]
+        found = [(i["pk"], i["sk"]) for i in items if str(i["sk"]).startswith("IDS#")]
+        return sorted(marks) + sorted(found)
+
+    def forget() -> None:
+        for pk, sk, *_ in written():
+            env.table.delete_item(Key={"pk": pk, "sk": sk})
+
+    gets: list[str] = []
+    s3 = mc.documents.s3
+    get_object = s3.get_object
+
+    def counted(**kwargs: Any) -> Any:
+        gets.append(str(kwargs["Key"]))
+        return get_object(**kwargs)
+
+    monkeypatch.setattr(s3, "get_object", counted)
+    together = mc.audit_buckets(PERIOD, range(ID_BUCKETS))
+    once = written()
+    assert sum(a.conflicts for a in together) == 2  # "dup" across shards, "twin" across accounts
+    assert len(gets) == len(set(gets))  # each id file read once
+    forget()
+    gets.clear()
+    apart = [mc.audit_ids(PERIOD, bucket) for bucket in range(ID_BUCKETS)]
+    assert written() == once
+    assert apart == together
+    assert len(gets) > len(set(gets))  # one task per bucket reads the shared files again
+
+
+def test_a_draft_close_plans_no_audit(env: Env) -> None:
+    deliver(env, dumps(BASE))
+    mc = month_close(env, PERIOD)
+    drafting = mc.freeze(PERIOD, settle=0, force=True, draft=True)
+    assert drafting.buckets == ()
+    assert mc.plan_audit(PERIOD, list(range(ID_BUCKETS))) == []
