@@ -17,10 +17,11 @@ Printed per million events, over the whole retention (400 days after the period)
 - close reads: the close's Query of every fact once (eventually consistent, 0.5 RRU per
   4 KB), its archive requests (a conditional PUT per part and per account's manifest);
 - id audit: the close's id files (a PUT per unit and id bucket that has ids; one unit
-  per account below ``UNIT_FACTS``), the audit's requests (each of the ``ID_BUCKETS``
-  tasks lists and reads the bucket's objects of the period closed and of the
-  ``AUDIT_PERIODS`` = ``max_late_periods`` + 1 periods before it, so every object is
-  read ``AUDIT_PERIODS`` + 1 times; the same object count assumed for every period) and
+  per account below ``UNIT_FACTS``), the audit's requests (PlanAudit lists the window,
+  then each AuditIds task, ``audit_tasks`` of them, lists and reads its buckets' objects
+  and the shared ones of the period closed and of the ``AUDIT_PERIODS`` =
+  ``max_late_periods`` + 1 periods before it, so every object is read ``AUDIT_PERIODS``
+  + 1 times by each task that reads it; the same object count assumed for every period) and
   the files' storage in S3 Standard until their lifecycle expiry (31 x
   (``max_late_periods`` + 3) days, ``infra/storage.py``); no conflict markers (none on
   the reference mix);
@@ -68,6 +69,7 @@ from billing.adapters.ids import (
     ROWS_PER_PASS,
     SHARED_ROWS,
     IdRow,
+    audit_tasks,
     bucket_of,
     conflicts,
 )
@@ -295,6 +297,7 @@ class IdAuditCost:
     gets: int
     storage_usd: float  # the id files over their life
     months: float  # their life
+    tasks: int = ID_BUCKETS  # AuditIds tasks per close (``audit_tasks``)
 
     @property
     def requests_usd(self) -> float:
@@ -330,10 +333,12 @@ def audit_memory(bodies: Sequence[bytes]) -> tuple[int, float, float]:
 
 def id_audit(m: Measured, periods: int) -> IdAuditCost:
     """The id audit's S3 cost for one period's events: the close's PUT per id file; the
-    audits of this period and of the ``periods`` next ones each list the period's prefix
-    of every bucket and read every file (the same count of files per period). The files
-    expire 31 x (``periods`` + 2) days after they are written (``infra/storage.py``:
-    31 x (``max_late_periods`` + 3))."""
+    closes of this period and of the ``periods`` next ones each audit it: PlanAudit lists
+    every period of the window once to size the audit (``audit_tasks``: the buckets in as
+    few tasks as hold the window's ids in one pass each, the same count of files per
+    period), then each task lists its buckets' prefixes and the shared one and reads their
+    files, each once. The files expire 31 x (``periods`` + 2) days after they are written
+    (``infra/storage.py``: 31 x (``max_late_periods`` + 3))."""
     reads = periods + 1
     per_bucket = [0] * ID_BUCKETS
     shared = 0
@@ -342,17 +347,21 @@ def id_audit(m: Measured, periods: int) -> IdAuditCost:
             shared += 1
         else:
             per_bucket[bucket] += 1
-    # each bucket's audit lists its own prefix and the shared one, and reads both
-    pages = sum(
-        max(1, -(-n // S3_LIST_PAGE)) + max(1, -(-shared // S3_LIST_PAGE)) for n in per_bucket
+    tasks = audit_tasks(list(range(ID_BUCKETS)), sum(m.id_files) * reads)
+    plan_pages = max(1, -(-len(m.id_files) // S3_LIST_PAGE))
+    task_pages = sum(
+        sum(max(1, -(-per_bucket[b] // S3_LIST_PAGE)) for b in task)
+        + max(1, -(-shared // S3_LIST_PAGE))
+        for task in tasks
     )
     months = 31 * (periods + 2) / DAYS_PER_MONTH
     return IdAuditCost(
         puts=len(m.id_files),
-        lists=pages * reads,
-        gets=(sum(per_bucket) + shared * ID_BUCKETS) * reads,
+        lists=(plan_pages + task_pages) * reads,
+        gets=(sum(per_bucket) + shared * len(tasks)) * reads,
         storage_usd=sum(m.id_files) / GB * S3_STANDARD_GB_MONTH * months,
         months=months,
+        tasks=len(tasks),
     )
 
 
@@ -472,8 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"id audit      per period closed: {audit.puts:,} PUT (the units' id files);"
-        f" {audit.lists:,} LIST + {audit.gets:,} GET (the {ID_BUCKETS} AuditIds tasks of this"
-        f" close and of the {window} next read the period's files: {window + 1} times each) ="
+        f" {audit.lists:,} LIST + {audit.gets:,} GET (PlanAudit and the {audit.tasks}"
+        f" AuditIds task(s) of this close and of the {window} next read the period's files:"
+        f" {window + 1} times each) ="
         f" ${m.per_million(audit.requests_usd):.4f} + storage"
         f" ${m.per_million(audit.storage_usd):.4f} per million events"
     )
