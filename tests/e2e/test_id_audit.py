@@ -1,6 +1,7 @@
 """A reused event id through the real pipeline on moto: ingest stores every version, the
-month-close state machine's id audit (PlanAudit, then its AuditIds Map) marks the versions no single read
-holds and lists the id in the period's manifest; the invoice bills none of them."""
+month-close state machine's id audit (PlanAudit, then its AuditIds Map) marks the
+versions no single read holds and lists the id in the period's manifest; the invoice
+bills none of them."""
 
 from __future__ import annotations
 
