@@ -14,9 +14,9 @@
 5. ``rate_account``: merge the partials, rate with the price plan, add prior-period
    adjustments, write the invoice JSON/CSV/PDF once (byte-identical on re-runs).
 6. ``record_failure``: a failing account is reported; the others carry on.
-7. ``audit_ids``: one task per id bucket, after every account: an event id stored with two
-   contents in places no single read holds is marked, and the next close credits it
-   (``billing.adapters.ids``).
+7. ``plan_audit`` then ``audit_buckets``: after every account, the id buckets in as few
+   tasks as hold their ids in one pass each: an event id stored with two contents in places
+   no single read holds is marked, and the next close credits it (``billing.adapters.ids``).
 8. ``finish``: manifest and finance summary (one close group of the period at a time:
    ``period_documents``), period closed, ``InvoiceIssued`` events (``InvoiceFinalized``
    for an invoice numbered from a billing profile's seller).

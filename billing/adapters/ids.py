@@ -11,11 +11,13 @@ found by the close:
   bucket (``ids/{period}/{bucket}/{account}/{unit}.jsonl.gz``: id, content digest, where
   the fact is stored); a small unit writes them all in one shared file
   (``ids/{period}/all/...``) that every bucket's audit reads;
-- after every account, ``AuditIds`` (one task per bucket) reads the bucket's ids of the
-  period closed and of the ``AUDIT_PERIODS`` periods before it, and writes a conflict marker
-  (``X#{fact id}``) next to every version of an id stored with two contents (or with one
-  content for two accounts). A bucket too large for one task's memory is read in passes,
-  each holding one slice of its ids (``ROWS_PER_PASS``).
+- after every account, ``AuditIds`` reads the ids of the period closed and of the
+  ``AUDIT_PERIODS`` periods before it, and writes a conflict marker (``X#{fact id}``) next
+  to every version of an id stored with two contents (or with one content for two
+  accounts). Its tasks are decided once per close (``audit_tasks``, PlanAudit): the buckets
+  in as few tasks as hold their rows in one pass each, each task reading each of its files
+  once for all its buckets (a small month: one task). A bucket too large for one task's
+  memory is read in passes, each holding one slice of its ids (``ROWS_PER_PASS``).
 
 A marker next to a version of a frozen period is a late change, as a late fact is: it
 carries the adjusting period (``adj``) and that period gets the ``ADJ#`` markers, so the
