@@ -89,6 +89,7 @@ class MotoPatches:
 
     def __init__(self, dispatcher: LambdaDispatcher) -> None:
         self.dispatcher = dispatcher
+        self.invoker: Any = dispatcher  # what Lambda's Invoke hands its payloads to
         self._originals: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
@@ -222,7 +223,7 @@ class MotoPatches:
                     daemon=True,
                 ).start()
                 return b""
-            payload, errored = dispatcher.invoke_payload(fn.function_arn, body)
+            payload, errored = self.invoker.invoke_payload(fn.function_arn, body)
             if errored:
                 response_headers["x-amz-function-error"] = "Unhandled"
             return payload

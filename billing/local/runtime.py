@@ -574,16 +574,26 @@ class LocalAws:
                     for m in mappings
                     if m.enabled and m.queue_url
                 }
+                # The functions invoked through Lambda's API (the close's tasks, by Step
+                # Functions' Maps, many at once): in workers too, each started at its
+                # function's first invocation.
+                streamed = {m.function_name for m in mappings if not m.queue_url}
+                invoked = {
+                    f.name: workers.INVOKED_WORKERS
+                    for f in (stack or self.stack).functions.values()
+                    if f.name not in polled and f.name not in streamed
+                }
                 pool = workers.FunctionWorkers(
                     self.dispatcher,
-                    polled,
+                    {**invoked, **polled},
                     app=self._server._server.app,
                     code_root=self.dispatcher.code_root,
                     endpoint_url=self.endpoint_url,
                     log_file=self.log_file,
                 )
-                pool.warm()  # WorkerStartError: no pollers start
+                pool.warm(polled)  # WorkerStartError: no pollers start
                 self.workers = pool
+                self._patches.invoker = pool  # Lambda's Invoke API: the invoked functions
             invoker = self.workers
         group = PollerGroup(
             mappings,

@@ -1,26 +1,30 @@
-"""SQS-triggered functions run in worker processes, locally.
+"""Lambda functions run in worker processes, locally.
 
-On AWS the ingest and live view functions run in sandboxes of their own, beside the
-services they call. The embedded runtime runs every handler in its interpreter, which also
-answers every request (moto): ingest kept one core busy with the handler's own work
-(validation, classification, botocore's serializing and parsing) and moto's answers
-together, while the other core idled. With function workers the SQS pollers hand their
-batches to worker processes (``billing/local/function_worker.py``: the same
+On AWS every function runs in sandboxes of its own, beside the services it calls. The
+embedded runtime runs every handler in its interpreter, which also answers every request
+(moto): ingest kept one core busy with the handler's own work (validation,
+classification, botocore's serializing and parsing) and moto's answers together, while
+the other core idled; the close's units did the same. With function workers the SQS
+pollers hand their batches, and Lambda's Invoke API (Step Functions' tasks: the close's)
+its invocations, to worker processes (``billing/local/function_worker.py``: the same
 handler, context and error payloads); a worker's AWS requests come back over its pipe and
 are answered here by the runtime's own application, as an in-process call is (no HTTP, no
 signing: over the socket, answering a worker cost the runtime more than the worker saved
-it). The handlers' own work then runs on another core, and two pollers per SQS mapping
-keep both busy: while one worker computes a batch, the runtime answers the other's
-requests.
+it). The handlers' own work then runs on another core: two pollers per SQS mapping keep
+both busy (while one worker computes a batch, the runtime answers the other's requests),
+and an invoked function has up to ``INVOKED_WORKERS`` invocations in workers at once
+(a Map's other iterations wait for one).
 
-The workers start with the pollers, their handlers imported (a cold start takes about a
-second), and are kept for the runtime; a worker exits when its stdin closes (the runtime
-ended, even by ``kill -9``). A worker that cannot import its handler at the start stops the
-runtime's start (``WorkerStartError``). A worker found ended while idle is replaced; one that dies
-during an invocation makes it a function error, as a crashed sandbox does (the batch comes
-back after its visibility timeout). The live view's stream batches are handed over one at
-a time, so in a worker the runtime would only wait for it: it stays in the runtime's
-process, as do the close's tasks (invoked by Step Functions) and ``LocalAws.invoke``.
+The SQS mappings' workers start with the pollers, their handlers imported (a cold start
+takes about a second: not in the first batches, whose visibility timeout runs); an invoked
+function's start at its first invocations. Workers are kept for the runtime; a worker
+exits when its stdin closes (the runtime ended, even by ``kill -9``). A worker that cannot
+import its handler at the start stops the runtime's start (``WorkerStartError``). A worker
+found ended while idle is replaced; one that dies during an invocation makes it a function
+error, as a crashed sandbox does (the batch comes back after its visibility timeout; a
+task fails, and its Retry and Catch apply). The stream mappings' functions (the live view,
+the expiry guard) stay in the runtime's process: their batches are handed over one at a
+time, so in a worker the runtime would only wait for it; so does ``LocalAws.invoke``.
 ``billing demo`` and ``billing local start`` use workers; ``LocalAws`` does not unless
 asked (tests patch handlers in process); ``BILLING_LOCAL_FUNCTION_WORKERS`` (``1``/``0``)
 overrides both.
@@ -28,6 +32,7 @@ overrides both.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +52,9 @@ _SCRIPT = Path(__file__).with_name("function_worker.py")
 
 #: SQS pollers per mapping when its function runs in workers (one worker each)
 POLLERS_PER_MAPPING = 2
+#: workers of a function invoked through Lambda's API (a close task): at most that many of
+#: its invocations at once run in workers, the others wait for one
+INVOKED_WORKERS = 2
 
 
 class Invoker(Protocol):
@@ -145,21 +154,34 @@ class FunctionWorkers:
         self._lock = threading.Lock()
         self.started = 0  # workers started (a replaced one counts again)
 
-    def warm(self) -> None:
-        """Starts every function's workers and imports its handler in them (a cold start
-        takes about a second: not in the first batches, whose visibility timeout runs)."""
+    def warm(self, names: Iterable[str] | None = None) -> None:
+        """Starts the workers of ``names`` (every function's by default) and imports their
+        handlers in them (a cold start takes about a second: not in the first batches,
+        whose visibility timeout runs). The others start at their first invocation."""
         started = []
+        chosen = set(self._counts if names is None else names)
         for name, count in self._counts.items():
+            if name not in chosen:
+                continue
             entry = self.dispatcher.lookup(name)
             if entry is None:
                 continue
             for _ in range(count):
                 worker = self._start()
                 started.append((name, worker, entry.function))
-        for name, worker, function in started:
+
+        def register(name: str, worker: _Worker, function: Any) -> WorkerEnded | None:
             try:
                 worker.invoke(self.app, function, None, kind="register")
             except WorkerEnded as error:
+                return error
+            return None
+
+        # the workers import their handlers side by side (each answered in its own thread)
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(started))) as pool:
+            outcomes = list(pool.map(lambda s: register(*s), started))
+        for (name, worker, _), error in zip(started, outcomes, strict=True):
+            if error is not None:
                 self.close()
                 raise WorkerStartError(
                     f"{name}: its worker process could not start ({error}); its traceback "

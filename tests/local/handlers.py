@@ -63,6 +63,7 @@ def double(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "value": event["value"] * 2,
         "function": context.function_name,
         "has_time_left": context.get_remaining_time_in_millis() > 0,
+        "pid": os.getpid(),
     }
 
 

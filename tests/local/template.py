@@ -85,6 +85,7 @@ def pipeline_definition() -> dict[str, Any]:
                                 "value.$": "$.Payload.value",
                                 "function.$": "$.Payload.function",
                                 "has_time_left.$": "$.Payload.has_time_left",
+                                "pid.$": "$.Payload.pid",
                             },
                             End=True,
                         )

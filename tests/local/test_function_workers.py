@@ -116,3 +116,30 @@ def test_a_worker_that_dies_in_an_invocation_is_a_function_error(
     aws.drain(timeout=30)
     assert _attempts(aws, stack, f"{prefix}-after") == 1
     assert aws.workers.started > started
+
+
+def test_step_functions_tasks_run_in_worker_processes_with_retry_and_catch(
+    aws: LocalAws, stack: DeployedStack
+) -> None:
+    # Lambda's Invoke API (a Map's tasks, as the close's) hands its invocations to workers
+    result = aws.run_state_machine(
+        "PipelineStateMachine", {"values": [1, 2, 3, 4], "explode": False}, timeout=60
+    )
+    assert result["status"] == "SUCCEEDED", result
+    items = result["outputJson"]["items"]
+    assert [item["value"] for item in items] == [2, 4, 6, 8]
+    assert {item["function"] for item in items} == {stack.function("Double").name}
+    assert os.getpid() not in {item["pid"] for item in items}  # not this process
+    assert result["outputJson"]["sum"] == {"total": 20}
+    # a task that raises in its worker is retried, then caught, as in process
+    run = uuid.uuid4().hex[:8]
+    result = aws.run_state_machine(
+        "PipelineStateMachine", {"values": [5], "explode": True, "run": run}, timeout=60
+    )
+    assert result["status"] == "SUCCEEDED", result
+    error = result["outputJson"]["error"]
+    assert error["Error"] == "ValueError"
+    assert json.loads(error["Cause"])["errorMessage"] == "exploded on purpose"
+    assert _attempts(aws, stack, f"explode#{run}") == 2
+    assert aws.workers is not None
+    assert stack.function("Double").name in aws.workers.names
