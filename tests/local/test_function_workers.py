@@ -17,7 +17,7 @@ from billing.local import LocalAws
 from billing.local.stack import DeployedStack
 
 from . import template
-from .test_runtime import _attempts, _dlq_bodies, _item
+from .test_runtime import _attempts, _dlq_bodies, _explode_is_retried_then_caught, _item
 
 pytestmark = pytest.mark.e2e
 
@@ -132,14 +132,6 @@ def test_step_functions_tasks_run_in_worker_processes_with_retry_and_catch(
     assert os.getpid() not in {item["pid"] for item in items}  # not this process
     assert result["outputJson"]["sum"] == {"total": 20}
     # a task that raises in its worker is retried, then caught, as in process
-    run = uuid.uuid4().hex[:8]
-    result = aws.run_state_machine(
-        "PipelineStateMachine", {"values": [5], "explode": True, "run": run}, timeout=60
-    )
-    assert result["status"] == "SUCCEEDED", result
-    error = result["outputJson"]["error"]
-    assert error["Error"] == "ValueError"
-    assert json.loads(error["Cause"])["errorMessage"] == "exploded on purpose"
-    assert _attempts(aws, stack, f"explode#{run}") == 2
+    _explode_is_retried_then_caught(aws, stack)
     assert aws.workers is not None
     assert stack.function("Double").name in aws.workers.names

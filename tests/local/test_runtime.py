@@ -199,16 +199,21 @@ def test_state_machine_maps_over_lambda_tasks(aws: LocalAws, stack: DeployedStac
     assert output["sum"] == {"total": 12}
 
 
-def test_failing_task_is_retried_then_caught(aws: LocalAws, stack: DeployedStack) -> None:
+def _explode_is_retried_then_caught(aws: LocalAws, stack: DeployedStack) -> None:
+    """The pipeline's Explode task raises: retried once, then caught (its error kept)."""
     run = uuid.uuid4().hex[:8]
     result = aws.run_state_machine(
-        "PipelineStateMachine", {"values": [5], "explode": True, "run": run}, timeout=30
+        "PipelineStateMachine", {"values": [5], "explode": True, "run": run}, timeout=60
     )
     assert result["status"] == "SUCCEEDED", result
     error = result["outputJson"]["error"]
     assert error["Error"] == "ValueError"
     assert json.loads(error["Cause"])["errorMessage"] == "exploded on purpose"
     assert _attempts(aws, stack, f"explode#{run}") == 2  # first try + one retry
+
+
+def test_failing_task_is_retried_then_caught(aws: LocalAws, stack: DeployedStack) -> None:
+    _explode_is_retried_then_caught(aws, stack)
 
 
 def test_uncaught_task_failure_fails_the_execution(aws: LocalAws) -> None:
