@@ -49,7 +49,7 @@ def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) 
     # Batches are handed over as soon as they are full or the queue is empty: on AWS the
     # 5 s batching window saves invocations; locally it would only add waiting.
     # What the handlers print (log lines, metrics) goes to the runtime's log file.
-    # The ingest and live view functions run in worker processes, on the other core.
+    # The ingest function and the close's tasks run in worker processes, on the other core.
     with LocalAws(max_batching_window_seconds=0, log_file=DEMO_LOG, function_workers=True) as aws:
         with console.status("deploying the stack into the local runtime"):
             aws.deploy(assembly)

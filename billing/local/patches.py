@@ -43,10 +43,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from billing.local.cfn_models import EXTRA_MODELS, CfnPlaceholder
 from billing.local.dispatch import LambdaDispatcher
+
+if TYPE_CHECKING:
+    from billing.local.workers import Invoker
 
 LOG = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ class MotoPatches:
 
     def __init__(self, dispatcher: LambdaDispatcher) -> None:
         self.dispatcher = dispatcher
-        self.invoker: Any = dispatcher  # what Lambda's Invoke hands its payloads to
+        self.invoker: Invoker = dispatcher  # what Lambda's Invoke hands its payloads to
         self._originals: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:

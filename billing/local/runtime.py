@@ -213,9 +213,9 @@ class LocalAws:
         seconds when something changed, and at :meth:`stop` (see
         :mod:`billing.local.snapshot`). ``log_file``: what handlers write to stdout/stderr
         (log lines, metrics) is appended there instead of the process's output.
-        ``function_workers``: the functions of the SQS and stream event source mappings run
-        in worker processes (:mod:`billing.local.workers`; ``BILLING_LOCAL_FUNCTION_WORKERS``
-        overrides it)."""
+        ``function_workers``: the functions of the SQS event source mappings and those
+        invoked through Lambda's API (Step Functions' tasks) run in worker processes
+        (:mod:`billing.local.workers`; ``BILLING_LOCAL_FUNCTION_WORKERS`` overrides it)."""
         self.host = host
         self.requested_port = port
         self.region = region
@@ -465,6 +465,7 @@ class LocalAws:
         offload.install()  # invoice PDFs on another core (the handlers' modules are loaded)
         if self.state_dir is not None and self._durable_stack is None:
             self._restore(stack)  # the first stack deployed is the one kept
+        self._start_workers(stack)  # with pollers or not: the close's tasks run there too
         if start_pollers:
             self.start_pollers(stack)
         return stack
@@ -560,43 +561,46 @@ class LocalAws:
             "restore_error": self.restore_error,
         }
 
+    def _start_workers(self, stack: DeployedStack) -> None:
+        """With function workers, the pool that runs the stack's functions in worker
+        processes (``billing.local.workers``), once: the SQS mappings' functions (their
+        pollers keep a worker each busy while this process answers the other's requests;
+        started warm) and the functions invoked through Lambda's API (the close's tasks, by
+        Step Functions' Maps, many at once: each started at its first invocation). A
+        stream's batches are handed over one at a time: in a worker, the runtime would wait
+        for it (and it for the runtime), so the live view and the expiry guard stay here."""
+        if not self.function_workers or self.workers is not None:
+            return
+        mappings = stack.event_source_mappings
+        polled = {
+            m.function_name: workers.POLLERS_PER_MAPPING
+            for m in mappings
+            if m.enabled and m.queue_url
+        }
+        streamed = {m.function_name for m in mappings if not m.queue_url}
+        invoked = {
+            f.name: workers.INVOKED_WORKERS
+            for f in stack.functions.values()
+            if f.name not in polled and f.name not in streamed
+        }
+        pool = workers.FunctionWorkers(
+            self.dispatcher,
+            {**invoked, **polled},
+            app=self._server._server.app,
+            code_root=self.dispatcher.code_root,
+            endpoint_url=self.endpoint_url,
+            log_file=self.log_file,
+        )
+        pool.warm(polled)  # WorkerStartError: the deployment fails, no poller starts
+        self.workers = pool
+        self._patches.invoker = pool  # Lambda's Invoke API: the invoked functions
+
     def start_pollers(self, stack: DeployedStack | None = None) -> PollerGroup:
-        mappings = (stack or self.stack).event_source_mappings
-        invoker: workers.Invoker = self.dispatcher
-        if self.function_workers:
-            if self.workers is None:
-                # The SQS mappings' functions: their pollers keep a worker each busy while
-                # this process answers the other's requests. A stream's batches are handed
-                # over one at a time: in a worker, the runtime would wait for it (and it
-                # for the runtime), so the live view stays here.
-                polled = {
-                    m.function_name: workers.POLLERS_PER_MAPPING
-                    for m in mappings
-                    if m.enabled and m.queue_url
-                }
-                # The functions invoked through Lambda's API (the close's tasks, by Step
-                # Functions' Maps, many at once): in workers too, each started at its
-                # function's first invocation.
-                streamed = {m.function_name for m in mappings if not m.queue_url}
-                invoked = {
-                    f.name: workers.INVOKED_WORKERS
-                    for f in (stack or self.stack).functions.values()
-                    if f.name not in polled and f.name not in streamed
-                }
-                pool = workers.FunctionWorkers(
-                    self.dispatcher,
-                    {**invoked, **polled},
-                    app=self._server._server.app,
-                    code_root=self.dispatcher.code_root,
-                    endpoint_url=self.endpoint_url,
-                    log_file=self.log_file,
-                )
-                pool.warm(polled)  # WorkerStartError: no pollers start
-                self.workers = pool
-                self._patches.invoker = pool  # Lambda's Invoke API: the invoked functions
-            invoker = self.workers
+        stack = stack or self.stack
+        self._start_workers(stack)
+        invoker: workers.Invoker = self.workers if self.workers is not None else self.dispatcher
         group = PollerGroup(
-            mappings,
+            stack.event_source_mappings,
             invoker,
             region=self.region,
             endpoint_url=self.endpoint_url,

@@ -15,7 +15,7 @@ both busy (while one worker computes a batch, the runtime answers the other's re
 and an invoked function has up to ``INVOKED_WORKERS`` invocations in workers at once
 (a Map's other iterations wait for one).
 
-The SQS mappings' workers start with the pollers, their handlers imported (a cold start
+The SQS mappings' workers start when the stack is deployed, their handlers imported (a cold start
 takes about a second: not in the first batches, whose visibility timeout runs); an invoked
 function's start at its first invocations. Workers are kept for the runtime; a worker
 exits when its stdin closes (the runtime ended, even by ``kill -9``). A worker that cannot

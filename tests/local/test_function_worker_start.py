@@ -5,6 +5,7 @@ runtime's start instead of failing every batch."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -54,3 +55,16 @@ def test_a_worker_that_cannot_start_stops_the_runtimes_start(
             runtime.deploy(assembly)
         assert runtime.workers is None
         assert runtime.pollers == []
+
+
+def test_without_pollers_step_functions_tasks_still_run_in_workers(tmp_path: Path) -> None:
+    # the pool belongs to the deployment, not to the pollers (`billing local start --paused`)
+    assembly = template.write_assembly(tmp_path / "assembly")
+    with LocalAws(function_workers=True, log_file=tmp_path / "log") as runtime:
+        runtime.deploy(assembly, start_pollers=False)
+        assert runtime.pollers == []
+        result = runtime.run_state_machine(
+            "PipelineStateMachine", {"values": [1, 2], "explode": False}, timeout=60
+        )
+    assert result["status"] == "SUCCEEDED", result
+    assert os.getpid() not in {item["pid"] for item in result["outputJson"]["items"]}
