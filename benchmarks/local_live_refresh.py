@@ -7,8 +7,11 @@ Stores a month of ``--events`` lines of the reference mix (``billing.gen``) for
 the embedded runtime's fast paths installed, 16 shards), then hands every stream record
 the live view's mapping keeps (``F#``/``E#``/``PLAN#``/``THRESHOLD#``) to
 ``LiveUsage.handle_stream`` in batches of ``--batch`` records, and then the last 50
-records once more (a small batch over a full month). Printed: the CPU time of this
-process and the wall time of each, and the DynamoDB requests made, by API.
+records once more (a small batch over a full month). ``--lanes N`` splits the records as
+the embedded runtime splits the stream for its function workers (by key owner: each
+account's records in one lane), the lanes run one after the other: what the split costs in
+work and requests, not its concurrency. Printed: the CPU time of this process and the
+wall time of each, and the DynamoDB requests made, by API.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=6)
     parser.add_argument("--batch", type=int, default=2000, help="stream records per call")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=1,
+        help="the records split by key owner into lanes as the embedded runtime splits the "
+        "stream for its function workers (run one after the other: the work, not the "
+        "concurrency)",
+    )
     args = parser.parse_args(argv)
     os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto (common sets the rest)
     sys.path.insert(0, str(REPO))
@@ -48,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from billing.ingest import Ingestor
     from billing.live import LiveUsage
     from billing.local import fastpaths
-    from billing.local.streams import StreamReader, deliver
+    from billing.local.streams import StreamReader, deliver, partitioned
 
     fastpaths.install()
     with mock_aws():
@@ -95,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         def run(title: str, batch: list[dict[str, Any]]) -> None:
             calls.clear()
             wall, cpu = time.perf_counter(), time.process_time()
-            deliver(batch, lambda e: live.handle_stream(e["Records"]), batch_size=args.batch)
+            for part in partitioned(batch, args.lanes):
+                deliver(part, lambda e: live.handle_stream(e["Records"]), batch_size=args.batch)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             requests = ", ".join(f"{k} {v:,}" for k, v in sorted(calls.items()))
             print(f"{title:13s} CPU {cpu:6.2f} s, wall {wall:6.2f} s; {requests}")

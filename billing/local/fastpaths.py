@@ -74,11 +74,13 @@ _partition = threading.local()
 _lock = threading.Lock()
 _clients: dict[tuple[str, str, str], Any] = {}
 _saved: list[tuple[Any, str, Any]] = []
+_client_only: list[bool] = [False]  # what is installed is install_client's alone
 
 
 def install() -> None:
-    if _saved:
+    if _saved and not _client_only[0]:
         return
+    uninstall()
     _index_queries()
     _reuse_task_clients()
     _cache_condition_parses()
@@ -91,7 +93,18 @@ def install() -> None:
     _parse_request_attribute_values()
 
 
+def install_client() -> None:
+    """The client side's fast path alone (botocore's parsing of attribute values), for a
+    process that makes requests and answers none: a function worker, whose reads of facts
+    would otherwise be parsed member by member."""
+    if _saved:
+        return
+    _parse_attribute_values()
+    _client_only[0] = True
+
+
 def uninstall() -> None:
+    _client_only[0] = False
     while _saved:
         owner, name, original = _saved.pop()
         if original is None:  # an instance attribute over the class's method

@@ -408,6 +408,18 @@ def drain_queues(
         time.sleep(min(1.0, max(interval, sum(depths.values()) / 5000)))
 
 
+def polled_stream(mapping: EventSourceMapping) -> bool:
+    """Whether the runtime reads a stream mapping's records for its function: not for one
+    of deletions only (the expiry guard's TTL deletions): moto never expires an item, and
+    the runtime's reader hands writes on only."""
+    return (
+        mapping.queue_url is None
+        and mapping.enabled
+        and "/stream/" in mapping.event_source_arn
+        and mapping.filter_event_names != ["REMOVE"]
+    )
+
+
 class PollerGroup:
     """The pollers of all enabled SQS event source mappings of a stack."""
 
@@ -422,14 +434,13 @@ class PollerGroup:
         pollers_per_mapping: int = 1,
         max_batching_window_seconds: int | None = None,
         gate: Any = None,
+        stream_lanes: int = 1,
     ) -> None:
         self.pollers: list[SqsPoller] = []
         self.streams: list[StreamPoller] = []
         for mapping in mappings:
             if mapping.queue_url is None and "/stream/" in mapping.event_source_arn:
-                if mapping.filter_event_names == ["REMOVE"]:
-                    # deletions only (the expiry guard's TTL deletions): moto never
-                    # expires an item, and the runtime's reader hands writes on only
+                if not polled_stream(mapping):
                     continue
                 if mapping.enabled and dispatcher.lookup(mapping.function_arn) is not None:
                     if any(s.reader.stream_arn == mapping.event_source_arn for s in self.streams):
@@ -437,7 +448,7 @@ class PollerGroup:
                             f"{mapping.function_name}: a second reader of one stream; the"
                             " runtime's reader takes each record once"
                         )
-                    self.streams.append(_stream_poller(mapping, dispatcher, region))
+                    self.streams.append(_stream_poller(mapping, dispatcher, region, stream_lanes))
                 continue
             if mapping.queue_url is None or not mapping.enabled:
                 continue
@@ -502,7 +513,9 @@ class PollerGroup:
         )
 
 
-def _stream_poller(mapping: EventSourceMapping, dispatcher: Invoker, region: str) -> StreamPoller:
+def _stream_poller(
+    mapping: EventSourceMapping, dispatcher: Invoker, region: str, lanes: int = 1
+) -> StreamPoller:
     """A DynamoDB stream source: records read from the in-process moto table, delivered to
     the function in batches with the stream's retry-from-the-failed-record semantics."""
     prefixes = tuple(mapping.filter_prefixes) if mapping.filter_prefixes else None
@@ -531,4 +544,5 @@ def _stream_poller(mapping: EventSourceMapping, dispatcher: Invoker, region: str
         invocation_size=max(STREAM_INVOCATION_SIZE, mapping.batch_size),
         max_share=STREAM_MAX_SHARE,
         busy_seconds=STREAM_BUSY_SECONDS,
+        lanes=lanes,
     )

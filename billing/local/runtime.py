@@ -22,7 +22,7 @@ from billing.local.clients import IN_PROCESS, aws_client, serialized_dynamodb
 from billing.local.deploy import deploy
 from billing.local.dispatch import LambdaDispatcher
 from billing.local.patches import MotoPatches
-from billing.local.poller import PollerGroup, drain_queues
+from billing.local.poller import PollerGroup, drain_queues, polled_stream
 from billing.local.snapshot import (
     ItemCache,
     MessageCache,
@@ -562,36 +562,37 @@ class LocalAws:
         }
 
     def _start_workers(self, stack: DeployedStack) -> None:
-        """With function workers, the pool that runs the stack's functions in worker
-        processes (``billing.local.workers``), once: the SQS mappings' functions (their
-        pollers keep a worker each busy while this process answers the other's requests;
-        started warm) and the functions invoked through Lambda's API (the close's tasks, by
-        Step Functions' Maps, many at once: each started at its first invocation). A
-        stream's batches are handed over one at a time: in a worker, the runtime would wait
-        for it (and it for the runtime), so the live view and the expiry guard stay here."""
+        """With function workers, the pools that run the stack's functions in worker
+        processes (``billing.local.workers``), once: each SQS mapping's function (its
+        pollers keep a worker each busy while this process answers the other's requests)
+        and the function of the stream the runtime reads (the live view: its records in
+        ``STREAM_LANES`` invocations at once), started warm; and one pool for the
+        functions invoked through Lambda's API (the close's tasks, by Step Functions'
+        Maps, many at once), started in the background (a cold start is about a second of
+        CPU each: while the runtime is idle or ingesting, not in the close)."""
         if not self.function_workers or self.workers is not None:
             return
         mappings = stack.event_source_mappings
-        polled = {
-            m.function_name: workers.POLLERS_PER_MAPPING
-            for m in mappings
-            if m.enabled and m.queue_url
-        }
-        streamed = {m.function_name for m in mappings if not m.queue_url}
-        invoked = {
-            f.name: workers.INVOKED_WORKERS
-            for f in stack.functions.values()
-            if f.name not in polled and f.name not in streamed
-        }
+        polled = {m.function_name for m in mappings if m.enabled and m.queue_url}
+        streamed = {m.function_name for m in mappings if polled_stream(m)}
+        mapped = {m.function_name for m in mappings}
+        invoked = frozenset(f.name for f in stack.functions.values() if f.name not in mapped)
+        each = [(polled, workers.POLLERS_PER_MAPPING), (streamed, workers.STREAM_LANES)]
+        pools = {n: workers.Pool(frozenset({n}), count) for names, count in each for n in names}
+        warm = list(pools)
+        if invoked:
+            pools[workers.INVOKED] = workers.Pool(invoked, workers.INVOKED_WORKERS)
         pool = workers.FunctionWorkers(
             self.dispatcher,
-            {**invoked, **polled},
+            pools,
             app=self._server._server.app,
             code_root=self.dispatcher.code_root,
             endpoint_url=self.endpoint_url,
             log_file=self.log_file,
         )
-        pool.warm(polled)  # WorkerStartError: the deployment fails, no poller starts
+        pool.warm(warm)  # WorkerStartError: the deployment fails, no poller starts
+        if invoked:  # meanwhile, the close's: its first tasks find them warm
+            pool.warm_later([workers.INVOKED])
         self.workers = pool
         self._patches.invoker = pool  # Lambda's Invoke API: the invoked functions
 
@@ -606,6 +607,7 @@ class LocalAws:
             endpoint_url=self.endpoint_url,
             poll_wait_seconds=self.poll_wait_seconds,
             pollers_per_mapping=workers.POLLERS_PER_MAPPING if self.function_workers else 1,
+            stream_lanes=workers.STREAM_LANES if self.workers is not None else 1,
             max_batching_window_seconds=self.max_batching_window_seconds,
             gate=self.gate,
         )

@@ -19,14 +19,24 @@ window rather than once per ``BatchSize`` records. While the runtime's other pol
 have messages to handle (``backlog``: ingest is busy and its writes will keep coming), a
 window does not end at its quiet or time limit, up to ``busy_seconds`` from its start: a
 bulk load is then refreshed once per long window, not once per few seconds of it.
+
+AWS splits a table's stream into shards by partition key and runs a function's invocations
+for different shards at once; moto keeps one shard. A poller with ``lanes`` above 1 splits
+what one read takes the same way, into that many invocations at once (:func:`partitioned`):
+every record of one key owner (the partition key's first two ``#`` fields: an account's
+facts, lifecycle facts, plans and thresholds) in one lane, in order, so the live view reads
+each account's plan and history once; each lane is retried on its own. The runtime gives
+lanes to a stream function that runs in worker processes (``billing.local.workers``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -181,6 +191,26 @@ def deliver(
     return dropped
 
 
+def key_owner(record: Mapping[str, Any]) -> str:
+    """Whom a stream record's item belongs to: its partition key's first two ``#`` fields
+    (``F#acct-001#2026-10#03`` -> ``F#acct-001``... the account, whatever the kind)."""
+    keys = record["dynamodb"].get("Keys") or {}
+    value: Mapping[str, Any] = next(iter(keys.values()), {})
+    pk = str(next(iter(value.values()), ""))
+    return "#".join(pk.split("#")[1:2]) or pk
+
+
+def partitioned(records: list[dict[str, Any]], lanes: int) -> list[list[dict[str, Any]]]:
+    """``records`` in at most ``lanes`` lists: every record of one key owner in one list,
+    in their order."""
+    if lanes <= 1 or len(records) <= 1:
+        return [records] if records else []
+    lists: list[list[dict[str, Any]]] = [[] for _ in range(lanes)]
+    for record in records:
+        lists[zlib.crc32(key_owner(record).encode()) % lanes].append(record)
+    return [one for one in lists if one]
+
+
 class StreamPoller(PollingThread):
     """Polls one stream and delivers its records to a function, in a thread.
 
@@ -202,6 +232,7 @@ class StreamPoller(PollingThread):
         max_share: float = 1.0,
         backlog: Callable[[], int] | None = None,
         busy_seconds: float = 0.0,
+        lanes: int = 1,
     ) -> None:
         super().__init__("stream-poller")
         self.reader = reader
@@ -217,6 +248,7 @@ class StreamPoller(PollingThread):
         self.backlog = backlog  # messages the runtime's other pollers have yet to handle
         self.busy_seconds = busy_seconds
         self._busy_seen = (-1.0, False)  # (when, whether) the backlog was last looked at
+        self.lanes = max(lanes, 1)  # invocations at once, each key owner's records in one
 
     def poll_once(self, limit: int | None = None) -> int:
         """Read up to ``limit`` records (at least a batch) and deliver them: the number
@@ -225,14 +257,22 @@ class StreamPoller(PollingThread):
         try:
             size = self.invocation_size if self.gather_seconds > 0 else self.batch_size
             records = self.reader.read(limit=limit or max(size, 1000))
-            if records:
-                deliver(
-                    records,
+            lists = partitioned(records, self.lanes)
+
+            def one(part: list[dict[str, Any]]) -> int:
+                return deliver(
+                    part,
                     self.invoke,
                     stream_arn=self.reader.stream_arn,
                     region=self.region,
                     batch_size=size,
                 )
+
+            if len(lists) == 1:
+                one(lists[0])
+            elif lists:
+                with concurrent.futures.ThreadPoolExecutor(len(lists)) as pool:
+                    list(pool.map(one, lists))
             return len(records)
         finally:
             self._busy.clear()

@@ -15,16 +15,17 @@ both busy (while one worker computes a batch, the runtime answers the other's re
 and an invoked function has up to ``INVOKED_WORKERS`` invocations in workers at once
 (a Map's other iterations wait for one).
 
-The SQS mappings' workers start when the stack is deployed, their handlers imported (a cold start
-takes about a second: not in the first batches, whose visibility timeout runs); an invoked
-function's start at its first invocations. Workers are kept for the runtime; a worker
-exits when its stdin closes (the runtime ended, even by ``kill -9``). A worker that cannot
-import its handler at the start stops the runtime's start (``WorkerStartError``). A worker
-found ended while idle is replaced; one that dies during an invocation makes it a function
-error, as a crashed sandbox does (the batch comes back after its visibility timeout; a
-task fails, and its Retry and Catch apply). The stream mappings' functions (the live view,
-the expiry guard) stay in the runtime's process: their batches are handed over one at a
-time, so in a worker the runtime would only wait for it; so does ``LocalAws.invoke``.
+The SQS and stream mappings' workers start when the stack is deployed, their handlers
+imported (a cold start takes about a second: not in the first batches, whose visibility
+timeout runs); an invoked function's start at its first invocations. Workers are kept for
+the runtime; a worker exits when its stdin closes (the runtime ended, even by
+``kill -9``). A worker that cannot import its handler at the start stops the runtime's start
+(``WorkerStartError``). A worker found ended while idle is replaced; one that dies during
+an invocation makes it a function error, as a crashed sandbox does (the batch comes back
+after its visibility timeout; a task fails, and its Retry and Catch apply). The function
+of a stream the runtime reads (the live view) runs in ``STREAM_LANES`` workers, its
+records split by key owner, as AWS splits a stream into shards: while one computes, the
+runtime answers the other's requests. ``LocalAws.invoke`` stays in the runtime's process.
 ``billing demo`` and ``billing local start`` use workers; ``LocalAws`` does not unless
 asked (tests patch handlers in process); ``BILLING_LOCAL_FUNCTION_WORKERS`` (``1``/``0``)
 overrides both.
@@ -42,6 +43,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,9 +54,13 @@ _SCRIPT = Path(__file__).with_name("function_worker.py")
 
 #: SQS pollers per mapping when its function runs in workers (one worker each)
 POLLERS_PER_MAPPING = 2
-#: workers of a function invoked through Lambda's API (a close task): at most that many of
-#: its invocations at once run in workers, the others wait for one
-INVOKED_WORKERS = 2
+#: invocations at once (lanes, one worker each) of the function of a stream the runtime reads:
+#: each key owner's records in one lane (``billing.local.streams.partitioned``)
+STREAM_LANES = 2
+#: the pool of the functions invoked through Lambda's API (the close's tasks: one asset),
+#: and its workers: at most that many of their invocations at once run, the others wait
+INVOKED = "invoked"
+INVOKED_WORKERS = 3
 
 
 class Invoker(Protocol):
@@ -85,7 +91,10 @@ class WorkerStartError(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, code_root: Path, endpoint_url: str, log_file: Path | None) -> None:
+    def __init__(
+        self, pool: str, code_root: Path, endpoint_url: str, log_file: Path | None
+    ) -> None:
+        self.pool = pool
         # -: the runtime's stderr; a path resolved here, as the worker runs in code_root
         log = "-" if log_file is None else str(Path(log_file).resolve())
         self.process = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
@@ -126,15 +135,25 @@ class _Worker:
             self.process.wait()
 
 
+@dataclass(frozen=True)
+class Pool:
+    """Worker processes shared by ``functions`` (their handlers' code is one asset: a
+    worker imports each handler at its first invocation, the shared modules once), at most
+    ``workers`` of them, so at most that many of their invocations at once."""
+
+    functions: frozenset[str]
+    workers: int
+
+
 class FunctionWorkers:
-    """Invokes the functions of ``workers`` in worker processes (up to that many at once
-    each) whose requests ``app`` answers, and every other function through
-    ``dispatcher``."""
+    """Invokes the functions of ``pools`` in worker processes whose requests ``app``
+    answers (a function's invocations wait for a worker of its pool), and every other
+    function through ``dispatcher``."""
 
     def __init__(
         self,
         dispatcher: Invoker,
-        workers: dict[str, int],
+        pools: dict[str, Pool],
         *,
         app: Any,
         code_root: Path,
@@ -142,35 +161,34 @@ class FunctionWorkers:
         log_file: Path | None,
     ) -> None:
         self.dispatcher = dispatcher
-        self.names = set(workers)
+        self.pools = pools
+        self._pool_of = {name: key for key, pool in pools.items() for name in pool.functions}
+        self.names = set(self._pool_of)
         self.app = app
         self.code_root = code_root
         self.endpoint_url = endpoint_url
         self.log_file = log_file
-        self._idle: dict[str, queue.LifoQueue[_Worker]] = {n: queue.LifoQueue() for n in workers}
-        self._slots = {name: threading.BoundedSemaphore(n) for name, n in workers.items()}
-        self._counts = dict(workers)
+        self._idle: dict[str, queue.LifoQueue[_Worker]] = {k: queue.LifoQueue() for k in pools}
+        self._slots = {k: threading.BoundedSemaphore(p.workers) for k, p in pools.items()}
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self.started = 0  # workers started (a replaced one counts again)
+        self.warming: threading.Thread | None = None  # warm_later's
 
-    def warm(self, names: Iterable[str] | None = None) -> None:
-        """Starts the workers of ``names`` (every function's by default) and imports their
-        handlers in them (a cold start takes about a second: not in the first batches,
-        whose visibility timeout runs). The others start at their first invocation."""
+    def warm(self, pools: Iterable[str] | None = None) -> None:
+        """Starts the workers of ``pools`` (every pool's by default) and imports a handler
+        of theirs in each (a cold start takes about a second: not in the first batches,
+        whose visibility timeout runs); raises ``WorkerStartError`` if one cannot start.
+        The others start at their first invocation."""
         started = []
-        chosen = set(self._counts if names is None else names)
-        for name, count in self._counts.items():
-            if name not in chosen:
+        for key in self.pools if pools is None else pools:
+            function = self._a_function_of(key)
+            if function is None:
                 continue
-            entry = self.dispatcher.lookup(name)
-            if entry is None:
-                continue
-            for _ in range(count):
-                worker = self._start()
-                started.append((name, worker, entry.function))
+            for _ in range(self.pools[key].workers):
+                started.append((key, self._start(key), function))
 
-        def register(name: str, worker: _Worker, function: Any) -> WorkerEnded | None:
+        def register(key: str, worker: _Worker, function: Any) -> WorkerEnded | None:
             try:
                 worker.invoke(self.app, function, None, kind="register")
             except WorkerEnded as error:
@@ -180,14 +198,54 @@ class FunctionWorkers:
         # the workers import their handlers side by side (each answered in its own thread)
         with concurrent.futures.ThreadPoolExecutor(max(1, len(started))) as pool:
             outcomes = list(pool.map(lambda s: register(*s), started))
-        for (name, worker, _), error in zip(started, outcomes, strict=True):
+        for (key, worker, _), error in zip(started, outcomes, strict=True):
             if error is not None:
                 self.close()
                 raise WorkerStartError(
-                    f"{name}: its worker process could not start ({error}); its traceback "
+                    f"{key}: its worker process could not start ({error}); its traceback "
                     "is on the runtime's standard error or in its log file"
                 ) from error
-            self._idle[name].put(worker)
+            self._idle[key].put(worker)
+
+    def warm_later(self, pools: Iterable[str]) -> threading.Thread:
+        """Starts the workers of ``pools`` in a thread, one after the other, each with a
+        slot of its pool (an invocation that comes first takes a free one or starts its
+        own): the first invocations then find them warm. A worker that cannot start is
+        left to the invocation that needs one (which then fails as a sandbox would)."""
+
+        def run() -> None:
+            for key in pools:
+                function = self._a_function_of(key)
+                while function is not None and self._count(key) < self.pools[key].workers:
+                    with self._slots[key]:
+                        if self._count(key) >= self.pools[key].workers:
+                            break
+                        worker = self._start(key)
+                        try:
+                            worker.invoke(self.app, function, None, kind="register")
+                        except WorkerEnded:
+                            self._drop(worker)
+                            break
+                        self._idle[key].put(worker)
+
+        self.warming = threading.Thread(target=run, name="warm-workers", daemon=True)
+        self.warming.start()
+        return self.warming
+
+    def pids(self, pool: str) -> set[int]:
+        """The process ids of pool ``pool``'s workers."""
+        with self._lock:
+            return {worker.process.pid for worker in self._all if worker.pool == pool}
+
+    def _count(self, key: str) -> int:
+        return len(self.pids(key))
+
+    def _a_function_of(self, key: str) -> Any:
+        for name in sorted(self.pools[key].functions):
+            entry = self.dispatcher.lookup(name)
+            if entry is not None:
+                return entry.function
+        return None
 
     def lookup(self, name_or_arn: str) -> RegisteredFunction | None:
         return self.dispatcher.lookup(name_or_arn)
@@ -197,8 +255,9 @@ class FunctionWorkers:
         entry = self.dispatcher.lookup(name_or_arn)
         if entry is None or name not in self.names:
             return self.dispatcher.invoke_payload(name_or_arn, payload)
-        with self._slots[name]:
-            worker = self._take(name)
+        key = self._pool_of[name]
+        with self._slots[key]:
+            worker = self._take(key)
             try:
                 result = worker.invoke(self.app, entry.function, payload)
             except Exception as error:
@@ -212,23 +271,23 @@ class FunctionWorkers:
                     "stackTrace": [],
                 }
                 return json.dumps(document).encode(), True
-            self._idle[name].put(worker)
+            self._idle[key].put(worker)
             return result
 
-    def _take(self, name: str) -> _Worker:
-        """An idle worker of ``name`` that is still alive, or a new one."""
+    def _take(self, key: str) -> _Worker:
+        """An idle worker of pool ``key`` that is still alive, or a new one."""
         while True:
             try:
-                worker = self._idle[name].get_nowait()
+                worker = self._idle[key].get_nowait()
             except queue.Empty:
                 break
             if worker.process.poll() is None:
                 return worker
             self._drop(worker)  # ended while idle: no invocation lost
-        return self._start()
+        return self._start(key)
 
-    def _start(self) -> _Worker:
-        worker = _Worker(self.code_root, self.endpoint_url, self.log_file)
+    def _start(self, pool: str) -> _Worker:
+        worker = _Worker(pool, self.code_root, self.endpoint_url, self.log_file)
         with self._lock:
             self._all.append(worker)
             self.started += 1

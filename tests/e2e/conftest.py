@@ -25,10 +25,15 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+def aws(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalAws]:
+    """The runtime, its functions in this process unless the module sets
+    ``FUNCTION_WORKERS`` (then in worker processes, as ``billing demo`` runs them)."""
     assembly = synth(REPO_ROOT, outdir=tmp_path_factory.mktemp("cdk.out"))
     os.environ.update(POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
-    with LocalAws(max_batching_window_seconds=0) as runtime:
+    workers = bool(getattr(request.module, "FUNCTION_WORKERS", False))
+    with LocalAws(max_batching_window_seconds=0, function_workers=workers) as runtime:
         runtime.deploy(assembly, stack_name="Billing-dev")
         deployed.cache_clear()
         client.cache_clear()

@@ -68,7 +68,7 @@ def double(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def total(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"total": sum(item["value"] for item in event["items"])}
+    return {"total": sum(item["value"] for item in event["items"]), "pid": os.getpid()}
 
 
 def explode(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -79,7 +79,12 @@ def explode(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def describe_environment(event: dict[str, Any], context: Any) -> dict[str, Any]:
     secret_arn = os.environ["SECRET_ARN"]
     secret = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    from botocore.parsers import BaseJSONParser
+
     return {
+        "pid": os.getpid(),
+        # the fast path of responses' attribute values (billing.local.fastpaths), if any
+        "parser": BaseJSONParser._handle_structure.__module__,
         "service": os.environ.get("POWERTOOLS_SERVICE_NAME"),
         "stage": os.environ["STAGE"],
         "secret": json.loads(secret["SecretString"]),

@@ -96,7 +96,7 @@ def pipeline_definition() -> dict[str, Any]:
             },
             "Total": _lambda_task(
                 "${TotalFunctionArn}",
-                ResultSelector={"total.$": "$.Payload.total"},
+                ResultSelector={"total.$": "$.Payload.total", "pid.$": "$.Payload.pid"},
                 ResultPath="$.sum",
                 Next="ShouldExplode",
             ),

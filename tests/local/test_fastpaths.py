@@ -151,6 +151,25 @@ def test_uninstall_restores_moto() -> None:
     assert (Table.query, Table.all_items, lambda_eval_utils.boto_client_for) == before
 
 
+def test_a_worker_installs_the_client_side_alone_and_the_runtime_everything() -> None:
+    from botocore.parsers import BaseJSONParser
+    from moto.core.parse import BaseJSONParser as MotoParser
+    from moto.dynamodb.models.table import Table
+
+    before = (BaseJSONParser._handle_structure, MotoParser._parse_structure, Table.query)
+    fastpaths.install_client()  # a function worker: it answers no request
+    try:
+        assert BaseJSONParser._handle_structure is not before[0]
+        assert (MotoParser._parse_structure, Table.query) == before[1:]
+        fastpaths.install_client()  # idempotent
+        fastpaths.install()  # the runtime's process: every fast path, the client's once
+        assert MotoParser._parse_structure is not before[1]
+        assert Table.query is not before[2]
+    finally:
+        fastpaths.uninstall()
+    assert (BaseJSONParser._handle_structure, MotoParser._parse_structure, Table.query) == before
+
+
 CONDITIONS: list[tuple[str, dict[str, str], dict[str, Any]]] = [
     (
         "attribute_not_exists(sk) OR (h = :h AND attribute_not_exists(c))",

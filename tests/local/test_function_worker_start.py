@@ -1,6 +1,7 @@
 """The start of the function workers (``billing.local.workers``): a log file named relative
-to the runtime's directory stays the runtime's, and a worker that cannot start stops the
-runtime's start instead of failing every batch."""
+to the runtime's directory stays the runtime's, a worker that cannot start stops the
+runtime's start instead of failing every batch, and the invoked functions' workers are
+warm before their first task."""
 
 from __future__ import annotations
 
@@ -68,3 +69,29 @@ def test_without_pollers_step_functions_tasks_still_run_in_workers(tmp_path: Pat
         )
     assert result["status"] == "SUCCEEDED", result
     assert os.getpid() not in {item["pid"] for item in result["outputJson"]["items"]}
+
+
+def test_the_invoked_functions_share_one_pool_of_workers_started_before_their_first_task(
+    tmp_path: Path,
+) -> None:
+    assembly = template.write_assembly(tmp_path / "assembly")
+    with LocalAws(function_workers=True, log_file=tmp_path / "log") as runtime:
+        runtime.deploy(assembly, start_pollers=False)
+        pool = runtime.workers
+        assert pool is not None
+        assert pool.warming is not None
+        pool.warming.join(timeout=60)
+        warm = pool.pids(workers.INVOKED)
+        assert len(warm) == workers.INVOKED_WORKERS  # before any task ran
+        stack = runtime.stack
+        assert {stack.function("Double").name, stack.function("Total").name} <= set(
+            pool.pools[workers.INVOKED].functions
+        )
+        result = runtime.run_state_machine(
+            "PipelineStateMachine", {"values": [1, 2, 3, 4, 5, 6], "explode": False}, timeout=60
+        )
+        assert result["status"] == "SUCCEEDED", result
+        output = result["outputJson"]
+        used = {item["pid"] for item in output["items"]} | {output["sum"]["pid"]}
+        assert used <= warm  # both functions' tasks ran in the pool's warm workers
+        assert pool.pids(workers.INVOKED) == warm  # and no other was started

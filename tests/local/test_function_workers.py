@@ -130,8 +130,19 @@ def test_step_functions_tasks_run_in_worker_processes_with_retry_and_catch(
     assert [item["value"] for item in items] == [2, 4, 6, 8]
     assert {item["function"] for item in items} == {stack.function("Double").name}
     assert os.getpid() not in {item["pid"] for item in items}  # not this process
-    assert result["outputJson"]["sum"] == {"total": 20}
+    assert result["outputJson"]["sum"]["total"] == 20
     # a task that raises in its worker is retried, then caught, as in process
     _explode_is_retried_then_caught(aws, stack)
     assert aws.workers is not None
     assert stack.function("Double").name in aws.workers.names
+
+
+def test_a_worker_parses_responses_with_the_runtimes_fast_path(aws: LocalAws) -> None:
+    response = aws.client("lambda").invoke(
+        FunctionName=aws.stack.function("EnvFunction").arn, Payload=b"{}"
+    )
+    assert "FunctionError" not in response
+    result = json.loads(response["Payload"].read())
+    assert result["pid"] != os.getpid()  # in a worker
+    assert result["parser"] == "billing.local.fastpaths"  # attribute values parsed at once
+    assert result["secret"]["purpose"] == "pseudonyms"  # its requests answered

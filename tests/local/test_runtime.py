@@ -196,7 +196,7 @@ def test_state_machine_maps_over_lambda_tasks(aws: LocalAws, stack: DeployedStac
     assert [item["value"] for item in output["items"]] == [2, 4, 6]
     assert {item["function"] for item in output["items"]} == {stack.function("Double").name}
     assert all(item["has_time_left"] for item in output["items"])
-    assert output["sum"] == {"total": 12}
+    assert output["sum"]["total"] == 12
 
 
 def _explode_is_retried_then_caught(aws: LocalAws, stack: DeployedStack) -> None:

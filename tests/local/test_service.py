@@ -68,7 +68,7 @@ def test_service_runs_the_stack_until_stopped(running: tuple[Path, dict[str, str
     )
     result = wait_for_execution(execution["executionArn"], timeout=30, client=sfn)
     assert result["status"] == "SUCCEEDED"
-    assert result["outputJson"]["sum"] == {"total": 18}
+    assert result["outputJson"]["sum"]["total"] == 18
 
     assert service.stop(state_dir)
     assert service.status(state_dir) is None

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from billing.local.streams import StreamPoller
+from billing.local.streams import StreamPoller, partitioned
 
 
 def _record(n: int) -> dict[str, Any]:
@@ -104,3 +104,86 @@ def test_what_gathered_goes_in_invocations_of_invocation_size() -> None:
     reader.pending()
     assert _poller(reader, calls).poll_once() == 25
     assert [len(c) for c in calls] == [10, 10, 5]
+
+
+class StoredReader:
+    """A stream whose records are all there at once."""
+
+    stream_arn = ArrivingReader.stream_arn
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def pending(self) -> int:
+        return len(self.records)
+
+    def read(self, limit: int = 1000) -> list[dict[str, Any]]:
+        taken, self.records = self.records[:limit], self.records[limit:]
+        return taken
+
+
+def _keyed(n: int, key: str) -> dict[str, Any]:
+    return {**_record(n), "dynamodb": {"Keys": {"pk": {"S": key}}, "SequenceNumber": str(n)}}
+
+
+def _owned(n: int) -> dict[str, Any]:
+    """Record ``n``: one of account ``n % 8``'s facts or lifecycle facts, of one of 2 shards."""
+    kind = "F" if n % 3 else "E"
+    return _keyed(n, f"{kind}#acct-{n % 8}#2026-10#{n % 2:02d}")
+
+
+def test_lanes_run_invocations_at_once_with_each_accounts_records_in_one_in_order() -> None:
+    records = [_owned(n) for n in range(80)]
+    calls: list[list[dict[str, Any]]] = []
+    running, most, lock = [0], [0], threading.Lock()
+    both = threading.Barrier(2, timeout=10)
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        both.wait()  # the second invocation starts while the first runs
+        with lock:
+            running[0] -= 1
+            calls.append(event["Records"])
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(StoredReader(records), invoke, batch_size=100, lanes=2)
+    assert poller.poll_once() == 80
+    assert most[0] == 2
+    assert len(calls) == 2
+    lanes_of: dict[str, set[int]] = {}
+    for lane, call in enumerate(calls):
+        numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in call]
+        assert numbers == sorted(numbers)  # in the stream's order
+        for n in numbers:
+            lanes_of.setdefault(f"acct-{n % 8}", set()).add(lane)
+    assert sorted(n for call in calls for n in (int(r["eventID"]) for r in call)) == list(range(80))
+    # every account's records (facts and lifecycle facts, both shards) in one invocation
+    assert all(len(lanes) == 1 for lanes in lanes_of.values())
+    assert len(lanes_of) == 8
+
+
+def test_a_failing_lane_is_retried_on_its_own_from_its_failed_record() -> None:
+    records = [_owned(n) for n in range(40)]
+    delivered: list[int] = []
+    failed_once: set[int] = set()
+    lock = threading.Lock()
+    first_of_each_lane = {3, 12}  # acct-3 and acct-4: not in one lane (crc32 of the owner)
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in event["Records"]]
+        with lock:
+            for n in numbers:
+                if n in first_of_each_lane and n not in failed_once:  # fails once
+                    failed_once.add(n)
+                    delivered.extend(numbers[: numbers.index(n)])
+                    return {"batchItemFailures": [{"itemIdentifier": str(n)}]}
+            delivered.extend(numbers)
+        return {"batchItemFailures": []}
+
+    assert len(partitioned([_owned(3), _owned(12)], 2)) == 2
+    poller = StreamPoller(StoredReader(records), invoke, batch_size=100, lanes=2)
+    assert poller.poll_once() == 40
+    assert failed_once == first_of_each_lane
+    assert sorted(delivered) == list(range(40))  # every record once, none lost or repeated
