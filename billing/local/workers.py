@@ -174,6 +174,7 @@ class FunctionWorkers:
         self._lock = threading.Lock()
         self.started = 0  # workers started (a replaced one counts again)
         self.warming: threading.Thread | None = None  # warm_later's
+        self._closed = False
 
     def warm(self, pools: Iterable[str] | None = None) -> None:
         """Starts the workers of ``pools`` (every pool's by default) and imports a handler
@@ -220,7 +221,10 @@ class FunctionWorkers:
                     with self._slots[key]:
                         if self._count(key) >= self.pools[key].workers:
                             break
-                        worker = self._start(key)
+                        try:
+                            worker = self._start(key)
+                        except WorkerEnded:
+                            return  # the pool is closing
                         try:
                             worker.invoke(self.app, function, None, kind="register")
                         except WorkerEnded:
@@ -257,20 +261,17 @@ class FunctionWorkers:
             return self.dispatcher.invoke_payload(name_or_arn, payload)
         key = self._pool_of[name]
         with self._slots[key]:
-            worker = self._take(key)
+            try:
+                worker = self._take(key)
+            except WorkerEnded as error:  # the runtime is stopping
+                return _exit_error(name, error), True
             try:
                 result = worker.invoke(self.app, entry.function, payload)
             except Exception as error:
                 self._drop(worker)  # its exchange is broken off: never reused
                 if not isinstance(error, WorkerEnded):
                     raise
-                document = {
-                    "errorMessage": f"{name}: its worker process ended ({error})",
-                    "errorType": "Runtime.ExitError",
-                    "requestId": str(uuid.uuid4()),
-                    "stackTrace": [],
-                }
-                return json.dumps(document).encode(), True
+                return _exit_error(name, error), True
             self._idle[key].put(worker)
             return result
 
@@ -289,8 +290,13 @@ class FunctionWorkers:
     def _start(self, pool: str) -> _Worker:
         worker = _Worker(pool, self.code_root, self.endpoint_url, self.log_file)
         with self._lock:
-            self._all.append(worker)
-            self.started += 1
+            closed = self._closed
+            if not closed:
+                self._all.append(worker)
+                self.started += 1
+        if closed:  # closed meanwhile: a worker started now would outlive the pool
+            worker.close()
+            raise WorkerEnded("the runtime is stopping")
         return worker
 
     def _drop(self, worker: _Worker) -> None:
@@ -300,7 +306,22 @@ class FunctionWorkers:
         worker.close()
 
     def close(self) -> None:
+        """Ends every worker; none starts after (a warm-up under way stops)."""
         with self._lock:
+            self._closed = True
             workers, self._all = self._all, []
         for worker in workers:
             worker.close()
+        if self.warming is not None and self.warming is not threading.current_thread():
+            self.warming.join(timeout=30)
+
+
+def _exit_error(name: str, error: WorkerEnded) -> bytes:
+    """The error payload of an invocation whose worker process ended, as Lambda's."""
+    document = {
+        "errorMessage": f"{name}: its worker process ended ({error})",
+        "errorType": "Runtime.ExitError",
+        "requestId": str(uuid.uuid4()),
+        "stackTrace": [],
+    }
+    return json.dumps(document).encode()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +97,32 @@ def test_the_invoked_functions_share_one_pool_of_workers_started_before_their_fi
         used = {item["pid"] for item in output["items"]} | {output["sum"]["pid"]}
         assert used <= warm  # both functions' tasks ran in the pool's warm workers
         assert pool.pids(workers.INVOKED) == warm  # and no other was started
+
+
+def test_a_runtime_stopped_while_its_workers_warm_leaves_no_worker_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    processes = []
+    start, invoke = workers._Worker.__init__, workers._Worker.invoke
+
+    def recorded(self: workers._Worker, *args: Any, **kwargs: Any) -> None:
+        start(self, *args, **kwargs)
+        processes.append(self.process)
+
+    def slow_register(self: workers._Worker, *args: Any, **kwargs: Any) -> tuple[bytes, bool]:
+        if kwargs.get("kind") == "register" and self.pool == workers.INVOKED:
+            time.sleep(0.5)  # the runtime stops while the close's pool is still warming
+        return invoke(self, *args, **kwargs)
+
+    monkeypatch.setattr(workers._Worker, "__init__", recorded)
+    monkeypatch.setattr(workers._Worker, "invoke", slow_register)
+    assembly = template.write_assembly(tmp_path / "assembly")
+    with LocalAws(function_workers=True, log_file=tmp_path / "log") as runtime:
+        runtime.deploy(assembly, start_pollers=False)
+        pool = runtime.workers
+        assert pool is not None
+        assert pool.warming is not None
+        assert pool.warming.is_alive()
+    assert not pool.warming.is_alive()
+    assert processes
+    assert [p.pid for p in processes if p.poll() is None] == []  # every worker ended
