@@ -440,9 +440,7 @@ class PollerGroup:
         self.streams: list[StreamPoller] = []
         for mapping in mappings:
             if mapping.queue_url is None and "/stream/" in mapping.event_source_arn:
-                if not polled_stream(mapping):
-                    continue
-                if mapping.enabled and dispatcher.lookup(mapping.function_arn) is not None:
+                if polled_stream(mapping) and dispatcher.lookup(mapping.function_arn) is not None:
                     if any(s.reader.stream_arn == mapping.event_source_arn for s in self.streams):
                         raise ValueError(
                             f"{mapping.function_name}: a second reader of one stream; the"

@@ -213,9 +213,10 @@ class LocalAws:
         seconds when something changed, and at :meth:`stop` (see
         :mod:`billing.local.snapshot`). ``log_file``: what handlers write to stdout/stderr
         (log lines, metrics) is appended there instead of the process's output.
-        ``function_workers``: the functions of the SQS event source mappings and those
-        invoked through Lambda's API (Step Functions' tasks) run in worker processes
-        (:mod:`billing.local.workers`; ``BILLING_LOCAL_FUNCTION_WORKERS`` overrides it)."""
+        ``function_workers``: the functions of the SQS and stream event source mappings
+        and those invoked through Lambda's API (Step Functions' tasks) run in worker
+        processes (:mod:`billing.local.workers`; ``BILLING_LOCAL_FUNCTION_WORKERS``
+        overrides it)."""
         self.host = host
         self.requested_port = port
         self.region = region

@@ -12,12 +12,13 @@ are answered here by the runtime's own application, as an in-process call is (no
 signing: over the socket, answering a worker cost the runtime more than the worker saved
 it). The handlers' own work then runs on another core: two pollers per SQS mapping keep
 both busy (while one worker computes a batch, the runtime answers the other's requests),
-and an invoked function has up to ``INVOKED_WORKERS`` invocations in workers at once
-(a Map's other iterations wait for one).
+and the invoked functions share one pool (``Pool``) of ``INVOKED_WORKERS`` workers (a
+Map's other iterations wait for one).
 
 The SQS and stream mappings' workers start when the stack is deployed, their handlers
 imported (a cold start takes about a second: not in the first batches, whose visibility
-timeout runs); an invoked function's start at its first invocations. Workers are kept for
+timeout runs); the invoked functions' pool starts in the background meanwhile
+(``warm_later``: not in the close's first tasks). Workers are kept for
 the runtime; a worker exits when its stdin closes (the runtime ended, even by
 ``kill -9``). A worker that cannot import its handler at the start stops the runtime's start
 (``WorkerStartError``). A worker found ended while idle is replaced; one that dies during
@@ -189,16 +190,9 @@ class FunctionWorkers:
             for _ in range(self.pools[key].workers):
                 started.append((key, self._start(key), function))
 
-        def register(key: str, worker: _Worker, function: Any) -> WorkerEnded | None:
-            try:
-                worker.invoke(self.app, function, None, kind="register")
-            except WorkerEnded as error:
-                return error
-            return None
-
         # the workers import their handlers side by side (each answered in its own thread)
         with concurrent.futures.ThreadPoolExecutor(max(1, len(started))) as pool:
-            outcomes = list(pool.map(lambda s: register(*s), started))
+            outcomes = list(pool.map(lambda s: self._register(s[1], s[2]), started))
         for (key, worker, _), error in zip(started, outcomes, strict=True):
             if error is not None:
                 self.close()
@@ -225,9 +219,7 @@ class FunctionWorkers:
                             worker = self._start(key)
                         except WorkerEnded:
                             return  # the pool is closing
-                        try:
-                            worker.invoke(self.app, function, None, kind="register")
-                        except WorkerEnded:
+                        if self._register(worker, function) is not None:
                             self._drop(worker)
                             break
                         self._idle[key].put(worker)
@@ -235,6 +227,14 @@ class FunctionWorkers:
         self.warming = threading.Thread(target=run, name="warm-workers", daemon=True)
         self.warming.start()
         return self.warming
+
+    def _register(self, worker: _Worker, function: Any) -> WorkerEnded | None:
+        """Has ``worker`` import ``function``'s handler: why it could not, if it could not."""
+        try:
+            worker.invoke(self.app, function, None, kind="register")
+        except WorkerEnded as error:
+            return error
+        return None
 
     def pids(self, pool: str) -> set[int]:
         """The process ids of pool ``pool``'s workers."""

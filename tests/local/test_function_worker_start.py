@@ -5,10 +5,13 @@ warm before their first task."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +76,26 @@ def test_without_pollers_step_functions_tasks_still_run_in_workers(tmp_path: Pat
     assert os.getpid() not in {item["pid"] for item in result["outputJson"]["items"]}
 
 
-def test_the_invoked_functions_share_one_pool_of_workers_started_before_their_first_task(
+@contextlib.contextmanager
+def _deployed_without_pollers(
     tmp_path: Path,
-) -> None:
+) -> Iterator[tuple[LocalAws, workers.FunctionWorkers, threading.Thread]]:
+    """A runtime with function workers, the test template deployed without pollers: the
+    runtime, its workers and the thread warming the invoked functions' pool."""
     assembly = template.write_assembly(tmp_path / "assembly")
     with LocalAws(function_workers=True, log_file=tmp_path / "log") as runtime:
         runtime.deploy(assembly, start_pollers=False)
         pool = runtime.workers
         assert pool is not None
         assert pool.warming is not None
-        pool.warming.join(timeout=60)
+        yield runtime, pool, pool.warming
+
+
+def test_the_invoked_functions_share_one_pool_of_workers_started_before_their_first_task(
+    tmp_path: Path,
+) -> None:
+    with _deployed_without_pollers(tmp_path) as (runtime, pool, warming):
+        warming.join(timeout=60)
         warm = pool.pids(workers.INVOKED)
         assert len(warm) == workers.INVOKED_WORKERS  # before any task ran
         stack = runtime.stack
@@ -116,13 +129,8 @@ def test_a_runtime_stopped_while_its_workers_warm_leaves_no_worker_behind(
 
     monkeypatch.setattr(workers._Worker, "__init__", recorded)
     monkeypatch.setattr(workers._Worker, "invoke", slow_register)
-    assembly = template.write_assembly(tmp_path / "assembly")
-    with LocalAws(function_workers=True, log_file=tmp_path / "log") as runtime:
-        runtime.deploy(assembly, start_pollers=False)
-        pool = runtime.workers
-        assert pool is not None
-        assert pool.warming is not None
-        assert pool.warming.is_alive()
-    assert not pool.warming.is_alive()
+    with _deployed_without_pollers(tmp_path) as (_, _, warming):
+        assert warming.is_alive()
+    assert not warming.is_alive()
     assert processes
     assert [p.pid for p in processes if p.poll() is None] == []  # every worker ended
