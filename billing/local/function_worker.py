@@ -99,6 +99,7 @@ def main(argv: list[str]) -> int:
     from billing.local import fastpaths
     from billing.local.clients import IN_PROCESS
     from billing.local.dispatch import LambdaDispatcher
+    from billing.local.heap import freeze_loaded
 
     fastpaths.install_client()  # as in the runtime's process: the responses parse faster
 
@@ -108,6 +109,7 @@ def main(argv: list[str]) -> int:
         kind, function, payload = message
         if dispatcher.lookup(function.name) is None:
             dispatcher.register(function)  # its module imported: the cold start
+            freeze_loaded()  # kept for the worker's life, never rescanned
         if kind == "register":
             write_message(replies, ("result", b"", False))
             continue

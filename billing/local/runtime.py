@@ -21,6 +21,7 @@ from billing.local import fastpaths, offload, workers
 from billing.local.clients import IN_PROCESS, aws_client, serialized_dynamodb
 from billing.local.deploy import deploy
 from billing.local.dispatch import LambdaDispatcher
+from billing.local.heap import FullCollections
 from billing.local.patches import MotoPatches
 from billing.local.poller import PollerGroup, drain_queues, polled_stream
 from billing.local.snapshot import (
@@ -250,6 +251,8 @@ class LocalAws:
         self._dispatch_invoke: Any = None
         self.function_workers = workers.enabled(function_workers)
         self.workers: workers.FunctionWorkers | None = None
+        # moto's state only grows: full collections paced to its doubling (billing.local.heap)
+        self.full_collections = FullCollections()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -298,6 +301,7 @@ class LocalAws:
 
         self._patches.install()
         fastpaths.install()
+        self.full_collections.start()
         # Powertools' Metrics instances share one set of metrics per process: functions run
         # as threads here, so one may flush what another added, and the other's flush finds
         # nothing (a warning that cannot happen on AWS, one invocation per container).
@@ -406,6 +410,7 @@ class LocalAws:
             self._server = None
         self._patches.uninstall()
         fastpaths.uninstall()
+        self.full_collections.stop()
         offload.uninstall()
         self.dispatcher.forget()
         moto_api_backend.reset()

@@ -6,6 +6,7 @@ environment. The module-level client checks that the environment is in place at 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -85,6 +86,7 @@ def describe_environment(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "pid": os.getpid(),
         # the fast path of responses' attribute values (billing.local.fastpaths), if any
         "parser": BaseJSONParser._handle_structure.__module__,
+        "frozen": gc.get_freeze_count(),  # what the cold start loaded (billing.local.heap)
         "service": os.environ.get("POWERTOOLS_SERVICE_NAME"),
         "stage": os.environ["STAGE"],
         "secret": json.loads(secret["SecretString"]),

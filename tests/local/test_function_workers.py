@@ -146,3 +146,15 @@ def test_a_worker_parses_responses_with_the_runtimes_fast_path(aws: LocalAws) ->
     assert result["pid"] != os.getpid()  # in a worker
     assert result["parser"] == "billing.local.fastpaths"  # attribute values parsed at once
     assert result["secret"]["purpose"] == "pseudonyms"  # its requests answered
+
+
+def test_a_worker_keeps_what_its_cold_start_loaded_out_of_the_collectors_rescans(
+    aws: LocalAws,
+) -> None:
+    response = aws.client("lambda").invoke(
+        FunctionName=aws.stack.function("EnvFunction").arn, Payload=b"{}"
+    )
+    result = json.loads(response["Payload"].read())
+    assert result["pid"] != os.getpid()
+    # modules, service models and schemas: tens of thousands of objects (billing.local.heap)
+    assert result["frozen"] > 10_000
