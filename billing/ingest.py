@@ -3,7 +3,9 @@
 Per batch: every record is parsed and validated (powertools batch processing: a record
 that fails unexpectedly is reported as a batch item failure and redelivered, then lands
 in the DLQ), reduced to its fact and written with one idempotent put; invalid records are
-kept in the rejected-events store with the validation errors and are not retried. Facts
+kept in the rejected-events store with the validation errors and are not retried. A record
+may carry several events as JSON Lines (``billing.envelope``): each line is an event of its
+own, rejected or stored on its own; a failure of any of them redelivers the record. Facts
 of frozen periods are written once, tagged with the period whose close adjusts for them,
 and leave a marker there. A write that still fails after retries fails its records only.
 """
@@ -24,6 +26,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from billing import envelope
 from billing.adapters.rejects import RejectStore
 from billing.adapters.store import (
     UsageStore,
@@ -101,6 +104,14 @@ class Accepted:
 
 
 @dataclass
+class Classified:
+    """What one record (one SQS message) carried: its events accepted, how many rejected."""
+
+    accepted: list[Accepted] = field(default_factory=list)
+    rejected: int = 0
+
+
+@dataclass
 class BatchOutcome:
     accepted: int = 0
     rejected: int = 0
@@ -135,22 +146,49 @@ class Ingestor:
 
     # --- per record ---------------------------------------------------------------
 
-    def classify(self, record: SQSRecord) -> Accepted | None:
-        """Parse one record; ``None`` when it was rejected (and stored with its reason).
+    def classify(self, record: SQSRecord) -> Classified:
+        """Parse one record: its event, or each line of a JSON Lines record; the rejected
+        ones are stored with their reason.
 
         Everything computed from the record's content runs here, inside the per-record
         guard: an exception it causes (a nesting too deep, a number out of range...) rejects
-        this record only. Reading the frozen periods and storing a rejection are the
+        that event only. Reading the frozen periods and storing a rejection are the
         transient parts: they fail this record only (a batch item failure, redelivered)."""
         body = record.body or ""
         frozen = self.frozen()
+        out = Classified()
+        if not envelope.is_json_lines(record.raw_event.get("messageAttributes")):
+            self._classify(record.message_id, body, record.message_id, frozen, out)
+            return out
+        lines = envelope.lines_of(body)
+        refusal = envelope.oversized(body, len(lines))
+        if refusal is not None:  # refused whole: kept as it came, with the reason
+            errors = [{"field": "(body)", "error": refusal, "type": "oversized"}]
+            self._reject(Rejected("oversized", errors), body, record.message_id, out)
+            return out
+        for number, line in enumerate(lines, 1):
+            self._classify(record.message_id, line, f"{record.message_id}#{number}", frozen, out)
+        return out
+
+    def _classify(
+        self,
+        message_id: str,
+        body: str,
+        reference: str,
+        frozen: frozenset[str],
+        out: Classified,
+    ) -> None:
+        """One event: accepted into ``out``, or rejected and kept under ``reference`` (the
+        message id, ``#`` and the line's number for a line of a JSON Lines message)."""
         try:
-            accepted = self._accept(record.message_id, body, frozen)
+            out.accepted.append(self._accept(message_id, body, frozen))
         except Rejected as rej:
-            self.rejects.put(body, rej.reason, rej.errors, record.message_id)
-            logger.info("event rejected", extra={"reason": rej.reason, "errors": rej.errors[:5]})
-            return None
-        return accepted
+            self._reject(rej, body, reference, out)
+
+    def _reject(self, rej: Rejected, body: str, reference: str, out: Classified) -> None:
+        self.rejects.put(body, rej.reason, rej.errors, reference)
+        logger.info("event rejected", extra={"reason": rej.reason, "errors": rej.errors[:5]})
+        out.rejected += 1
 
     def _accept(self, message_id: str, body: str, frozen: frozenset[str]) -> Accepted:
         try:
@@ -231,11 +269,9 @@ class Ingestor:
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         with processor(records=list(event.get("Records", [])), handler=self.classify):
             processed = processor.process()
-        accepted = [result for status, result, _ in processed if status == "success" and result]
-        outcome = self.store_facts(accepted)
-        outcome.rejected = sum(
-            1 for status, result, _ in processed if status == "success" and not result
-        )
+        classified = [result for status, result, _ in processed if status == "success"]
+        outcome = self.store_facts([acc for c in classified for acc in c.accepted])
+        outcome.rejected = sum(c.rejected for c in classified)
         response: dict[str, Any] = dict(processor.response())
         failures = response["batchItemFailures"]
         failures.extend(

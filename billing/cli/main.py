@@ -30,6 +30,7 @@ from billing.cli.operations import (
     event_lines,
     run_close,
     send_lines,
+    send_messages,
     send_progress,
     usage_store,
     wait_until_ingested,
@@ -40,6 +41,7 @@ from billing.domain.invoice import Invoice
 from billing.domain.plan import PricePlan, load_plan, zone_change_refusal
 from billing.domain.plancheck import PlanCheck, check_plan, plan_warnings
 from billing.domain.thresholds import Threshold, differences
+from billing.envelope import Message
 from billing.live import LiveUsage
 from billing.queries import current_usage
 
@@ -109,12 +111,15 @@ def replay(
     moved = 0
     if dlq and d.dlq_url:
         while True:
-            msgs = sqs.receive_message(QueueUrl=d.dlq_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
+            msgs = sqs.receive_message(
+                QueueUrl=d.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
             if not msgs:
                 break
-            moved += send_lines(d.queue_url, [m["Body"] for m in msgs])
+            moved += send_messages(  # as they came: a JSON Lines message stays one
+                d.queue_url,
+                [Message.received(m["Body"], m.get("MessageAttributes")) for m in msgs],
+            )
             sqs.delete_message_batch(
                 QueueUrl=d.dlq_url,
                 Entries=[
@@ -125,7 +130,7 @@ def replay(
     if rejected and d.rejects_bucket:
         store = RejectStore(boto3.client("s3"), d.rejects_bucket)
         for key in list(store.list_keys()):
-            send_lines(d.queue_url, [store.get(key)["body"]])
+            send_lines(d.queue_url, [store.get(key)["body"]], per_message=1)  # as it came
             store.delete(key)  # if it is still bad, ingest rejects (and stores) it again
             resent += 1
     console.print(f"replayed {moved} from the DLQ and {resent} rejected events")

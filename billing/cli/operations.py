@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from billing import envelope
 from billing.adapters.archive import FactArchive
 from billing.adapters.invoices import INVOICES, DocumentStore
 from billing.adapters.store import UsageStore
@@ -103,18 +104,23 @@ class SendRate:
         self.started = time.monotonic()
         self.blocks: list[float] = []
         self._block_start = self.started
+        self._last = self.started
         self.sent = 0
 
     def add(self, count: int) -> None:
-        before = self.sent
+        """``count`` more events sent since the last call. A request may carry several
+        blocks' boundaries (small blocks): each boundary's time is interpolated in it."""
+        now = time.monotonic()
+        before, since = self.sent, self._last
         self.sent += count
-        if self.sent // self.every > before // self.every:
-            now = time.monotonic()
-            seconds = now - self._block_start
+        self._last = now
+        while (len(self.blocks) + 1) * self.every <= self.sent:
+            end = (len(self.blocks) + 1) * self.every
+            at = since + (now - since) * (end - before) / count
+            seconds = max(at - self._block_start, 1e-9)
             self.blocks.append(seconds)
-            self._block_start = now
+            self._block_start = at
             if self.report is not None:
-                end = len(self.blocks) * self.every
                 self.report(
                     f"events {end - self.every + 1:>11,}-{end:>11,}: {seconds:6.1f} s "
                     f"({self.every / seconds:,.0f}/s)"
@@ -138,12 +144,30 @@ def send_lines(
     *,
     total: int | None = None,
     rate: SendRate | None = None,
+    per_message: int = envelope.EVENTS_PER_MESSAGE,
 ) -> int:
-    """Send raw event lines to the intake queue, 10 per request, streaming (the input is
-    read as it is sent, never held whole). Returns how many. ``total`` sizes the progress
-    bar (unknown for stdin); ``rate`` is told of every request."""
+    """Send JSON Lines (one event per line) to the intake queue, ``per_message`` events
+    per message (``billing.envelope``; 1: each line a message as it is), streaming: the
+    input is read as it is sent, never held whole. Returns how many events. ``total``
+    sizes the progress bar (unknown for stdin); ``rate`` is told of every request."""
+    return send_messages(
+        queue_url, envelope.pack(lines, per_message), progress, total=total, rate=rate
+    )
+
+
+def send_messages(
+    queue_url: str,
+    messages: Iterable[envelope.Message],
+    progress: Progress | None = None,
+    *,
+    total: int | None = None,
+    rate: SendRate | None = None,
+) -> int:
+    """Send messages as they are (body and attributes), 10 per request and at most
+    SendMessageBatch's 256 KB per request. Returns how many events they carry."""
     sqs = boto3.client("sqs")
-    batch: list[str] = []
+    batch: list[envelope.Message] = []
+    size = 0
     sent = 0
     task = None
     if progress is not None:
@@ -151,22 +175,29 @@ def send_lines(
         task = progress.add_task(label, total=total)
 
     def flush() -> None:
-        nonlocal sent
-        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(batch)]
+        nonlocal sent, size
+        entries = [
+            {"Id": str(i), "MessageBody": m.body}
+            | ({"MessageAttributes": m.attributes} if m.attributes else {})
+            for i, m in enumerate(batch)
+        ]
         resp = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         if resp.get("Failed"):
             raise RuntimeError(f"queue refused {len(resp['Failed'])} messages: {resp['Failed'][0]}")
-        sent += len(batch)
+        events = sum(m.events for m in batch)
+        sent += events
         if rate is not None:
-            rate.add(len(batch))
+            rate.add(events)
         batch.clear()
+        size = 0
         if progress and task is not None:
             progress.update(task, completed=sent)
 
-    for line in lines:
-        batch.append(line)
-        if len(batch) == 10:
+    for message in messages:
+        if batch and (len(batch) == 10 or size + message.size > envelope.REQUEST_BYTES):
             flush()
+        batch.append(message)
+        size += message.size
     if batch:
         flush()
     return sent

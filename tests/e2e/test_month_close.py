@@ -235,6 +235,7 @@ def test_replay_resends_the_dlq_and_fixed_rejected_events(
 ) -> None:
     from typer.testing import CliRunner
 
+    from billing import envelope
     from billing.adapters.rejects import RejectStore
     from billing.cli.main import app
     from billing.queries import current_usage
@@ -250,15 +251,27 @@ def test_replay_resends_the_dlq_and_fixed_rejected_events(
         country="DE",
     )
     rejected = dict(event, id="from-rejects", data=dict(event["data"], request_id="r2"))
-    aws.client("sqs").send_message(QueueUrl=stack.dlq_url, MessageBody=json.dumps(event))
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=json.dumps(event))
+    # a JSON Lines message goes back as one; a pretty-printed event is not split in lines
+    lines = [
+        json.dumps(dict(event, id=f"from-dlq-{n}", data=dict(event["data"], request_id=f"d{n}")))
+        for n in (1, 2)
+    ]
+    sqs.send_message(
+        QueueUrl=stack.dlq_url, MessageBody="\n".join(lines), MessageAttributes=envelope.ATTRIBUTES
+    )
+    pretty = dict(event, id="pretty", data=dict(event["data"], request_id="p1"))
+    sqs.send_message(QueueUrl=stack.dlq_url, MessageBody=json.dumps(pretty, indent=2))
     rejects = RejectStore(aws.client("s3"), stack.rejects_bucket)
     before = set(rejects.list_keys())
     rejects.put(json.dumps(rejected), "invalid", [{"field": "data", "error": "fixed since"}], "m1")
     result = CliRunner().invoke(app, ["replay"])
     assert result.exit_code == 0, result.output
+    assert "replayed 4 from the DLQ and 1 rejected events" in result.output
     aws.drain(timeout=60)
     figures = current_usage(store, "replayed", "2026-10").by_metric()
-    assert figures == {"number_lookup": 2}
+    assert figures == {"number_lookup": 5}
     assert set(rejects.list_keys()) <= before  # the fixed one left the store
 
 

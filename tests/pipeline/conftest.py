@@ -17,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from billing import envelope
 from billing.adapters.rejects import RejectStore
 from billing.adapters.store import UsageStore, create_usage_table
 from billing.domain.facts import HmacPseudonymizer
@@ -74,9 +75,11 @@ def env(aws_env: None) -> Iterator[Env]:
         yield Env(table, s3, UsageStore(table, SHARDS), RejectStore(s3, "rejects"))
 
 
-def sqs_event(bodies: Sequence[str], ids: Sequence[str] | None = None) -> dict[str, Any]:
+def sqs_event(
+    bodies: Sequence[str], ids: Sequence[str] | None = None, *, json_lines: bool = False
+) -> dict[str, Any]:
     """The event Lambda receives from an SQS event source (records as the local poller
-    builds them)."""
+    builds them); ``json_lines``: every message carries JSON Lines (``billing.envelope``)."""
     records = []
     for i, body in enumerate(bodies):
         digest = hashlib.md5(body.encode()).hexdigest()
@@ -87,6 +90,7 @@ def sqs_event(bodies: Sequence[str], ids: Sequence[str] | None = None) -> dict[s
             "Body": body,
             "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
             "MD5OfBody": digest,
+            "MessageAttributes": envelope.ATTRIBUTES if json_lines else {},
         }
         records.append(sqs_record(message, event_source_arn=INTAKE_ARN, region="us-east-1"))
     return {"Records": records}
