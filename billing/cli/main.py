@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from billing import envelope
 from billing.adapters.rejects import RejectStore, mask
 from billing.adapters.store import FinanceStore
 from billing.cli.operations import (
@@ -78,13 +79,22 @@ def send(
     every: Annotated[
         int, typer.Option(help="print the send rate of every block of this many events")
     ] = 100_000,
+    per_message: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=envelope.MAX_EVENTS,
+            help="events per SQS message, as JSON Lines (1: each event a message of its own)",
+        ),
+    ] = envelope.EVENTS_PER_MESSAGE,
 ) -> None:
     """Send usage events to the intake queue (streamed: files of any size, or stdin)."""
     d = deployed()
     total = count_lines(file)
     with send_progress() as progress:
         rate = SendRate(every, progress.console.print)
-        send_lines(d.queue_url, event_lines(file), progress, total=total, rate=rate)
+        lines = event_lines(file)
+        send_lines(d.queue_url, lines, progress, total=total, rate=rate, per_message=per_message)
     console.print(f"{rate.summary()} to {d.queue_url}", soft_wrap=True, highlight=False)
     if wait:
         with console.status("waiting for ingestion"):

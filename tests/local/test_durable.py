@@ -223,7 +223,8 @@ def test_events_reported_ingested_survive_a_kill_9_in_the_middle_of_ingestion(
     assert runtime.usage("dur-b") == expected(b)
     # More of A's users after the restart: same pseudonyms (the secret was restored).
     c = messages("dur-a", 40, 20)
-    result = CliRunner().invoke(app, ["send", str(write_lines(tmp_path / "c.jsonl", c))])
+    c_file = str(write_lines(tmp_path / "c.jsonl", c))
+    result = CliRunner().invoke(app, ["send", c_file, "--per-message", "1"])  # one each
     assert result.exit_code == 0, result.output
     assert runtime.usage("dur-a") == expected(a + c)
 

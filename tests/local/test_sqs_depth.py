@@ -307,3 +307,6 @@ def test_send_knows_its_total_and_reports_the_rate_per_block(sqs: Any, tmp_path:
     assert rate.summary().startswith("sent 25 events in ")
     assert "per 10: " in rate.summary()
     assert _counts(sqs, url) == (3, 0, 0)  # JSON Lines messages of 10, 10 and 5 events
+    lines = (line.rstrip("\n") for line in events.open() if line.strip())
+    assert send_lines(url, lines, per_message=1) == 25
+    assert _counts(sqs, url) == (28, 0, 0)  # then one message per event
