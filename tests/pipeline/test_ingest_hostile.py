@@ -193,11 +193,19 @@ def test_a_batch_write_refused_for_one_item_fails_that_item_only(
     """A ValidationException refuses a whole BatchWriteItem: the chunk is written item by
     item, so that only the refused item's record fails."""
     ing = ingestor(env)
+    refuse_writes(ing, monkeypatch, lambda item: str(item["pk"]).startswith("F#refused#"))
+    response = send(env, json.dumps(event_with(subject="refused")), ing)
+    assert response["batchItemFailures"] == [{"itemIdentifier": POISON}]
+    assert stored_facts(env) == 99
+
+
+def refuse_writes(
+    ing: Ingestor, monkeypatch: pytest.MonkeyPatch, refused: Callable[[dict[str, Any]], bool]
+) -> None:
+    """DynamoDB refuses (``ValidationException``) a batch write holding an item ``refused``
+    says, and that item's own put."""
     client, table = ing.store.client, ing.store.table
     real_batch, real_put = client.batch_write_item, table.put_item
-
-    def refused(item: dict[str, Any]) -> bool:
-        return str(item.get("pk", "")).startswith("F#refused#")
 
     def invalid() -> ClientError:
         return ClientError(
@@ -218,6 +226,3 @@ def test_a_batch_write_refused_for_one_item_fails_that_item_only(
 
     monkeypatch.setattr(client, "batch_write_item", batch_write_item)
     monkeypatch.setattr(table, "put_item", put_item)
-    response = send(env, json.dumps(event_with(subject="refused")), ing)
-    assert response["batchItemFailures"] == [{"itemIdentifier": POISON}]
-    assert stored_facts(env) == 99

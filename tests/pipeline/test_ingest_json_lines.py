@@ -12,14 +12,20 @@ import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing import envelope
 from billing.domain.periods import Period
 from tests.pipeline.conftest import Env, sqs_event
-from tests.pipeline.test_ingest_hostile import POISONS, event_with, good, ingestor, rejected
+from tests.pipeline.test_ingest_hostile import (
+    POISONS,
+    event_with,
+    good,
+    ingestor,
+    refuse_writes,
+    rejected,
+)
 
 
 def facts(env: Env) -> list[dict[str, Any]]:
@@ -80,31 +86,8 @@ def test_a_failure_of_one_line_redelivers_its_message_and_nothing_doubles(
     lines = [good(i) for i in range(30)]
     lines[14] = json.dumps(event_with(subject="refused", id="refused-1"))
     ing = ingestor(env)
-    client, table = ing.store.client, ing.store.table
-    real_batch, real_put = client.batch_write_item, table.put_item
     failing = True
-
-    def refused(item: dict[str, Any]) -> bool:
-        return failing and str(item.get("pk", "")).startswith("F#refused#")
-
-    def invalid() -> ClientError:
-        return ClientError(
-            {"Error": {"Code": "ValidationException", "Message": "refused"}}, "BatchWriteItem"
-        )
-
-    def batch_write_item(**kw: Any) -> Any:
-        for requests in kw["RequestItems"].values():
-            if any(refused(r["PutRequest"]["Item"]) for r in requests):
-                raise invalid()
-        return real_batch(**kw)
-
-    def put_item(**kw: Any) -> Any:
-        if refused(kw["Item"]):
-            raise invalid()
-        return real_put(**kw)
-
-    monkeypatch.setattr(client, "batch_write_item", batch_write_item)
-    monkeypatch.setattr(table, "put_item", put_item)
+    refuse_writes(ing, monkeypatch, lambda i: failing and str(i["pk"]).startswith("F#refused#"))
     bodies = packed(lines, 10)
     response = ing.handle(sqs_event(bodies, ["m-0", "m-1", "m-2"], json_lines=True))
     assert response["batchItemFailures"] == [{"itemIdentifier": "m-1"}]  # the whole message
