@@ -3,10 +3,10 @@
     python benchmarks/local_send.py --events 1000000 --every 100000
 
 What it measures is the send side alone: the rate of every block of ``--every`` events
-from the first to the last, as the intake queue fills to ``--events`` messages. The
-runtime's ingest (~100 events/s end to end on two cores, docs/benchmarks.md, section 4)
-would not keep up and would share the CPU with the send; ``benchmarks/local_ingest.py``
-measures the two together.
+from the first to the last, as the intake queue fills to ``--events`` events (10 per
+message, ``billing send``'s default since JSON Lines messages; one each before). The
+runtime's ingest would share the CPU with the send; ``benchmarks/local_ingest.py`` measures
+the two together.
 
 * The runtime runs as ``billing local start`` runs it (``billing.local.service.start``:
   moto, the synthesized stack, durable snapshots every 2 s in its state dir, batching
@@ -16,8 +16,8 @@ measures the two together.
 * ``--events`` lines of the reference mix (``billing.gen``, ``--accounts`` accounts,
   ``--seed``) are written to a JSON Lines file beside it.
 * The file is sent by ``billing send FILE --no-wait --every N`` in a process of its own
-  (the CLI's code path: the line count, 10 events per ``SendMessageBatch`` over HTTP,
-  SigV4), whose rate lines are printed as they come.
+  (the CLI's code path: the line count, 10 messages of 10 events per ``SendMessageBatch``
+  over HTTP, SigV4), whose rate lines are printed as they come.
   ``--function``: sent with ``send_lines`` (what ``billing send`` calls) from this
   process instead, which also runs on commits whose ``billing send`` has no ``--every``.
 * Per block, also printed: the CPU per event of the runtime and of the sender (``/proc``),
