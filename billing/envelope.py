@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 CONTENT_TYPE_ATTRIBUTE = "content-type"
@@ -71,8 +72,9 @@ class Message:
     events: int
     attributes: dict[str, Any]
 
-    @property
+    @cached_property
     def size(self) -> int:
+        """The body's bytes, as SQS counts them (encoded once)."""
         return len(self.body.encode("utf-8", "surrogateescape"))
 
     @classmethod
