@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
-from fpdf.fonts import FontFace
 
+from billing.documents import pdf_table
 from billing.documents.localize import (
     COMMITMENTS,
     Localizer,
@@ -345,12 +345,16 @@ def manifest(
 FONTS_DIR = Path(__file__).resolve().parent / "fonts"
 _FONT = "NotoSans"
 _CJK_FONT = "NotoSansCJKkr"
-_HEAD = FontFace(emphasis="BOLD", fill_color=(225, 230, 238))
+_HEAD_FILL = (225, 230, 238)
 _GREY = 110
 _LEFT = 15.0
 _WIDTH = 180.0  # A4 portrait less the margins
 _RIGHT_COLUMN = 110.0
-_DETAIL_COLUMNS = (70, 24, 20, 22, 24, 20)
+_SUMMARY_TAXED = pdf_table.Grid((90, 30, 30, 30), "LRRR", line_height=5, heading_fill=_HEAD_FILL)
+_SUMMARY_UNTAXED = pdf_table.Grid((150, 30), "LR", line_height=5, heading_fill=_HEAD_FILL)
+_DETAILS = pdf_table.Grid(
+    (70, 24, 20, 22, 24, 20), "LRRRRR", line_height=4.2, heading_fill=_HEAD_FILL
+)
 
 
 def _needs_cjk(text: str) -> bool:
@@ -474,7 +478,7 @@ def _put(
         pdf.set_text_color(*color)
     else:
         pdf.set_text_color(color)
-    pdf.multi_cell(w, h or size * 0.5, text, align=align, new_x="LEFT", new_y="NEXT")
+    pdf_table.put_text(pdf, w, h or size * 0.5, text, align)
     pdf.set_text_color(0)
     return float(pdf.get_y())
 
@@ -557,23 +561,16 @@ def _first_page(pdf: FPDF, inv: Invoice, doc: Mapping[str, Any], loc: Localizer)
     totals = _totals(inv, doc)
     taxed = totals.tax is not None  # a statement without a billing profile states no tax
     pdf.set_font(_FONT, size=9)
-    with pdf.table(
-        col_widths=(90, 30, 30, 30) if taxed else (150, 30),
-        headings_style=_HEAD,
-        line_height=5,
-        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT") if taxed else ("LEFT", "RIGHT"),
-        padding=1,
-    ) as table:
-        heading = table.row()
-        for name in ("service", "net", "tax", "gross") if taxed else ("service", "net"):
-            heading.cell(loc.label(name))
-        for row in rows:
-            cells = table.row()
-            cells.cell(loc.group(row.group))
-            cells.cell(money(row.net))
-            if taxed:
-                cells.cell("\u2013" if row.tax is None else money(row.tax))
-                cells.cell("\u2013" if row.gross is None else money(row.gross))
+    names = ("service", "net", "tax", "gross") if taxed else ("service", "net")
+    grid = _SUMMARY_TAXED if taxed else _SUMMARY_UNTAXED
+    body = []
+    for row in rows:
+        cells = [loc.group(row.group), money(row.net)]
+        if taxed:
+            cells.append("\u2013" if row.tax is None else money(row.tax))
+            cells.append("\u2013" if row.gross is None else money(row.gross))
+        body.append(cells)
+    pdf_table.draw(pdf, grid, [loc.label(name) for name in names], body)
     pdf.ln(2)
 
     # --- totals and tax lines
@@ -677,32 +674,25 @@ def _details(pdf: FPDF, inv: Invoice, loc: Localizer) -> None:
         pdf.set_font(_FONT, style="B", size=11)
         pdf.cell(0, 8, loc.group(group), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(_FONT, size=8)
-        with pdf.table(
-            col_widths=_DETAIL_COLUMNS,
-            headings_style=_HEAD,
-            line_height=4.2,
-            text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
-            padding=1,
-        ) as table:
-            heading = table.row()
-            for name in ("service", "quantity", "included", "billable", "unit_price", "amount"):
-                heading.cell(loc.label(name))
-            for line in lines:
-                name = loc.line_name(line)
-                if line.dims:
-                    name += "\n" + loc.dims(line.dims)
-                if not _columns_explain(line):  # e.g. a prorated fee: how, under its name
-                    name += "\n" + loc.line_note(line)
-                row = table.row()
-                for text in (
+        body = []
+        for line in lines:
+            name = loc.line_name(line)
+            if line.dims:
+                name += "\n" + loc.dims(line.dims)
+            if not _columns_explain(line):  # e.g. a prorated fee: how, under its name
+                name += "\n" + loc.line_note(line)
+            body.append(
+                (
                     name,
                     _quantity(line.quantity, line.unit, loc),
                     loc.number(line.included),
                     loc.number(line.billable),
                     _price_cell(line, loc),
                     money(line.amount),
-                ):
-                    row.cell(text)
+                )
+            )
+        names = ("service", "quantity", "included", "billable", "unit_price", "amount")
+        pdf_table.draw(pdf, _DETAILS, [loc.label(name) for name in names], body)
         pdf.ln(1)
         pdf.set_font(_FONT, style="B", size=9)
         pdf.cell(_WIDTH - 30, 6, loc.label("net"), align="R")
