@@ -161,6 +161,46 @@ def test_progress_counts_the_accounts_this_run_settles_out_of_all(
     assert list(progress.durations(1e12)) == list(operations.CLOSE_PHASES)
 
 
+def test_progress_reads_the_results_once_a_second_or_less_often_when_a_read_is_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The progress bar polls 5 times a second; reading every result of the period at each
+    poll took a tenth of the local runtime's time during the demo's close."""
+    clock = [100.0]
+    monkeypatch.setattr(operations.time, "monotonic", lambda: clock[0])
+    store = FakeStore([], ["acme", "globex"])
+    reads = []
+    results = store.results
+    cost = {"read": 0.01}  # seconds per read of the results
+
+    def timed_results(period: str) -> list[dict[str, Any]]:
+        reads.append(clock[0])
+        clock[0] += cost["read"]
+        return results(period)
+
+    monkeypatch.setattr(store, "results", timed_results)
+    progress = operations.CloseProgress(store, "2026-10")  # type: ignore[arg-type]
+    progress.enter("accounts")
+    reads.clear()
+    seen = []
+    for _ in range(15):  # 3 s of polls
+        seen.append(progress.settled())
+        if len(reads) == 1 and not store.current:
+            store.current.append({"account": "acme", "status": "issued", "invoice": "1"})
+        clock[0] += 0.2
+    assert len(reads) == 3  # at 0, 1 and 2 s
+    assert seen.index(1) == 5  # 0 until the read at 1 s, which sees the new result
+    assert seen[-1] == 1
+    assert progress.done() == 1  # a direct read is never cached
+
+    cost["read"] = 0.5  # a slow read: at most a READ_SHARE of the time
+    reads.clear()
+    for _ in range(100):
+        progress.settled()
+        clock[0] += 0.2
+    assert len(reads) == pytest.approx(20.0 / (0.5 / operations.CloseProgress.READ_SHARE), abs=1)
+
+
 def test_progress_of_a_close_group_counts_the_groups_accounts_only() -> None:
     store = FakeStore(
         [{"account": "acme", "status": "issued", "invoice": "1"}],  # UTC's group, closed
