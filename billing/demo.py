@@ -31,7 +31,7 @@ from billing.domain.plan import load_plan
 from billing.domain.profile import load_profile, load_seller
 from billing.gen.mix import generate
 from billing.live import LiveUsage
-from billing.local.deploy import synth
+from billing.local.deploy import Synthesis
 from billing.local.runtime import LocalAws
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,13 +44,14 @@ DEMO_LOG = Path(".billing-local") / "demo.log"
 
 def run_demo(events: int, accounts: int, period: str, seed: int, out_dir: Path) -> None:
     started = time.monotonic()
-    with console.status("synthesizing the CDK app"):
-        assembly = synth(ROOT)
+    synthesis = Synthesis(ROOT)  # the CDK app runs in its own process while the runtime starts
     # Batches are handed over as soon as they are full or the queue is empty: on AWS the
     # 5 s batching window saves invocations; locally it would only add waiting.
     # What the handlers print (log lines, metrics) goes to the runtime's log file.
     # The ingest function and the close's tasks run in worker processes, on the other core.
     with LocalAws(max_batching_window_seconds=0, log_file=DEMO_LOG, function_workers=True) as aws:
+        with console.status("synthesizing the CDK app"):
+            assembly = synthesis.result()
         with console.status("deploying the stack into the local runtime"):
             aws.deploy(assembly)
         d = deployed()

@@ -112,26 +112,46 @@ def synth(
 ) -> Path:
     """Runs the CDK app (``app.py``) of ``project_root``; returns the cloud assembly path
     (``cdk.out`` unless ``outdir`` says otherwise)."""
-    root = Path(project_root)
-    app = root / "app.py"
-    if not app.is_file():
-        raise DeployError(f"no CDK app at {app}")
-    env = dict(os.environ)
-    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    if outdir is not None:
-        env["CDK_OUTDIR"] = str(Path(outdir).resolve())
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, str(app)],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise DeployError(f"synthesis failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return Path(env["CDK_OUTDIR"]) if outdir is not None else root / "cdk.out"
+    return Synthesis(project_root, outdir=outdir).result(timeout)
+
+
+class Synthesis:
+    """The CDK app of ``project_root`` running in its own process, started at once: the
+    caller does something else meanwhile (``billing demo`` starts the runtime) and takes
+    the cloud assembly's path from ``result``."""
+
+    def __init__(
+        self, project_root: str | os.PathLike[str], *, outdir: str | os.PathLike[str] | None = None
+    ) -> None:
+        root = Path(project_root)
+        app = root / "app.py"
+        if not app.is_file():
+            raise DeployError(f"no CDK app at {app}")
+        env = dict(os.environ)
+        env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+        if outdir is not None:
+            env["CDK_OUTDIR"] = str(Path(outdir).resolve())
+        self.assembly = Path(env["CDK_OUTDIR"]) if outdir is not None else root / "cdk.out"
+        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the project's app
+            [sys.executable, str(app)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def result(self, timeout: float = 300.0) -> Path:
+        """Waits for the app; the assembly's path, or ``DeployError`` with its error output."""
+        try:
+            _, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise DeployError(f"synthesis still running after {timeout} s") from None
+        if self.process.returncode != 0:
+            raise DeployError(f"synthesis failed ({self.process.returncode}):\n{stderr[-4000:]}")
+        return self.assembly
 
 
 def _substitute_placeholders(text: str, account_id: str, region: str) -> str:
