@@ -7,11 +7,13 @@ through ``AWS_ENDPOINT_URL`` (``billing local start`` prints what to export).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import boto3
 import typer
@@ -794,6 +796,19 @@ def demo(
     from billing.demo import run_demo
 
     run_demo(events=events, accounts=accounts, period=period, seed=seed, out_dir=out_dir)
+    _end_without_teardown()
+
+
+def _end_without_teardown() -> NoReturn:
+    """Ends the process once its work is written and its output flushed, without the
+    interpreter's teardown: after the demo it would free the stopped runtime's state one
+    object at a time (moto's tables, queues and buckets: millions of objects after 100,000
+    events, seconds of CPU for nothing). Nothing else is left to do at exit: the runtime
+    has stopped its threads and worker processes, and no temporary file is left open."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @local_app.command("start")

@@ -291,6 +291,10 @@ def test_the_demo_prints_no_metrics_or_log_lines_on_stdout(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "invoices for 2026-10" in done.stdout
+    # the command ends without the interpreter's teardown (os._exit): what it wrote to
+    # the pipes is all there, to the last line
+    assert done.stdout.rstrip().endswith("┘"), done.stdout[-500:]  # the table's last line
+    assert done.stderr.rstrip().splitlines()[-1].startswith("done in"), done.stderr[-500:]
     # two close groups (Seoul's plan and a UTC one): the drafts of both are counted
     assert "2 drafts written" in done.stderr, done.stderr[-3000:]
     for line in done.stdout.splitlines():
