@@ -47,7 +47,7 @@ def put_text(pdf: FPDF, w: float, h: float, text: str, align: str) -> None:
     new_y="NEXT"``)."""
     x = float(pdf.get_x())
     margin = float(pdf.c_margin)
-    for line in lines_of(pdf, text, w, margin) or [""]:
+    for line in lines_of(pdf, text, w, margin):
         pdf.set_x(x)
         pdf.cell(w, h, line, align=align, new_x="LEFT", new_y="NEXT")
 
