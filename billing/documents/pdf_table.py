@@ -21,7 +21,7 @@ from fpdf import FPDF
 from fpdf.util import Padding
 
 
-def lines_of(pdf: FPDF, text: str, width: float, padding: float) -> list[str]:
+def wrapped_lines(pdf: FPDF, text: str, width: float, padding: float) -> list[str]:
     """``text`` as the lines it takes in a column ``width`` wide with ``padding`` on each
     side, in the current font: one per line of the text when it fits, else where fpdf2's
     line breaking wraps it (which, like ``multi_cell``, ignores a final line break)."""
@@ -47,7 +47,7 @@ def put_text(pdf: FPDF, w: float, h: float, text: str, align: str) -> None:
     new_y="NEXT"``)."""
     x = float(pdf.get_x())
     margin = float(pdf.c_margin)
-    for line in lines_of(pdf, text, w, margin):
+    for line in wrapped_lines(pdf, text, w, margin):
         pdf.set_x(x)
         pdf.cell(w, h, line, align=align, new_x="LEFT", new_y="NEXT")
 
@@ -73,7 +73,9 @@ def draw(pdf: FPDF, grid: Grid, heading: Sequence[str], rows: Iterable[Sequence[
     widths = [w / total * float(pdf.epw) for w in grid.widths]
 
     def sized(cells: Sequence[str]) -> tuple[list[list[str]], float]:
-        laid = [lines_of(pdf, text, w, grid.padding) for text, w in zip(cells, widths, strict=True)]
+        laid = [
+            wrapped_lines(pdf, text, w, grid.padding) for text, w in zip(cells, widths, strict=True)
+        ]
         return laid, max(len(lines) for lines in laid) * grid.line_height + 2 * grid.padding
 
     def row(laid: list[list[str]], height: float, fill: bool) -> None:

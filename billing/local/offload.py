@@ -4,10 +4,10 @@ On AWS every RateAccount of the close's Map runs in its own Lambda sandbox; the 
 runtime runs them all in one interpreter, where rendering an invoice's PDF (fpdf2's line
 breaking, ~0.3-2 s of CPU per invoice of 50-400 lines, about half that since its tables
 are drawn line by line) took about half of the close's CPU and held the interpreter that
-answers every other request. Rendering is a pure function
-of the invoice (no I/O, no clock: ``billing.documents.render.invoice_pdf``), so the
-runtime hands it to a worker process on another core and waits for the bytes, which are
-the same bytes (the same code on the same invoice; ``tests/local/test_offload.py``).
+answers every other request. Rendering is a pure function of the invoice (no I/O, no
+clock: ``billing.documents.render.invoice_pdf``), so the runtime hands it to a worker
+process on another core and waits for the bytes, which are the same bytes (the same code
+on the same invoice; ``tests/local/test_offload.py``).
 
 ``install()`` (``LocalAws.deploy``, once the handlers are imported) points the ``pdf``
 entry of ``billing.finance.RENDERERS`` at the workers; ``uninstall()`` (``LocalAws.stop``)
